@@ -1,0 +1,26 @@
+# The Python interpreter for tests and reference generators: the first one
+# that can import numpy (Debian's /usr/bin/python3 has python3-numpy,
+# python3-torch and friends; a python3 earlier on PATH may not).
+if(NOT CTSWEEP_PYTHON)
+  foreach(cand /usr/bin/python3 python3)
+    find_program(_py NAMES ${cand} NO_CACHE)
+    if(_py)
+      execute_process(COMMAND ${_py} -c "import numpy" RESULT_VARIABLE _rc OUTPUT_QUIET ERROR_QUIET)
+      if(_rc EQUAL 0)
+        set(CTSWEEP_PYTHON ${_py} CACHE FILEPATH "Python with numpy (and torch for torch tests)")
+        break()
+      endif()
+    endif()
+    unset(_py)
+  endforeach()
+endif()
+if(CTSWEEP_PYTHON)
+  execute_process(COMMAND ${CTSWEEP_PYTHON} -c "import torch, torchvision"
+                  RESULT_VARIABLE _rc OUTPUT_QUIET ERROR_QUIET)
+  if(_rc EQUAL 0)
+    set(CTSWEEP_HAVE_TORCH ON)
+  else()
+    set(CTSWEEP_HAVE_TORCH OFF)
+  endif()
+endif()
+message(STATUS "ctsweep test python: ${CTSWEEP_PYTHON} (torch: ${CTSWEEP_HAVE_TORCH})")

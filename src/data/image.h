@@ -1,0 +1,47 @@
+/*
+ * image.h — decoding CT images by content (PNG via libspng, JPEG via
+ * libjpeg-turbo), never by file name, into 8-bit RGB the way PIL's
+ * Image.open(path).convert('RGB') does. Size guards are checked against the
+ * header before any pixel buffer is allocated.
+ */
+#ifndef CTSWEEP_DATA_IMAGE_H
+#define CTSWEEP_DATA_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+typedef struct {
+    size_t max_file_bytes;     // files larger than this are refused
+    uint32_t max_width;        // header width above this is refused
+    uint32_t max_height;       // header height above this is refused
+    size_t max_decoded_bytes;  // width * height * channels * bytes above this is refused
+} ImageLimits;
+
+// Defaults: 256 MiB files, 16384 x 16384, 1 GiB decoded.
+void image_limits_default(ImageLimits *lim);
+
+typedef struct {
+    uint32_t width, height;
+    uint8_t *rgb;  // (height, width, 3), row-major, interleaved RGB
+} ImageRGB8;
+
+typedef enum { IMAGE_FMT_UNKNOWN = 0, IMAGE_FMT_PNG, IMAGE_FMT_JPEG } ImageFormat;
+
+// Sniffs the magic bytes.
+ImageFormat image_sniff(const uint8_t *data, size_t len);
+
+// Decodes an in-memory file. `name` is used in error messages only.
+// Returns 0, or -1 with err = "<name>: <what is wrong>".
+int image_decode_rgb8(ImageRGB8 *out, const uint8_t *data, size_t len, const ImageLimits *lim,
+                      const char *name, CtError *err);
+// Reads and decodes a file (errors name the path).
+int image_load_rgb8(ImageRGB8 *out, const char *path, const ImageLimits *lim, CtError *err);
+void image_free(ImageRGB8 *img);
+
+// Writes an 8-bit greyscale PNG (used by the phantom generator).
+int image_write_png_gray8(const char *path, const uint8_t *pix, uint32_t width, uint32_t height,
+                          CtError *err);
+
+#endif
