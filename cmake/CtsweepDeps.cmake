@@ -26,7 +26,7 @@ ctsweep_pkg(TURBOJPEG libturbojpeg libturbojpeg0-dev)
 
 add_library(ctsweep_deps INTERFACE)
 target_include_directories(ctsweep_deps INTERFACE ${HDF5_C_INCLUDE_DIRS} ${DNNL_INCLUDE_DIR})
-target_compile_definitions(ctsweep_deps INTERFACE ${HDF5_C_DEFINITIONS} H5_NO_DEPRECATED_SYMBOLS)
+target_compile_definitions(ctsweep_deps INTERFACE ${HDF5_C_DEFINITIONS})
 target_link_libraries(ctsweep_deps INTERFACE
   MPI::MPI_C ${HDF5_C_LIBRARIES} ${DNNL_LIBRARY} OpenMP::OpenMP_C
   PkgConfig::FYAML PkgConfig::SPNG PkgConfig::TURBOJPEG)

@@ -5,13 +5,16 @@
  *
  * Files come from the internet, so every length, offset and shape is checked
  * against the file size before it is used, and products of dimensions are
- * overflow-checked. F32, F16 and BF16 tensors convert to float32.
+ * overflow-checked. F32, F16 and BF16 tensors convert to float32; other
+ * dtypes (I64, U8, ...) may be present in a file and are listed, but are not
+ * converted.
  */
 #ifndef CTSWEEP_NN_SAFETENSORS_H
 #define CTSWEEP_NN_SAFETENSORS_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "util/util.h"
 
@@ -35,14 +38,30 @@ typedef struct {
     size_t file_len;
     const uint8_t *data;  // start of the data section
     size_t data_len;
-    StTensor *tensors;
+    StTensor *tensors;  // sorted by name
     size_t n_tensors;
+    char **meta_keys;  // "__metadata__" entries, sorted by key
+    char **meta_values;
+    size_t n_meta;
 } SafeTensors;
 
 // Reads and validates path. Returns 0, or -1 with err naming the file.
 int st_open(SafeTensors *st, const char *path, CtError *err);
 void st_close(SafeTensors *st);
 const StTensor *st_find(const SafeTensors *st, const char *name);
+// The value of "__metadata__" key `key`, or NULL when absent.
+const char *st_metadata_get(const SafeTensors *st, const char *key);
+
+// Writes one line per tensor ("name dtype [shape]"), in name order.
+void st_print(const SafeTensors *st, FILE *f);
+
+// Counts the names in required[0..n_required) that the file lacks and stores
+// up to max_missing of them in missing (which may be NULL).
+size_t st_find_missing(const SafeTensors *st, const char *const *required, size_t n_required,
+                       const char **missing, size_t max_missing);
+// Returns 0 when every required tensor is present, else -1 with err naming
+// the file, how many are missing and the first few names.
+int st_require(const SafeTensors *st, const char *const *required, size_t n_required, CtError *err);
 
 // Copies tensor `name` into dst as float32 after checking that its shape is
 // exactly shape[0..ndim). Errors name the file, the tensor and both shapes

@@ -50,9 +50,9 @@ int ct_error_prefix(CtError *err, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    char old[CT_ERROR_MAX];
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    char joined[2 * CT_ERROR_MAX + 2];
+    snprintf(joined, sizeof joined, "%s: %s", prefix, err->msg);
+    snprintf(err->msg, sizeof err->msg, "%.*s", (int)sizeof err->msg - 1, joined);
     return -1;
 }
 

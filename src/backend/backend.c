@@ -1,0 +1,82 @@
+/*
+ * backend.c — option parsing and dispatch of the backend interface to the
+ * compiled-in implementations.
+ */
+#include "backend/backend.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_net.h"
+
+struct BackendNet {
+    BackendKind kind;
+    void *impl;
+};
+
+void backend_options_default(BackendOptions *opt) {
+    memset(opt, 0, sizeof *opt);
+    opt->kind = BACKEND_CPU;
+    opt->precision = PRECISION_FP32;
+    opt->conv_algo = CONV_ALGO_AUTO;
+}
+
+int backend_kind_parse(const char *s, BackendKind *out) {
+    if (strcmp(s, "cpu") == 0) *out = BACKEND_CPU;
+    else if (strcmp(s, "cuda") == 0) *out = BACKEND_CUDA;
+    else return -1;
+    return 0;
+}
+
+static const char *PRECISION_NAMES[] = {"fp32", "bf16", "tf32", "fp16"};
+
+int precision_parse(const char *s, Precision *out) {
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, PRECISION_NAMES[i]) == 0) {
+            *out = (Precision)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *precision_name(Precision p) { return (unsigned)p < 4 ? PRECISION_NAMES[p] : "?"; }
+
+int conv_algo_parse(const char *s, ConvAlgo *out) {
+    if (strcmp(s, "auto") == 0) *out = CONV_ALGO_AUTO;
+    else if (strcmp(s, "direct") == 0) *out = CONV_ALGO_DIRECT;
+    else if (strcmp(s, "winograd") == 0) *out = CONV_ALGO_WINOGRAD;
+    else return -1;
+    return 0;
+}
+
+int backend_net_create(BackendNet **out, const NNGraph *g, size_t max_batch, size_t h, size_t w,
+                       const BackendOptions *opt, CtError *err) {
+    *out = NULL;
+    void *impl = NULL;
+    switch (opt->kind) {
+    case BACKEND_CPU:
+        if (cpu_net_create((CpuNet **)&impl, g, max_batch, h, w, opt, err)) return -1;
+        break;
+    case BACKEND_CUDA:
+        return ct_errorf(err, "backend 'cuda' is not available in this build");
+    }
+    BackendNet *net = ct_calloc(1, sizeof *net);
+    net->kind = opt->kind;
+    net->impl = impl;
+    *out = net;
+    return 0;
+}
+
+int backend_net_forward(BackendNet *net, const float *in, size_t n, float *out, CtError *err) {
+    return cpu_net_forward(net->impl, in, n, out, err);
+}
+
+size_t backend_net_output_numel(const BackendNet *net) { return cpu_net_output_numel(net->impl); }
+
+size_t backend_net_bytes(const BackendNet *net) { return cpu_net_bytes(net->impl); }
+
+void backend_net_free(BackendNet *net) {
+    if (!net) return;
+    cpu_net_free(net->impl);
+    free(net);
+}

@@ -1,0 +1,53 @@
+/*
+ * backend.h — the one small interface between the network description and
+ * the hardware. A backend compiles a frozen backbone graph for a maximum
+ * batch and an input size into a plan it runs many times; heads, losses,
+ * optimiser steps and collectives join this interface with training.
+ *
+ * Implementations: `cpu` (oneDNN, the reference) and `cuda` (cuDNN, cuBLAS).
+ */
+#ifndef CTSWEEP_BACKEND_H
+#define CTSWEEP_BACKEND_H
+
+#include <stddef.h>
+
+#include "nn/graph.h"
+#include "util/util.h"
+
+typedef enum { BACKEND_CPU = 0, BACKEND_CUDA = 1 } BackendKind;
+typedef enum { PRECISION_FP32 = 0, PRECISION_BF16, PRECISION_TF32, PRECISION_FP16 } Precision;
+typedef enum {
+    CONV_ALGO_AUTO = 0,  // fastest available that keeps fp32 accuracy
+    CONV_ALGO_DIRECT,    // the library's direct convolution only
+    CONV_ALGO_WINOGRAD,  // Winograd for every 3x3 stride-1 convolution
+} ConvAlgo;
+
+typedef struct {
+    BackendKind kind;
+    Precision precision;
+    ConvAlgo conv_algo;
+    int threads;  // 0: leave the runtime's default
+    int verbose;  // print the plan (per-layer implementation, memory)
+} BackendOptions;
+
+void backend_options_default(BackendOptions *opt);
+int backend_kind_parse(const char *s, BackendKind *out);
+int precision_parse(const char *s, Precision *out);
+const char *precision_name(Precision p);
+int conv_algo_parse(const char *s, ConvAlgo *out);
+
+typedef struct BackendNet BackendNet;
+
+// Compiles g for inputs (n <= max_batch, 3, h, w). The graph's weights are
+// copied (reordered) into the plan; g may be freed afterwards.
+int backend_net_create(BackendNet **out, const NNGraph *g, size_t max_batch, size_t h, size_t w,
+                       const BackendOptions *opt, CtError *err);
+// in: (n, 3, h, w) float32; out: (n, output_numel) float32, the graph's last
+// layer flattened in NCHW order. Any n from 1 to max_batch.
+int backend_net_forward(BackendNet *net, const float *in, size_t n, float *out, CtError *err);
+size_t backend_net_output_numel(const BackendNet *net);
+// Bytes of weights, activations and workspace the plan holds.
+size_t backend_net_bytes(const BackendNet *net);
+void backend_net_free(BackendNet *net);
+
+#endif

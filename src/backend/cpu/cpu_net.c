@@ -1,0 +1,577 @@
+/*
+ * cpu_net.c — compiles a backbone graph into a sequence of oneDNN
+ * primitives and runs it.
+ *
+ * Planning is symbolic first: every tensor gets the memory layout oneDNN
+ * chose for the primitive that produces it, and a buffer from a pool reused
+ * by lifetime (a tensor's buffer returns to the pool after its last reader).
+ * A convolution whose source layout differs from the producer's gets a
+ * reorder step in front; a ResNet shortcut is added by the convolution's sum
+ * post-op, in place in the shortcut's buffer when that was its last use.
+ * Buffers are allocated once the plan is known; weights are reordered into
+ * oneDNN's preferred layout once at creation.
+ */
+#include "backend/cpu/cpu_net.h"
+
+#include <dnnl.h>
+#include <dnnl_debug.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ARGS 6
+#define BUF_INPUT (-2)
+#define BUF_OWNED (-1)
+#define BUF_SCRATCH (-3)
+
+typedef struct {
+    int arg;                // DNNL_ARG_*
+    dnnl_memory_desc_t md;  // layout of the memory passed
+    int buf;                // pool index, BUF_INPUT, BUF_OWNED (ptr) or BUF_SCRATCH
+    void *ptr;              // BUF_OWNED: data
+} ArgSpec;
+
+typedef struct {
+    dnnl_primitive_t prim;
+    ArgSpec spec[MAX_ARGS];
+    dnnl_exec_arg_t args[MAX_ARGS];
+    int nargs;
+    char what[80];
+} Step;
+
+typedef struct {
+    dnnl_memory_desc_t md;
+    int buf;   // pool index; BUF_INPUT for the network input
+    int last;  // index of the last layer that reads it
+} TensorPlan;
+
+struct CpuNet {
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;
+    size_t max_batch, h, w;
+    Precision precision;
+    // the final pooling, done in plain C on an NCHW copy
+    NNOpKind final_kind;
+    size_t fc, fh, fw, out_h, out_w, out_numel;
+    float *final_plain;  // (max_batch, fc, fh, fw)
+    float *input;        // (max_batch, 3, h, w)
+    Step *steps;
+    size_t n_steps, cap_steps;
+    size_t *pool_bytes;
+    int *pool_free;
+    void **pool;
+    size_t n_pool;
+    void **owned;
+    size_t n_owned, cap_owned, owned_bytes;
+    void *scratch;
+    size_t scratch_bytes;
+    dnnl_memory_t *mems;
+    size_t n_mems, cap_mems;
+    int verbose;
+};
+
+// ---- helpers ----
+
+#define DNNL_TRY(call, ...)                                                                   \
+    do {                                                                                      \
+        dnnl_status_t st_ = (call);                                                           \
+        if (st_ != dnnl_success) {                                                            \
+            ct_errorf(err, __VA_ARGS__);                                                      \
+            ct_error_prefix(err, "oneDNN %s", dnnl_status2str(st_));                          \
+            goto fail;                                                                        \
+        }                                                                                     \
+    } while (0)
+
+static void *owned_alloc(CpuNet *net, size_t bytes) {
+    void *p = ct_try_aligned_alloc(bytes, 1);
+    if (!p) return NULL;
+    if (net->n_owned == net->cap_owned) {
+        net->cap_owned = net->cap_owned ? 2 * net->cap_owned : 64;
+        net->owned = ct_realloc(net->owned, net->cap_owned * sizeof *net->owned);
+    }
+    net->owned[net->n_owned++] = p;
+    net->owned_bytes += bytes;
+    return p;
+}
+
+static Step *step_push(CpuNet *net, dnnl_primitive_t prim, const char *what) {
+    if (net->n_steps == net->cap_steps) {
+        net->cap_steps = net->cap_steps ? 2 * net->cap_steps : 64;
+        net->steps = ct_realloc(net->steps, net->cap_steps * sizeof *net->steps);
+    }
+    Step *s = &net->steps[net->n_steps++];
+    memset(s, 0, sizeof *s);
+    s->prim = prim;
+    snprintf(s->what, sizeof s->what, "%s", what);
+    return s;
+}
+
+static void step_arg(Step *s, int arg, const dnnl_memory_desc_t *md, int buf, void *ptr) {
+    if (s->nargs == MAX_ARGS) fatal("too many arguments for step %s", s->what);
+    ArgSpec *a = &s->spec[s->nargs++];
+    a->arg = arg;
+    a->md = *md;
+    a->buf = buf;
+    a->ptr = ptr;
+}
+
+// Symbolic buffer pool: best fit among free buffers, else grow the largest
+// free one, else a new buffer. Sizes are final only when planning ends.
+static int pool_get(CpuNet *net, size_t bytes) {
+    int best = -1, largest = -1;
+    for (size_t i = 0; i < net->n_pool; i++) {
+        if (!net->pool_free[i]) continue;
+        if (net->pool_bytes[i] >= bytes && (best < 0 || net->pool_bytes[i] < net->pool_bytes[best]))
+            best = (int)i;
+        if (largest < 0 || net->pool_bytes[i] > net->pool_bytes[largest]) largest = (int)i;
+    }
+    int b = best >= 0 ? best : largest;
+    if (b < 0) {
+        net->pool_bytes = ct_realloc(net->pool_bytes, (net->n_pool + 1) * sizeof *net->pool_bytes);
+        net->pool_free = ct_realloc(net->pool_free, (net->n_pool + 1) * sizeof *net->pool_free);
+        b = (int)net->n_pool++;
+        net->pool_bytes[b] = 0;
+    }
+    if (net->pool_bytes[b] < bytes) net->pool_bytes[b] = bytes;
+    net->pool_free[b] = 0;
+    return b;
+}
+
+static void pool_put(CpuNet *net, int b) {
+    if (b >= 0) net->pool_free[b] = 1;
+}
+
+static dnnl_data_type_t act_type(const CpuNet *net) {
+    return net->precision == PRECISION_BF16 ? dnnl_bf16 : dnnl_f32;
+}
+
+// Adds a reorder step src(md, buf) -> dst(md, buf).
+static int plan_reorder(CpuNet *net, const dnnl_memory_desc_t *smd, int sbuf, const dnnl_memory_desc_t *dmd,
+                        int dbuf, void *dptr, const char *what, CtError *err) {
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&pd, smd, net->eng, dmd, net->eng, NULL), "reorder for %s",
+             what);
+    DNNL_TRY(dnnl_primitive_create(&prim, pd), "reorder for %s", what);
+    dnnl_primitive_desc_destroy(pd);
+    Step *s = step_push(net, prim, what);
+    step_arg(s, DNNL_ARG_SRC, smd, sbuf, NULL);
+    step_arg(s, DNNL_ARG_DST, dmd, dbuf, dptr);
+    return 0;
+fail:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return -1;
+}
+
+// Reorders user data (plain layout) into a new owned buffer of layout dmd, now.
+static void *reorder_now(CpuNet *net, const dnnl_memory_desc_t *umd, const void *data,
+                         const dnnl_memory_desc_t *dmd, const char *what, CtError *err) {
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t src = NULL, dst = NULL;
+    void *out = owned_alloc(net, dnnl_memory_desc_get_size(dmd));
+    if (!out) {
+        ct_errorf(err, "out of memory for the weights of %s", what);
+        return NULL;
+    }
+    DNNL_TRY(dnnl_memory_create(&src, umd, net->eng, (void *)data), "weights of %s", what);
+    DNNL_TRY(dnnl_memory_create(&dst, dmd, net->eng, out), "weights of %s", what);
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&pd, umd, net->eng, dmd, net->eng, NULL), "weights of %s", what);
+    DNNL_TRY(dnnl_primitive_create(&prim, pd), "weights of %s", what);
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
+    DNNL_TRY(dnnl_primitive_execute(prim, net->stream, 2, args), "weights of %s", what);
+    DNNL_TRY(dnnl_stream_wait(net->stream), "weights of %s", what);
+    dnnl_primitive_destroy(prim);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_memory_destroy(src);
+    dnnl_memory_destroy(dst);
+    return out;
+fail:
+    if (prim) dnnl_primitive_destroy(prim);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (src) dnnl_memory_destroy(src);
+    if (dst) dnnl_memory_destroy(dst);
+    return NULL;
+}
+
+static void note_scratch(CpuNet *net, const_dnnl_primitive_desc_t pd) {
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t sz = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (sz > net->scratch_bytes) net->scratch_bytes = sz;
+}
+
+static dnnl_primitive_attr_t make_attr(int sum, int relu) {
+    dnnl_primitive_attr_t attr;
+    dnnl_post_ops_t po;
+    dnnl_primitive_attr_create(&attr);
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_post_ops_create(&po);
+    if (sum) dnnl_post_ops_append_sum(po, 1.0f);
+    if (relu) dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+    dnnl_primitive_attr_set_post_ops(attr, po);
+    dnnl_post_ops_destroy(po);
+    return attr;
+}
+
+// ---- planning ----
+
+static int plan_conv(CpuNet *net, const NNLayer *l, int li, TensorPlan *tp, const NNShape *shapes,
+                     const BackendOptions *opt, CtError *err) {
+    const TensorPlan *in = l->src == NN_INPUT ? &tp[0] : &tp[l->src + 1];
+    NNShape o = shapes[li];
+    dnnl_data_type_t dt = act_type(net);
+    dnnl_dims_t sdims = {(dnnl_dim_t)net->max_batch, (dnnl_dim_t)l->cin, in->md.dims[2], in->md.dims[3]};
+    dnnl_dims_t wdims = {(dnnl_dim_t)l->cout, (dnnl_dim_t)l->cin, (dnnl_dim_t)l->k, (dnnl_dim_t)l->k};
+    dnnl_dims_t bdims = {(dnnl_dim_t)l->cout};
+    dnnl_dims_t ddims = {(dnnl_dim_t)net->max_batch, (dnnl_dim_t)l->cout, (dnnl_dim_t)o.h, (dnnl_dim_t)o.w};
+    dnnl_dims_t strides = {(dnnl_dim_t)l->stride, (dnnl_dim_t)l->stride};
+    dnnl_dims_t padl = {(dnnl_dim_t)l->pad, (dnnl_dim_t)l->pad};
+    // Right padding that makes oneDNN's size equation exact (PyTorch floors).
+    dnnl_dims_t padr = {(dnnl_dim_t)((o.h - 1) * l->stride + l->k) - in->md.dims[2] - (dnnl_dim_t)l->pad,
+                        (dnnl_dim_t)((o.w - 1) * l->stride + l->k) - in->md.dims[3] - (dnnl_dim_t)l->pad};
+    dnnl_memory_desc_t smd, wmd, bmd, dmd;
+    dnnl_memory_desc_init_by_tag(&smd, 4, sdims, dt, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&wmd, 4, wdims, dt, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&bmd, 1, bdims, dnnl_f32, dnnl_x);
+    dnnl_memory_desc_init_by_tag(&dmd, 4, ddims, dt, dnnl_format_tag_any);
+
+    int has_res = l->residual != NN_NONE;
+    dnnl_primitive_attr_t attr = make_attr(has_res, l->relu);
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    int wino_ok = l->k == 3 && l->stride == 1 && net->precision == PRECISION_FP32;
+    dnnl_status_t st = dnnl_unimplemented;
+    if (opt->conv_algo != CONV_ALGO_DIRECT && wino_ok) {
+        dnnl_convolution_desc_t cd;
+        dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_winograd, &smd, &wmd,
+                                           &bmd, &dmd, strides, padl, padr);
+        st = dnnl_primitive_desc_create(&pd, &cd, attr, net->eng, NULL);
+        if (st != dnnl_success) pd = NULL;
+    }
+    if (st != dnnl_success) {
+        if (opt->conv_algo == CONV_ALGO_WINOGRAD && wino_ok) {
+            dnnl_primitive_attr_destroy(attr);
+            return ct_errorf(err, "%s: oneDNN has no Winograd convolution for this CPU (%s)", l->name,
+                             dnnl_status2str(st));
+        }
+        dnnl_convolution_desc_t cd;
+        DNNL_TRY(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &smd,
+                                                    &wmd, &bmd, &dmd, strides, padl, padr),
+                 "convolution %s", l->name);
+        st = dnnl_primitive_desc_create(&pd, &cd, attr, net->eng, NULL);
+        if (st != dnnl_success) {
+            pd = NULL;
+            if (net->precision == PRECISION_BF16)
+                ct_errorf(err, "%s: bf16 convolution is not supported on this CPU (oneDNN needs AVX-512)",
+                          l->name);
+            else
+                ct_errorf(err, "%s: oneDNN cannot create the convolution (%s)", l->name, dnnl_status2str(st));
+            goto fail;
+        }
+    }
+    dnnl_primitive_attr_destroy(attr);
+    attr = NULL;
+    if (net->verbose) {
+        const char *impl = NULL;
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+        ct_info("  %-24s %4zu->%-4zu %zux%zu s%zu  %3zux%-3zu  %s", l->name, l->cin, l->cout, l->k, l->k,
+                l->stride, o.h, o.w, impl ? impl : "?");
+    }
+    note_scratch(net, pd);
+    const dnnl_memory_desc_t *psrc = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *pw = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *pb = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1);
+    const dnnl_memory_desc_t *pdst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+
+    // Weights: plain OIHW float32 -> oneDNN's layout and type, once.
+    dnnl_memory_desc_t uw, ub;
+    dnnl_memory_desc_init_by_tag(&uw, 4, wdims, dnnl_f32, dnnl_oihw);
+    dnnl_memory_desc_init_by_tag(&ub, 1, bdims, dnnl_f32, dnnl_x);
+    void *wbuf = reorder_now(net, &uw, l->weight, pw, l->name, err);
+    if (!wbuf) goto fail;
+    void *bbuf = reorder_now(net, &ub, l->bias, pb, l->name, err);
+    if (!bbuf) goto fail;
+
+    // Source: reorder if the producer's layout is not the one wanted.
+    int sbuf = in->buf, tmp = -100;
+    if (!dnnl_memory_desc_equal(psrc, &in->md)) {
+        tmp = pool_get(net, dnnl_memory_desc_get_size(psrc));
+        if (plan_reorder(net, &in->md, in->buf, psrc, tmp, NULL, l->name, err)) goto fail;
+        sbuf = tmp;
+    }
+    // Destination, pre-filled with the shortcut when there is one.
+    TensorPlan *out = &tp[li + 1];
+    out->md = *pdst;
+    if (has_res) {
+        TensorPlan *r = l->residual == NN_INPUT ? &tp[0] : &tp[l->residual + 1];
+        if (r->last == li && r->buf >= 0 && dnnl_memory_desc_equal(&r->md, pdst)) {
+            out->buf = r->buf;  // accumulate in place; the shortcut dies here
+            r->buf = -100;
+        } else {
+            out->buf = pool_get(net, dnnl_memory_desc_get_size(pdst));
+            if (plan_reorder(net, &r->md, r->buf, pdst, out->buf, NULL, l->name, err)) goto fail;
+        }
+    } else {
+        out->buf = pool_get(net, dnnl_memory_desc_get_size(pdst));
+    }
+    DNNL_TRY(dnnl_primitive_create(&prim, pd), "convolution %s", l->name);
+    Step *s = step_push(net, prim, l->name);
+    step_arg(s, DNNL_ARG_SRC, psrc, sbuf, NULL);
+    step_arg(s, DNNL_ARG_WEIGHTS, pw, BUF_OWNED, wbuf);
+    step_arg(s, DNNL_ARG_BIAS, pb, BUF_OWNED, bbuf);
+    step_arg(s, DNNL_ARG_DST, pdst, out->buf, NULL);
+    const dnnl_memory_desc_t *smdp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (smdp && dnnl_memory_desc_get_size(smdp) > 0) step_arg(s, DNNL_ARG_SCRATCHPAD, smdp, BUF_SCRATCH, NULL);
+    dnnl_primitive_desc_destroy(pd);
+    if (tmp != -100) pool_put(net, tmp);
+    return 0;
+fail:
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return -1;
+}
+
+static int plan_maxpool(CpuNet *net, const NNLayer *l, int li, TensorPlan *tp, const NNShape *shapes,
+                        CtError *err) {
+    const TensorPlan *in = l->src == NN_INPUT ? &tp[0] : &tp[l->src + 1];
+    NNShape o = shapes[li];
+    dnnl_dims_t ddims = {(dnnl_dim_t)net->max_batch, (dnnl_dim_t)o.c, (dnnl_dim_t)o.h, (dnnl_dim_t)o.w};
+    dnnl_dims_t strides = {(dnnl_dim_t)l->stride, (dnnl_dim_t)l->stride};
+    dnnl_dims_t kernel = {(dnnl_dim_t)l->k, (dnnl_dim_t)l->k};
+    dnnl_dims_t padl = {(dnnl_dim_t)l->pad, (dnnl_dim_t)l->pad};
+    dnnl_dims_t padr = {(dnnl_dim_t)((o.h - 1) * l->stride + l->k) - in->md.dims[2] - (dnnl_dim_t)l->pad,
+                        (dnnl_dim_t)((o.w - 1) * l->stride + l->k) - in->md.dims[3] - (dnnl_dim_t)l->pad};
+    dnnl_memory_desc_t dmd;
+    dnnl_memory_desc_init_by_tag(&dmd, 4, ddims, in->md.data_type, dnnl_format_tag_any);
+    dnnl_pooling_desc_t desc;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_primitive_attr_t attr = make_attr(0, 0);
+    DNNL_TRY(dnnl_pooling_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_max, &in->md, &dmd,
+                                            strides, kernel, padl, padr),
+             "max-pool %s", l->name);
+    DNNL_TRY(dnnl_primitive_desc_create(&pd, &desc, attr, net->eng, NULL), "max-pool %s", l->name);
+    dnnl_primitive_attr_destroy(attr);
+    attr = NULL;
+    note_scratch(net, pd);
+    const dnnl_memory_desc_t *pdst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    TensorPlan *out = &tp[li + 1];
+    out->md = *pdst;
+    out->buf = pool_get(net, dnnl_memory_desc_get_size(pdst));
+    DNNL_TRY(dnnl_primitive_create(&prim, pd), "max-pool %s", l->name);
+    Step *s = step_push(net, prim, l->name);
+    step_arg(s, DNNL_ARG_SRC, &in->md, in->buf, NULL);
+    step_arg(s, DNNL_ARG_DST, pdst, out->buf, NULL);
+    const dnnl_memory_desc_t *smdp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (smdp && dnnl_memory_desc_get_size(smdp) > 0) step_arg(s, DNNL_ARG_SCRATCHPAD, smdp, BUF_SCRATCH, NULL);
+    dnnl_primitive_desc_destroy(pd);
+    return 0;
+fail:
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return -1;
+}
+
+// Allocates the pool, the scratchpad and one memory object per argument.
+static int materialize(CpuNet *net, CtError *err) {
+    net->pool = ct_calloc(net->n_pool ? net->n_pool : 1, sizeof *net->pool);
+    for (size_t i = 0; i < net->n_pool; i++) {
+        net->pool[i] = ct_try_aligned_alloc(net->pool_bytes[i], 1);
+        if (!net->pool[i]) return ct_errorf(err, "out of memory for activations (%zu MiB)", net->pool_bytes[i] >> 20);
+    }
+    if (net->scratch_bytes) {
+        net->scratch = ct_try_aligned_alloc(net->scratch_bytes, 1);
+        if (!net->scratch) return ct_errorf(err, "out of memory for the oneDNN scratchpad");
+    }
+    for (size_t i = 0; i < net->n_steps; i++) {
+        Step *s = &net->steps[i];
+        for (int a = 0; a < s->nargs; a++) {
+            ArgSpec *sp = &s->spec[a];
+            void *ptr = sp->buf >= 0 ? net->pool[sp->buf]
+                        : sp->buf == BUF_INPUT ? (void *)net->input
+                        : sp->buf == BUF_SCRATCH ? net->scratch
+                                                 : sp->ptr;
+            dnnl_memory_t m;
+            dnnl_status_t st = dnnl_memory_create(&m, &sp->md, net->eng, ptr);
+            if (st != dnnl_success) return ct_errorf(err, "oneDNN %s: memory for %s", dnnl_status2str(st), s->what);
+            if (net->n_mems == net->cap_mems) {
+                net->cap_mems = net->cap_mems ? 2 * net->cap_mems : 128;
+                net->mems = ct_realloc(net->mems, net->cap_mems * sizeof *net->mems);
+            }
+            net->mems[net->n_mems++] = m;
+            s->args[a].arg = sp->arg;
+            s->args[a].memory = m;
+        }
+    }
+    return 0;
+}
+
+int cpu_net_create(CpuNet **out, const NNGraph *g, size_t max_batch, size_t h, size_t w,
+                   const BackendOptions *opt, CtError *err) {
+    *out = NULL;
+    if (g->n_layers < 2) return ct_errorf(err, "%s: empty graph", g->model);
+    const NNLayer *last = &g->layers[g->n_layers - 1];
+    if (last->kind != NN_ADAPTIVE_AVGPOOL && last->kind != NN_GLOBAL_AVGPOOL)
+        return ct_errorf(err, "%s: the CPU backend expects the graph to end in an average pool", g->model);
+    if (max_batch == 0 || max_batch > (1u << 20)) return ct_errorf(err, "batch size %zu out of range", max_batch);
+    if (opt->precision != PRECISION_FP32 && opt->precision != PRECISION_BF16)
+        return ct_errorf(err, "precision %s is not available on the CPU backend (fp32, bf16)",
+                         precision_name(opt->precision));
+
+    NNShape *shapes = ct_calloc(g->n_layers, sizeof *shapes);
+    TensorPlan *tp = ct_calloc(g->n_layers + 1, sizeof *tp);
+    CpuNet *net = ct_calloc(1, sizeof *net);
+    net->max_batch = max_batch;
+    net->h = h;
+    net->w = w;
+    net->precision = opt->precision;
+    net->verbose = opt->verbose;
+    if (opt->threads > 0) omp_set_num_threads(opt->threads);
+    if (graph_infer_shapes(g, h, w, shapes, err)) goto fail;
+    DNNL_TRY(dnnl_engine_create(&net->eng, dnnl_cpu, 0), "CPU engine");
+    DNNL_TRY(dnnl_stream_create(&net->stream, net->eng, dnnl_stream_default_flags), "CPU stream");
+
+    size_t in_elems;
+    size_t in_dims[4] = {max_batch, 3, h, w};
+    if (ct_mul_sizes(&in_elems, in_dims, 4)) {
+        ct_errorf(err, "input size overflows");
+        goto fail;
+    }
+    net->input = ct_try_aligned_alloc(in_elems, sizeof(float));
+    if (!net->input) {
+        ct_errorf(err, "out of memory for the input batch");
+        goto fail;
+    }
+    // Lifetimes: tp[0] is the input, tp[i + 1] the output of layer i.
+    for (size_t i = 0; i <= g->n_layers; i++) tp[i].last = -1;
+    for (size_t i = 0; i < g->n_layers; i++) {
+        const NNLayer *l = &g->layers[i];
+        tp[l->src + 1].last = (int)i;
+        if (l->residual != NN_NONE) tp[l->residual + 1].last = (int)i;
+    }
+    dnnl_dims_t idims = {(dnnl_dim_t)max_batch, 3, (dnnl_dim_t)h, (dnnl_dim_t)w};
+    dnnl_memory_desc_init_by_tag(&tp[0].md, 4, idims, dnnl_f32, dnnl_nchw);
+    tp[0].buf = BUF_INPUT;
+
+    if (net->verbose) ct_info("%s plan for batch %zu at %zux%zu (%s):", g->model, max_batch, h, w,
+                              precision_name(opt->precision));
+    for (size_t i = 0; i + 1 < g->n_layers; i++) {
+        const NNLayer *l = &g->layers[i];
+        int rc = -1;
+        if (l->kind == NN_CONV) rc = plan_conv(net, l, (int)i, tp, shapes, opt, err);
+        else if (l->kind == NN_MAXPOOL) rc = plan_maxpool(net, l, (int)i, tp, shapes, err);
+        else ct_errorf(err, "%s: layer %s: pooling to a fixed size must be the last layer", g->model, l->name);
+        if (rc) goto fail;
+        // Buffers whose tensor was last read by this layer go back to the pool.
+        for (size_t t = 0; t <= i + 1; t++)
+            if (tp[t].last == (int)i && tp[t].buf >= 0) {
+                pool_put(net, tp[t].buf);
+                tp[t].buf = -100;
+            }
+    }
+    // The final pooling reads an NCHW float32 copy of its input.
+    const TensorPlan *fin = last->src == NN_INPUT ? &tp[0] : &tp[last->src + 1];
+    NNShape fs = last->src == NN_INPUT ? (NNShape){3, h, w} : shapes[last->src];
+    net->final_kind = last->kind;
+    net->fc = fs.c;
+    net->fh = fs.h;
+    net->fw = fs.w;
+    net->out_h = shapes[g->n_layers - 1].h;
+    net->out_w = shapes[g->n_layers - 1].w;
+    net->out_numel = fs.c * net->out_h * net->out_w;
+    dnnl_dims_t fdims = {(dnnl_dim_t)max_batch, (dnnl_dim_t)fs.c, (dnnl_dim_t)fs.h, (dnnl_dim_t)fs.w};
+    dnnl_memory_desc_t fmd;
+    dnnl_memory_desc_init_by_tag(&fmd, 4, fdims, dnnl_f32, dnnl_nchw);
+    net->final_plain = owned_alloc(net, dnnl_memory_desc_get_size(&fmd));
+    if (!net->final_plain) {
+        ct_errorf(err, "out of memory for the final feature map");
+        goto fail;
+    }
+    if (plan_reorder(net, &fin->md, fin->buf, &fmd, BUF_OWNED, net->final_plain, last->name, err)) goto fail;
+    if (materialize(net, err)) goto fail;
+    if (net->verbose)
+        ct_info("%s plan: %zu steps, weights %.1f MiB, activations %.1f MiB in %zu buffers, scratchpad %.1f MiB",
+                g->model, net->n_steps, net->owned_bytes / 1048576.0, cpu_net_bytes(net) / 1048576.0 -
+                net->owned_bytes / 1048576.0 - net->scratch_bytes / 1048576.0, net->n_pool,
+                net->scratch_bytes / 1048576.0);
+    free(shapes);
+    free(tp);
+    *out = net;
+    return 0;
+fail:
+    free(shapes);
+    free(tp);
+    cpu_net_free(net);
+    return -1;
+}
+
+// ---- running ----
+
+static void final_pool(const CpuNet *net, size_t n, float *out) {
+    const size_t C = net->fc, H = net->fh, W = net->fw, OH = net->out_h, OW = net->out_w;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (size_t b = 0; b < n; b++)
+        for (size_t c = 0; c < C; c++) {
+            const float *x = net->final_plain + (b * C + c) * H * W;
+            float *y = out + (b * C + c) * OH * OW;
+            for (size_t oy = 0; oy < OH; oy++) {
+                size_t y0 = oy * H / OH, y1 = ((oy + 1) * H + OH - 1) / OH;
+                for (size_t ox = 0; ox < OW; ox++) {
+                    size_t x0 = ox * W / OW, x1 = ((ox + 1) * W + OW - 1) / OW;
+                    double s = 0;
+                    for (size_t yy = y0; yy < y1; yy++)
+                        for (size_t xx = x0; xx < x1; xx++) s += x[yy * W + xx];
+                    y[oy * OW + ox] = (float)(s / (double)((y1 - y0) * (x1 - x0)));
+                }
+            }
+        }
+}
+
+int cpu_net_forward(CpuNet *net, const float *in, size_t n, float *out, CtError *err) {
+    if (n == 0) return 0;
+    if (n > net->max_batch) return ct_errorf(err, "batch of %zu is larger than the plan's %zu", n, net->max_batch);
+    size_t per = 3 * net->h * net->w;
+    memcpy(net->input, in, n * per * sizeof(float));
+    // A partial batch runs at full size: the rows past n hold stale data whose
+    // outputs are ignored (each image's result does not depend on the others).
+    for (size_t i = 0; i < net->n_steps; i++) {
+        Step *s = &net->steps[i];
+        dnnl_status_t st = dnnl_primitive_execute(s->prim, net->stream, s->nargs, s->args);
+        if (st != dnnl_success) return ct_errorf(err, "oneDNN %s executing %s", dnnl_status2str(st), s->what);
+    }
+    dnnl_status_t st = dnnl_stream_wait(net->stream);
+    if (st != dnnl_success) return ct_errorf(err, "oneDNN %s waiting for the stream", dnnl_status2str(st));
+    final_pool(net, n, out);
+    return 0;
+}
+
+size_t cpu_net_output_numel(const CpuNet *net) { return net->out_numel; }
+
+size_t cpu_net_bytes(const CpuNet *net) {
+    size_t b = net->owned_bytes + net->scratch_bytes + net->max_batch * 3 * net->h * net->w * sizeof(float);
+    for (size_t i = 0; i < net->n_pool; i++) b += net->pool_bytes[i];
+    return b;
+}
+
+void cpu_net_free(CpuNet *net) {
+    if (!net) return;
+    for (size_t i = 0; i < net->n_steps; i++)
+        if (net->steps[i].prim) dnnl_primitive_destroy(net->steps[i].prim);
+    for (size_t i = 0; i < net->n_mems; i++) dnnl_memory_destroy(net->mems[i]);
+    for (size_t i = 0; i < net->n_owned; i++) ct_aligned_free(net->owned[i]);
+    if (net->pool)
+        for (size_t i = 0; i < net->n_pool; i++) ct_aligned_free(net->pool[i]);
+    ct_aligned_free(net->scratch);
+    ct_aligned_free(net->input);
+    if (net->stream) dnnl_stream_destroy(net->stream);
+    if (net->eng) dnnl_engine_destroy(net->eng);
+    free(net->steps);
+    free(net->mems);
+    free(net->owned);
+    free(net->pool);
+    free(net->pool_bytes);
+    free(net->pool_free);
+    free(net);
+}

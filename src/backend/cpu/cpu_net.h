@@ -1,0 +1,21 @@
+/*
+ * cpu_net.h — the CPU backend's backbone plan: oneDNN primitives created
+ * once per shape, layouts chosen by oneDNN (format_tag::any), ReLU and the
+ * residual add fused as post-ops, weights reordered once, activation
+ * buffers shared by lifetime.
+ */
+#ifndef CTSWEEP_BACKEND_CPU_NET_H
+#define CTSWEEP_BACKEND_CPU_NET_H
+
+#include "backend/backend.h"
+
+typedef struct CpuNet CpuNet;
+
+int cpu_net_create(CpuNet **out, const NNGraph *g, size_t max_batch, size_t h, size_t w,
+                   const BackendOptions *opt, CtError *err);
+int cpu_net_forward(CpuNet *net, const float *in, size_t n, float *out, CtError *err);
+size_t cpu_net_output_numel(const CpuNet *net);
+size_t cpu_net_bytes(const CpuNet *net);
+void cpu_net_free(CpuNet *net);
+
+#endif

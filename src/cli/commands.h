@@ -1,0 +1,17 @@
+/*
+ * commands.h — the subcommands of the ctsweep command line. Each takes the
+ * arguments after its name (argv[0] is the subcommand) and returns the
+ * process exit code.
+ */
+#ifndef CTSWEEP_CLI_COMMANDS_H
+#define CTSWEEP_CLI_COMMANDS_H
+
+int cmd_features(int argc, char **argv);
+int cmd_phantoms(int argc, char **argv);
+
+// Exit codes shared by every command.
+#define CT_EXIT_OK 0
+#define CT_EXIT_ERROR 1
+#define CT_EXIT_USAGE 2
+
+#endif

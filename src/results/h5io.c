@@ -1,0 +1,144 @@
+/*
+ * h5io.c — HDF5 error capture and the small writers used by the results
+ * and features files.
+ */
+#include "results/h5io.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void h5io_init(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+typedef struct {
+    char buf[CT_ERROR_MAX / 2];
+} WalkCtx;
+
+static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
+    WalkCtx *ctx = data;
+    // The innermost entry (n == 0) says what went wrong at the bottom.
+    if (n == 0) snprintf(ctx->buf, sizeof ctx->buf, "%s", e->desc ? e->desc : "unknown error");
+    return 0;
+}
+
+int h5io_error(CtError *err, const char *what) {
+    WalkCtx ctx = {{0}};
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_cb, &ctx);
+    H5Eclear2(H5E_DEFAULT);
+    return ct_errorf(err, "%s: HDF5 error: %s", what, ctx.buf[0] ? ctx.buf : "unknown");
+}
+
+static int attr_write(hid_t obj, const char *name, hid_t type, const void *value, CtError *err) {
+    hid_t space = -1, attr = -1;
+    h5_try(space = H5Screate(H5S_SCALAR), name);
+    if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
+    h5_try(attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), name);
+    h5_try(H5Awrite(attr, type, value), name);
+    H5Aclose(attr);
+    H5Sclose(space);
+    return 0;
+fail:
+    if (attr >= 0) H5Aclose(attr);
+    if (space >= 0) H5Sclose(space);
+    return -1;
+}
+
+static hid_t vlen_str_type(void) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+int h5io_attr_str(hid_t obj, const char *name, const char *value, CtError *err) {
+    hid_t t = vlen_str_type();
+    int rc = attr_write(obj, name, t, &value, err);
+    H5Tclose(t);
+    return rc;
+}
+
+int h5io_attr_i64(hid_t obj, const char *name, long long value, CtError *err) {
+    int64_t v = value;
+    return attr_write(obj, name, H5T_NATIVE_INT64, &v, err);
+}
+
+int h5io_attr_f64(hid_t obj, const char *name, double value, CtError *err) {
+    return attr_write(obj, name, H5T_NATIVE_DOUBLE, &value, err);
+}
+
+int h5io_write_strings(hid_t loc, const char *name, const char *const *s, size_t n, CtError *err) {
+    hid_t t = vlen_str_type(), space = -1, d = -1;
+    hsize_t dims[1] = {n};
+    h5_try(space = H5Screate_simple(1, dims, NULL), name);
+    h5_try(d = H5Dcreate2(loc, name, t, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), name);
+    if (n) h5_try(H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, s), name);
+    H5Dclose(d);
+    H5Sclose(space);
+    H5Tclose(t);
+    return 0;
+fail:
+    if (d >= 0) H5Dclose(d);
+    if (space >= 0) H5Sclose(space);
+    H5Tclose(t);
+    return -1;
+}
+
+hid_t h5io_create_f32(hid_t loc, const char *name, const size_t *dims, int ndim, size_t rows_per_chunk,
+                      CtError *err) {
+    hsize_t hd[8], chunk[8];
+    if (ndim < 1 || ndim > 8) {
+        ct_errorf(err, "%s: bad rank %d", name, ndim);
+        return -1;
+    }
+    for (int i = 0; i < ndim; i++) {
+        hd[i] = dims[i];
+        chunk[i] = dims[i] ? dims[i] : 1;
+    }
+    hid_t space = -1, dcpl = -1, d = -1;
+    h5_try(space = H5Screate_simple(ndim, hd, NULL), name);
+    h5_try(dcpl = H5Pcreate(H5P_DATASET_CREATE), name);
+    if (rows_per_chunk > 0 && dims[0] > 0) {
+        chunk[0] = rows_per_chunk < dims[0] ? rows_per_chunk : dims[0];
+        h5_try(H5Pset_chunk(dcpl, ndim, chunk), name);
+    }
+    h5_try(d = H5Dcreate2(loc, name, H5T_NATIVE_FLOAT, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), name);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    return d;
+fail:
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (space >= 0) H5Sclose(space);
+    return -1;
+}
+
+int h5io_write_rows_f32(hid_t dset, size_t row0, size_t nrows, size_t row_elems, const float *data, CtError *err) {
+    hid_t fs = -1, ms = -1;
+    hsize_t full[8], start[8] = {0}, count[8];
+    hsize_t mdims[2] = {nrows, row_elems};
+    h5_try(fs = H5Dget_space(dset), "dataset space");
+    int nd = H5Sget_simple_extent_ndims(fs);
+    if (nd < 1 || nd > 8) {
+        ct_errorf(err, "dataset rank %d unsupported", nd);
+        goto fail;
+    }
+    H5Sget_simple_extent_dims(fs, full, NULL);
+    hsize_t per = 1;
+    for (int i = 1; i < nd; i++) per *= full[i];
+    if (per != row_elems || row0 + nrows > full[0]) {
+        ct_errorf(err, "row write [%zu, %zu) out of range", row0, row0 + nrows);
+        goto fail;
+    }
+    // Rows [row0, row0 + nrows), every other dimension whole.
+    start[0] = row0;
+    count[0] = nrows;
+    for (int i = 1; i < nd; i++) count[i] = full[i];
+    h5_try(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL), "row selection");
+    h5_try(ms = H5Screate_simple(2, mdims, NULL), "memory space");
+    h5_try(H5Dwrite(dset, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, data), "row write");
+    H5Sclose(ms);
+    H5Sclose(fs);
+    return 0;
+fail:
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    return -1;
+}
