@@ -146,7 +146,7 @@ static void scene_geometry(Scene *sc, RngStream *s) {
                                       a * uni(s, 0.27f, 0.32f), b * uni(s, 0.62f, 0.72f),
                                       sgn * uni(s, 0.04f, 0.20f));
     }
-    sc->lung_level = uni(s, 18.0f, 42.0f);
+    sc->lung_level = uni(s, 22.0f, 40.0f);
     sc->lung_grad = uni(s, 0.0f, 22.0f);
     // Heart towards the image right (the patient's left), anterior.
     sc->heart = ellipse_make(cx + a * uni(s, 0.06f, 0.14f), cy - b * uni(s, 0.05f, 0.20f),
@@ -200,7 +200,7 @@ static void scene_blobs(Scene *sc, RngStream *s) {
         Spot *b = &sc->blob[i];
         // The ellipse holds the Gaussian's sigmas; exp(-r2 / 2) is the profile.
         b->shape = ellipse_make(x, y, sx, sy, uni(s, 0.0f, 3.1415927f));
-        b->amp = uni(s, 45.0f, 75.0f);
+        b->amp = uni(s, 55.0f, 90.0f);
         b->reach = 4.0f * fmaxf(sx, sy);  // exp(-8) * amp: under 0.02 of a grey level
     }
 }

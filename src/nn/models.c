@@ -149,7 +149,7 @@ int model_load_safetensors(NNGraph *g, const char *path, CtError *err) {
         rc = load_conv(l, &st, err);
     }
     st_close(&st);
-    if (rc) ct_error_prefix(err, "%s (model %s)", path, g->model);
+    if (rc) ct_error_prefix(err, "model %s", g->model);
     return rc;
 }
 

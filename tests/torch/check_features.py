@@ -81,6 +81,17 @@ def main():
                 ours = f["features"][...]
             ref = np.load(os.path.join(work, f"{name}_{s}.npy"))
             ok = compare(f"{name} {s}px ({len(images)} images)", ours, ref)
+            if s == min(sizes):
+                # An image's features must not depend on the batch it ran in.
+                out2 = os.path.join(work, f"ours_{s}_b4.h5")
+                run([ctsweep, "features", "--model", name, "--weights", os.path.join(work, f"{name}.safetensors"),
+                     "--image-size", str(s), "--batch", "4", "-o", out2] + images[::-1])
+                with h5py.File(out2, "r") as f:
+                    other = f["features"][...][::-1]
+                same = bool(np.array_equal(ours, other))
+                print(f"{'ok  ' if same else 'FAIL'} {name} {s}px: batch 3 vs batch 4, reversed order: "
+                      f"{'bit-identical' if same else 'differ, max ' + str(np.abs(ours - other).max())}")
+                ok = ok and same
         passed += ok
         failed += not ok
     print(f"{passed} passed, {failed} failed")
