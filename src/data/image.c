@@ -25,6 +25,7 @@
 #include "data/image.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,8 +116,62 @@ static inline unsigned png_sample(const uint8_t *row, size_t i, unsigned depth, 
     }
 }
 
+static uint32_t crc_table[256];
+
+static void crc_table_init(void) {
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+        crc_table[n] = c;
+    }
+}
+
+static uint32_t png_crc(const uint8_t *d, size_t n) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, crc_table_init);
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) c = crc_table[(c ^ d[i]) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+static uint32_t be32(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+// Checks that every chunk up to IEND is complete and has a valid CRC.
+// libspng checks the CRCs of the chunks it reads but stops after the image
+// data, so a file cut inside the last IDAT's CRC or before IEND, or with a
+// corrupt IDAT CRC, would otherwise decode. Pillow refuses files cut inside
+// the image data and files with bad header-chunk CRCs; ctsweep refuses all
+// of these, since a damaged file is better reported than half-trusted.
+static int png_check_chunks(const uint8_t *d, size_t n, const char *name, CtError *err) {
+    size_t i = 8;
+    for (;;) {
+        if (n - i < 12) {
+            if (i == n)
+                return ct_errorf(err, "%s: truncated PNG: data ends at byte %zu before IEND", name, n);
+            return ct_errorf(err, "%s: truncated PNG: chunk header at byte %zu is cut off", name, i);
+        }
+        size_t len = be32(d + i);
+        char type[5] = {0};
+        for (int k = 0; k < 4; k++) {
+            uint8_t c = d[i + 4 + k];
+            type[k] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ? (char)c : '?';
+        }
+        if (len > n - i - 12)
+            return ct_errorf(err, "%s: truncated PNG: chunk '%s' at byte %zu needs %zu bytes, "
+                             "%zu are left", name, type, i, len + 12, n - i);
+        if (png_crc(d + i + 4, len + 4) != be32(d + i + 8 + len))
+            return ct_errorf(err, "%s: corrupt PNG: chunk '%s' at byte %zu has a bad CRC", name,
+                             type, i);
+        if (memcmp(d + i + 4, "IEND", 4) == 0) return 0;
+        i += len + 12;
+    }
+}
+
 static int png_decode(ImageRGB8 *out, const uint8_t *data, size_t len, const ImageLimits *lim,
                       const char *name, CtError *err) {
+    if (png_check_chunks(data, len, name, err)) return -1;
     spng_ctx *ctx = spng_ctx_new(0);
     if (!ctx) return ct_errorf(err, "%s: out of memory creating the PNG decoder", name);
     uint8_t *raw = NULL;
@@ -316,25 +371,6 @@ static int jpeg_decode(ImageRGB8 *out, const uint8_t *data, size_t len, const Im
         ct_errorf(err, "%s: JPEG too large", name);
         goto done;
     }
-    // tjDecompressHeader3 also fails on libjpeg warnings and on sampling
-    // factors TurboJPEG has no name for, both of which Pillow (and
-    // tjDecompress2) accept; only a header it could not read at all leaves
-    // the size and colour space unset.
-    if (tjDecompressHeader3(tj, data, (unsigned long)len, &w, &h, &subsamp, &cs) != 0 &&
-        (w <= 0 || h <= 0 || cs < 0)) {
-        ct_errorf(err, "%s: JPEG header: %s", name, tjGetErrorStr2(tj));
-        goto done;
-    }
-    int is_cmyk = (cs == TJCS_CMYK || cs == TJCS_YCCK);
-    if (!is_cmyk && cs != TJCS_RGB && cs != TJCS_YCbCr && cs != TJCS_GRAY) {
-        ct_errorf(err, "%s: JPEG has an unsupported colour space (%d)", name, cs);
-        goto done;
-    }
-    if (w <= 0 || h <= 0) {
-        ct_errorf(err, "%s: JPEG has an empty size %dx%d", name, w, h);
-        goto done;
-    }
-    if (check_limits(lim, (uint32_t)w, (uint32_t)h, is_cmyk ? 4 : 3, "JPEG", name, err)) goto done;
     size_t end;
     JpegWalk walk = jpeg_walk_markers(data, len, &end);
     if (walk == JPEG_WALK_TRUNCATED) {
@@ -346,6 +382,21 @@ static int jpeg_decode(ImageRGB8 *out, const uint8_t *data, size_t len, const Im
         ct_errorf(err, "%s: corrupt JPEG: bad marker segment length at byte %zu", name, end);
         goto done;
     }
+    // tjDecompressHeader3's return value is not a reliable verdict: it fails
+    // on libjpeg warnings and on sampling factors TurboJPEG has no name for
+    // (both of which Pillow and tjDecompress2 accept), and it can return 0
+    // for a header it could not read. The outputs decide.
+    tjDecompressHeader3(tj, data, (unsigned long)len, &w, &h, &subsamp, &cs);
+    if (w <= 0 || h <= 0) {
+        ct_errorf(err, "%s: JPEG header: %s", name, tjGetErrorStr2(tj));
+        goto done;
+    }
+    int is_cmyk = (cs == TJCS_CMYK || cs == TJCS_YCCK);
+    if (!is_cmyk && cs != TJCS_RGB && cs != TJCS_YCbCr && cs != TJCS_GRAY) {
+        ct_errorf(err, "%s: JPEG has an unsupported colour space: %s", name, tjGetErrorStr2(tj));
+        goto done;
+    }
+    if (check_limits(lim, (uint32_t)w, (uint32_t)h, is_cmyk ? 4 : 3, "JPEG", name, err)) goto done;
     if (alloc_rgb(out, (uint32_t)w, (uint32_t)h, name, err)) goto done;
     // Default flags: ISLOW DCT and fancy upsampling, as Pillow decodes.
     // TJFLAG_LIMITSCANS only refuses progressive files with > 500 scans
