@@ -18,6 +18,13 @@
  * RGB, RGBA and grey+alpha PNGs. tests/unit/test_image.c checks this rule
  * and tests/data/compare_pil.py reports the difference from Pillow.
  *
+ * Damaged files: a JPEG must reach its end-of-image marker (Pillow refuses
+ * it otherwise: "image file is truncated"), and libjpeg's warnings about
+ * corrupt but complete data are ignored, as Pillow ignores them. A PNG must
+ * have every chunk complete with a valid CRC up to IEND, which is stricter
+ * than Pillow (it skips IDAT CRCs and tolerates a missing IEND): a damaged
+ * file is reported, never half-trusted.
+ *
  * Every size is checked against ImageLimits from the header, before any
  * pixel buffer is allocated; every failure is returned as one CtError line
  * naming the file.

@@ -6,12 +6,19 @@
  * anterior at the top as CT is displayed): air, a body ellipse with a fat
  * rim and soft tissue, two lungs (dark, with a random posterior "dependent
  * density" gradient) cut by the heart, vessels as short bright segments
- * with a Gaussian cross-section radiating from the hilum (thicker near it), the aorta, a vertebra (cortex, marrow,
- * canal, posterior elements), a curved table line under the body, and
- * Gaussian noise. Every shape, size and intensity varies a little per image.
+ * with a Gaussian cross-section radiating from the hilum (thicker near it),
+ * the aorta, a vertebra (cortex, marrow, canal, posterior elements), a
+ * curved table line under the body, and Gaussian noise. Every shape, size and intensity varies a little per image.
  * Positives add 1–4 ground-glass-like patches: soft, anisotropic Gaussian
  * brightenings of the lung (vessels stay visible through them), confined to
  * the lung fields.
+ *
+ * Difficulty, measured with PyTorch on 600 slices of 128 px (400 to train,
+ * 200 to test): features of a randomly initialised, frozen ResNet-34 or
+ * VGG16, z-scored, with a logistic-regression head (C 0.01 to 1), reach
+ * 0.84-0.87 (ResNet-34) and 0.92 (VGG16) test accuracy at 112 px, 0.80-0.85
+ * at 64 px; the mean grey level alone gives an AUC of only 0.68.
+ * Learnable, not trivial.
  *
  * Reproducibility: every draw comes from the counter RNG keyed by
  * (seed, RNG_PHANTOM) with counter (index, part, row), never from call
@@ -29,7 +36,7 @@
 
 enum { PART_GEOMETRY = 0, PART_BLOBS = 1, PART_NOISE = 2 };
 
-#define PH_MAX_VESSELS 64
+#define PH_MAX_VESSELS 96  // 2 lungs x at most 41
 #define PH_MAX_BLOBS 4
 #define PH_MAX_SIZE 8192
 

@@ -12,7 +12,8 @@ and tensor conversion) and Pillow/torchvision on the same files and compares:
            4:4:4/4:2:2/4:2:0/progressive/grey/CMYK/YCCK JPEG), exact.
   resize   a few images of each kind (RGB PNG, RGBA PNG, grey PNG, RGB JPEG,
            grey JPEG, JPEG named .png, chosen by content) at 224x224, 97x97,
-           512x512 (upscale), non-square sizes and one-axis-only sizes.
+           512x512 (upscale), non-square sizes, one-axis-only sizes and 30
+           random sizes from 1x1 to 800x800.
   tensor   resize + ToTensor + Normalize (imagenet and unit), float32.
 
 Reports the maximum absolute difference per kind and size; fails (exit 1) on
@@ -305,7 +306,16 @@ def cmd_resize(a):
                 (_, ours, msg), = run_dump(a.dump, [path], size=size)
                 ref = np.asarray(Image.open(path).convert("RGB").resize(size, Image.BILINEAR))
                 record(table, failures, kind, label, path, ours, msg, ref, a.atol)
-    cols = ["%dx%d" % s for s in sizes] + ["W x 97", "97 x H", "W+1 x H"]
+    # Many sizes, extremes included, on one image of each kind.
+    rng = np.random.RandomState(7)
+    odd = [(1, 1), (2, 700), (700, 2), (3, 5)] + \
+        [tuple(int(v) for v in rng.randint(1, 800, 2)) for _ in range(26)]
+    for kind, fs in picks.items():
+        for size in odd:
+            (path, ours, msg), = run_dump(a.dump, fs[-1:], size=size)
+            ref = np.asarray(Image.open(path).convert("RGB").resize(size, Image.BILINEAR))
+            record(table, failures, kind, "30 random", path, ours, msg, ref, a.atol)
+    cols = ["%dx%d" % s for s in sizes] + ["W x 97", "97 x H", "W+1 x H", "30 random"]
     print("resize(BILINEAR) vs Pillow %s: max |diff| (differing bytes) per kind and size"
           % Image.__version__)
     print("  %-16s" % "kind" + "".join("%13s" % c for c in cols))
