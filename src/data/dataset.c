@@ -134,6 +134,8 @@ static int read_split_file(const char *path, char ***names, size_t *n, CtError *
                 free(name);
                 free(data);
                 free_names(*names, *n);
+                *names = NULL;
+                *n = 0;
                 return -1;
             }
             if (*n == cap) {
@@ -164,8 +166,8 @@ static int index_from_split_files(ItemList *l, const DataSpec *spec, CtError *er
         int rc = 0;
         for (int s = 0; s < DATA_SPLITS && rc == 0; s++) {
             char *sf = ct_asprintf("%s/%s/%s%s.txt", spec->root, spec->split_dir, SPLIT_NAMES[s], cls->folder);
-            char **names;
-            size_t n;
+            char **names = NULL;
+            size_t n = 0;
             rc = read_split_file(sf, &names, &n, err);
             for (size_t k = 0; k < n && rc == 0; k++) {
                 char *key = names[k];
@@ -182,7 +184,7 @@ static int index_from_split_files(ItemList *l, const DataSpec *spec, CtError *er
                 }
                 assigned[idx] = s;
             }
-            if (rc == 0) free_names(names, n);
+            free_names(names, n);
             free(sf);
         }
         size_t unlisted = 0;

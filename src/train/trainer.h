@@ -1,0 +1,103 @@
+/*
+ * trainer.h — one trial's training of the head on frozen features: the
+ * epoch loop with a seeded shuffle, the last partial batch kept, Adam, the
+ * learning-rate schedule stepped per iteration, and per-epoch metrics
+ * (train loss and accuracy running over the epoch; val loss, accuracy and
+ * AUC; val probabilities) plus test probabilities at each epoch budget.
+ *
+ * Epoch budgets: the schedule does not depend on the total length (except
+ * `cosine`), so the records of a run of E epochs are, epoch for epoch, the
+ * records of any shorter run: trials that differ only in `epochs` share one
+ * run and each budget's result is its prefix.
+ *
+ * The trainer's whole state (head parameters, Adam moments and step, epoch
+ * and iteration, best-so-far) is in TrainState, so a run can stop at a batch
+ * boundary and continue later with bit-identical results.
+ */
+#ifndef CTSWEEP_TRAIN_TRAINER_H
+#define CTSWEEP_TRAIN_TRAINER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "train/adam.h"
+#include "train/clr.h"
+#include "train/head.h"
+#include "util/util.h"
+
+#define TRAIN_MAX_BUDGETS 32
+
+typedef struct {
+    HeadSpec head;
+    AdamSpec adam;
+    ClrSpec clr;
+    size_t batch_size;
+    size_t budgets[TRAIN_MAX_BUDGETS];  // ascending epoch counts; the run lasts budgets[n_budgets - 1]
+    size_t n_budgets;
+    uint64_t seed;  // head init, shuffle and dropout
+} TrainSpec;
+
+// Features and labels. val and test are clean (unaugmented); training
+// features come per augmentation view (view = epoch mod aug_views).
+typedef struct {
+    size_t dim;
+    size_t n_train, n_val, n_test;
+    const uint8_t *y_train, *y_val, *y_test;
+    const float *val;   // (n_val, dim)
+    const float *test;  // (n_test, dim)
+    uint32_t aug_views;
+    // (n_train, dim) for a view; valid until the next call.
+    const float *(*train_view)(void *ctx, uint32_t view, CtError *err);
+    void *ctx;
+} TrainData;
+
+typedef struct {
+    size_t epoch;  // 1-based
+    double lr;     // rate used by the epoch's last iteration
+    double train_loss, train_acc, val_loss, val_acc, val_auc, seconds;
+} EpochRecord;
+
+typedef struct {
+    // Called after each epoch with its record, the learning rate of each of
+    // its iterations and the val probabilities (n_val).
+    int (*on_epoch)(void *ctx, const EpochRecord *r, const double *lr_trace, size_t n_iters, const float *val_prob,
+                    CtError *err);
+    // Called when an epoch budget completes: test probabilities (n_test) and
+    // the best val epoch within the budget.
+    int (*on_budget)(void *ctx, size_t budget, const float *test_prob, size_t best_epoch, double best_val_acc,
+                     CtError *err);
+    // Polled at each batch boundary; non-zero stops the run there (the
+    // state then resumes mid-epoch).
+    int (*should_stop)(void *ctx);
+    void *ctx;
+} TrainHooks;
+
+typedef struct {
+    Head head;
+    AdamState adam;
+    size_t iters_per_epoch, total_iters;
+    size_t epoch;      // epochs completed
+    size_t iter;       // iterations completed in total
+    // running sums of the epoch in progress
+    double run_loss_sum;
+    size_t run_correct, run_seen;
+    double epoch_t0_offset;  // seconds spent on the epoch before a stop
+    size_t best_epoch;
+    double best_val_acc;
+    double *lr_trace;  // (iters_per_epoch) of the epoch in progress
+    float *val_prob, *test_prob;
+    uint32_t *perm;    // (n_train) this epoch's order
+    int initialised;
+} TrainState;
+
+// Validates spec against data and allocates the state (head, Adam, buffers);
+// parameters are initialised from spec->seed. Errors name the field.
+int train_state_init(TrainState *st, const TrainSpec *spec, const TrainData *data, CtError *err);
+void train_state_free(TrainState *st);
+
+// Runs from the state's position to the last budget or until should_stop.
+// Returns 0 when finished, 1 when stopped early, -1 on error (a non-finite
+// loss or weight names the epoch and iteration).
+int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, const TrainHooks *hooks, CtError *err);
+
+#endif
