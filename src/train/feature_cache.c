@@ -1,0 +1,277 @@
+/*
+ * feature_cache.c — keyed storage of backbone features with a budget, and
+ * the computation of a missing entry: the images of the split are
+ * augmented (training views) or converted clean, run through the backbone
+ * plan of the current model in batches, and stored.
+ */
+#include "train/feature_cache.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nn/models.h"
+#include "util/sha256.h"
+
+typedef struct {
+    uint8_t key[32];
+    size_t n, dim;
+    void *data;  // (n, dim) in the store format
+} Entry;
+
+struct FeatureCache {
+    size_t budget, used;
+    FeatureStore store;
+    Entry *entries;
+    size_t n_entries;
+    FeatureStats stats;
+    // the backbone plan of the model last used
+    uint8_t net_key[32];
+    BackendNet *net;
+    size_t net_batch;
+    // per split: fp32 rows handed out (scratch for uncached or converted entries)
+    float *scratch[DATA_SPLITS];
+    size_t scratch_cap[DATA_SPLITS];
+};
+
+int feature_store_parse(const char *s, FeatureStore *out) {
+    if (strcmp(s, "fp32") == 0) *out = FSTORE_FP32;
+    else if (strcmp(s, "fp16") == 0) *out = FSTORE_FP16;
+    else if (strcmp(s, "bf16") == 0) *out = FSTORE_BF16;
+    else return -1;
+    return 0;
+}
+
+const char *feature_store_name(FeatureStore s) { return s == FSTORE_FP16 ? "fp16" : s == FSTORE_BF16 ? "bf16" : "fp32"; }
+
+FeatureCache *fcache_create(size_t budget_bytes, FeatureStore store) {
+    FeatureCache *fc = ct_calloc(1, sizeof *fc);
+    if (budget_bytes == 0) {
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        budget_bytes = pages > 0 && page > 0 ? (size_t)pages * (size_t)page / 4 : (size_t)1 << 30;
+    }
+    fc->budget = budget_bytes;
+    fc->store = store;
+    return fc;
+}
+
+void fcache_free(FeatureCache *fc) {
+    if (!fc) return;
+    for (size_t i = 0; i < fc->n_entries; i++) free(fc->entries[i].data);
+    free(fc->entries);
+    backend_net_free(fc->net);
+    for (int s = 0; s < DATA_SPLITS; s++) ct_aligned_free(fc->scratch[s]);
+    free(fc);
+}
+
+FeatureStats fcache_stats(const FeatureCache *fc) { return fc->stats; }
+size_t fcache_used_bytes(const FeatureCache *fc) { return fc->used; }
+
+// ---- keys ----
+
+static void hash_model(Sha256 *h, const FeatureSpec *fs) {
+    char buf[4400];
+    int n = snprintf(buf, sizeof buf, "model=%s|weights=%s|seed=%llu|size=%zu|norm=%d|prec=%d|algo=%d|", fs->model,
+                     fs->weights, (unsigned long long)(fs->weights[0] ? 0 : fs->backbone_seed), fs->image_size,
+                     (int)fs->norm, (int)fs->backend.precision, (int)fs->backend.conv_algo);
+    sha256_update(h, buf, (size_t)n);
+}
+
+static void entry_key(uint8_t key[32], const FeatureSpec *fs, const DataSet *ds, int split, uint32_t view) {
+    Sha256 h;
+    sha256_init(&h);
+    sha256_update(&h, "ctsweep-features-v1|", 20);
+    hash_model(&h, fs);
+    sha256_update(&h, ds->fingerprint, strlen(ds->fingerprint));
+    char buf[512];
+    int n;
+    if (split == SPLIT_TRAIN && !augment_spec_is_identity(&fs->aug)) {
+        const AugmentSpec *a = &fs->aug;
+        n = snprintf(buf, sizeof buf, "|train|view=%u|aug=%.17g,%.17g,%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g|seed=%llu",
+                     view, a->rotate_deg, a->rotate_prob, a->flip_axis, a->flip_prob, a->zoom_min, a->zoom_max,
+                     a->zoom_prob, a->noise_std, a->noise_prob, (unsigned long long)fs->aug_seed);
+    } else {
+        n = snprintf(buf, sizeof buf, "|split=%d|clean", split);
+    }
+    sha256_update(&h, buf, (size_t)n);
+    sha256_final(&h, key);
+}
+
+// ---- storage formats ----
+
+static uint16_t f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)((u >> 16) | 0x40);  // quiet NaN
+    u += 0x7fff + ((u >> 16) & 1);  // round to nearest even
+    return (uint16_t)(u >> 16);
+}
+
+static float bf16_to_f32(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static void encode(void *dst, const float *src, size_t n, FeatureStore s) {
+    if (s == FSTORE_FP32) memcpy(dst, src, n * sizeof(float));
+    else if (s == FSTORE_FP16)
+        for (size_t i = 0; i < n; i++) ((_Float16 *)dst)[i] = (_Float16)src[i];
+    else
+        for (size_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = f32_to_bf16(src[i]);
+}
+
+static void decode(float *dst, const void *src, size_t n, FeatureStore s) {
+    if (s == FSTORE_FP32) memcpy(dst, src, n * sizeof(float));
+    else if (s == FSTORE_FP16)
+        for (size_t i = 0; i < n; i++) dst[i] = (float)((const _Float16 *)src)[i];
+    else
+        for (size_t i = 0; i < n; i++) dst[i] = bf16_to_f32(((const uint16_t *)src)[i]);
+}
+
+static size_t store_bytes(FeatureStore s) { return s == FSTORE_FP32 ? 4 : 2; }
+
+// ---- computing ----
+
+static int ensure_net(FeatureCache *fc, const FeatureSpec *fs, CtError *err) {
+    uint8_t key[32];
+    Sha256 h;
+    sha256_init(&h);
+    hash_model(&h, fs);
+    char b[32];
+    int n = snprintf(b, sizeof b, "|batch=%zu", fs->batch);
+    sha256_update(&h, b, (size_t)n);
+    sha256_final(&h, key);
+    if (fc->net && memcmp(key, fc->net_key, 32) == 0) return 0;
+    backend_net_free(fc->net);
+    fc->net = NULL;
+    NNGraph g;
+    if (model_create(&g, fs->model, fs->weights, fs->backbone_seed, err)) return -1;
+    int rc = backend_net_create(&fc->net, &g, fs->batch, fs->image_size, fs->image_size, &fs->backend, err);
+    graph_free(&g);
+    if (rc) return ct_error_prefix(err, "%s backbone", fs->model);
+    memcpy(fc->net_key, key, 32);
+    fc->net_batch = fs->batch;
+    return 0;
+}
+
+static float *scratch_for(FeatureCache *fc, int split, size_t floats) {
+    if (fc->scratch_cap[split] < floats) {
+        ct_aligned_free(fc->scratch[split]);
+        fc->scratch[split] = ct_try_aligned_alloc(floats, sizeof(float));
+        fc->scratch_cap[split] = fc->scratch[split] ? floats : 0;
+    }
+    return fc->scratch[split];
+}
+
+// Runs the backbone over the split's images into out (n, dim).
+static int compute(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, const ImageCache *ic, int split,
+                   uint32_t view, const size_t *idx, size_t n, float *out, size_t dim, CtError *err) {
+    size_t S = fs->image_size, per = 3 * S * S, B = fc->net_batch;
+    float *x = ct_try_aligned_alloc(B * per, sizeof(float));
+    if (!x) return ct_errorf(err, "out of memory for a backbone batch");
+    int augment = split == SPLIT_TRAIN && !augment_spec_is_identity(&fs->aug);
+    int rc = 0;
+    for (size_t r0 = 0; r0 < n && rc == 0; r0 += B) {
+        size_t m = n - r0 < B ? n - r0 : B;
+#pragma omp parallel for schedule(static)
+        for (size_t k = 0; k < m; k++) {
+            size_t i = idx[r0 + k];
+            const uint8_t *img = image_cache_get(ic, i);
+            if (augment) {
+                AugmentDraw d;
+                augment_draw(&d, &fs->aug, fs->aug_seed, (uint32_t)i, view);
+                augment_apply(x + k * per, img, S, &fs->aug, &d, fs->norm);
+            } else {
+                resize_to_tensor(x + k * per, img, S, S, fs->norm);
+            }
+        }
+        rc = backend_net_forward(fc->net, x, m, out + r0 * dim, err);
+        fc->stats.forwards += m;
+    }
+    ct_aligned_free(x);
+    (void)ds;
+    return rc;
+}
+
+int fcache_get(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, const ImageCache *ic, int split,
+               uint32_t view, const float **out, size_t *n_out, size_t *dim_out, CtError *err) {
+    if (split < 0 || split >= DATA_SPLITS) return ct_errorf(err, "bad split %d", split);
+    if (ic->n != ds->n || ic->size != fs->image_size)
+        return ct_errorf(err, "image cache (%zu images at %zu px) does not match the data set (%zu) or size (%zu)",
+                         ic->n, ic->size, ds->n, fs->image_size);
+    if (split != SPLIT_TRAIN || augment_spec_is_identity(&fs->aug)) view = 0;
+    uint8_t key[32];
+    entry_key(key, fs, ds, split, view);
+    for (size_t i = 0; i < fc->n_entries; i++) {
+        Entry *e = &fc->entries[i];
+        if (memcmp(e->key, key, 32) != 0) continue;
+        fc->stats.hits++;
+        *n_out = e->n;
+        *dim_out = e->dim;
+        if (fc->store == FSTORE_FP32) {
+            *out = e->data;
+            return 0;
+        }
+        float *buf = scratch_for(fc, split, e->n * e->dim);
+        if (!buf) return ct_errorf(err, "out of memory converting cached features");
+        decode(buf, e->data, e->n * e->dim, fc->store);
+        *out = buf;
+        return 0;
+    }
+    fc->stats.misses++;
+    if (ensure_net(fc, fs, err)) return -1;
+    size_t dim = backend_net_output_numel(fc->net);
+    size_t n = 0;
+    size_t *idx = ct_malloc_array(ds->n ? ds->n : 1, sizeof *idx);
+    for (size_t i = 0; i < ds->n; i++)
+        if (ds->items[i].split == split) idx[n++] = i;
+    size_t floats;
+    if (ct_mul_size(&floats, n, dim)) {
+        free(idx);
+        return ct_errorf(err, "feature size overflows");
+    }
+    float *buf = scratch_for(fc, split, floats ? floats : 1);
+    if (!buf) {
+        free(idx);
+        return ct_errorf(err, "out of memory for %zu MiB of %s features", floats * 4 >> 20, split_name(split));
+    }
+    int rc = compute(fc, fs, ds, ic, split, view, idx, n, buf, dim, err);
+    free(idx);
+    if (rc) return ct_error_prefix(err, "%s features of the %s split", fs->model, split_name(split));
+    size_t bytes = floats * store_bytes(fc->store);
+    void *keep = fc->used + bytes <= fc->budget ? malloc(bytes ? bytes : 1) : NULL;
+    if (keep) {
+        encode(keep, buf, floats, fc->store);
+        fc->entries = ct_realloc(fc->entries, (fc->n_entries + 1) * sizeof *fc->entries);
+        Entry *e = &fc->entries[fc->n_entries++];
+        memcpy(e->key, key, 32);
+        e->n = n;
+        e->dim = dim;
+        e->data = keep;
+        fc->used += bytes;
+        if (fc->store == FSTORE_FP32) {
+            *out = keep;
+        } else {
+            decode(buf, keep, floats, fc->store);  // hand out exactly what later hits will see
+            *out = buf;
+        }
+    } else {
+        // Not kept, but rounded to the store format all the same, so results
+        // do not depend on whether an entry fitted the budget.
+        fc->stats.uncached++;
+        if (fc->store != FSTORE_FP32)
+            for (size_t i = 0; i < floats; i++) {
+                uint32_t t;  // room for any store format
+                encode(&t, buf + i, 1, fc->store);
+                decode(buf + i, &t, 1, fc->store);
+            }
+        *out = buf;
+    }
+    *n_out = n;
+    *dim_out = dim;
+    return 0;
+}

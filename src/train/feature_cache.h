@@ -1,0 +1,65 @@
+/*
+ * feature_cache.h — frozen-backbone features, computed once per worker and
+ * reused by every trial of the same model.
+ *
+ * The backbone is frozen, so each (model, image, augmentation view) needs
+ * one forward pass per worker: val and test features once, training
+ * features once per view. An entry is keyed by everything that changes the
+ * features (model, weights identity, image size, normalisation,
+ * augmentation settings and seed, data set fingerprint, split, view). Entries
+ * live within a memory budget; beyond it a request is computed into a
+ * scratch buffer per split and not kept, so a tight budget costs time, never
+ * memory. Entries are stored in fp32, or fp16/bf16 to fit more.
+ */
+#ifndef CTSWEEP_TRAIN_FEATURE_CACHE_H
+#define CTSWEEP_TRAIN_FEATURE_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "data/augment.h"
+#include "data/dataset.h"
+#include "data/image_cache.h"
+#include "data/resize.h"
+
+typedef enum { FSTORE_FP32 = 0, FSTORE_FP16, FSTORE_BF16 } FeatureStore;
+
+int feature_store_parse(const char *s, FeatureStore *out);
+const char *feature_store_name(FeatureStore s);
+
+typedef struct {
+    char model[32];
+    char weights[4096];   // safetensors path, "" = seeded random backbone
+    uint64_t backbone_seed;
+    size_t image_size;
+    NormMode norm;
+    AugmentSpec aug;
+    uint64_t aug_seed;
+    BackendOptions backend;
+    size_t batch;  // images per backbone forward
+} FeatureSpec;
+
+typedef struct {
+    uint64_t forwards;   // images passed through the backbone
+    uint64_t hits;       // requests served from the cache
+    uint64_t misses;     // requests that ran the backbone
+    uint64_t uncached;   // misses that did not fit the budget
+} FeatureStats;
+
+typedef struct FeatureCache FeatureCache;
+
+// budget_bytes: memory for kept entries (0: a quarter of physical memory).
+FeatureCache *fcache_create(size_t budget_bytes, FeatureStore store);
+void fcache_free(FeatureCache *fc);
+FeatureStats fcache_stats(const FeatureCache *fc);
+size_t fcache_used_bytes(const FeatureCache *fc);
+
+// Features (n, dim) of the images of `split` in data set order, for
+// augmentation view `view` (training split only; other splits are always
+// clean). The pointer is valid until the next request for the same split.
+// ds->fingerprint must be set. Errors name the model or weights file.
+int fcache_get(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, const ImageCache *ic, int split,
+               uint32_t view, const float **out, size_t *n, size_t *dim, CtError *err);
+
+#endif
