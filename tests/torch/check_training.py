@@ -1,5 +1,6 @@
-"""ctsweep's schedules and head training steps against PyTorch.
+"""ctsweep's AUC against sklearn, schedules and head training steps against PyTorch.
 
+0. AUC equals sklearn.metrics.roc_auc_score on random data, with and without ties.
 1. Learning rates: every CyclicLR mode (cycle_momentum=False) over 2000
    iterations for several step sizes, including a fractional one from an odd
    iterations-per-epoch, and StepLR / CosineAnnealingLR: relative error <= 1e-7.
@@ -139,10 +140,26 @@ def check_steps(driver, work):
                        f"{losses[-1]:.4f}, max loss rel err {lrel:.1e}, max|param diff| {pdiff:.1e} (bound {bound:.1e})")
 
 
+def check_auc(driver, work):
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(9)
+    for i, (n, levels) in enumerate(((50, None), (74, 5), (203, 20), (1000, 3), (7, 2))):
+        y = (rng.random(n) < 0.45).astype(np.uint8)
+        y[0], y[1] = 0, 1
+        p = rng.random(n).astype(np.float32)
+        if levels:  # heavy ties
+            p = (np.round(p * (levels - 1)) / (levels - 1)).astype(np.float32)
+        ref = roc_auc_score(y, p)
+        ours = run_driver(driver, "auc", {}, dict(p=p, y=y), work, f"auc{i}")["auc"][0]
+        report(abs(ours - ref) <= 1e-12, f"auc n={n} {'ties ' + str(levels) + ' levels' if levels else 'no ties'}: "
+                                         f"ours {ours:.15f} sklearn {ref:.15f}")
+
+
 def main():
     driver, work = sys.argv[1], sys.argv[2]
     os.makedirs(work, exist_ok=True)
     torch.set_num_threads(1)
+    check_auc(driver, work)
     check_lr(driver, work)
     check_steps(driver, work)
     print(f"{PASSED} passed, {FAILED} failed")

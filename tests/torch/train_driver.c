@@ -3,7 +3,8 @@
  * steps on inputs written by check_training.py, which compares the outputs
  * with torch.optim.Adam + CyclicLR.
  *
- * usage: train_driver lr IN.h5 OUT.h5     (attrs: mode base_lr max_lr step_size gamma total)
+ * usage: train_driver auc IN.h5 OUT.h5    (p, y -> auc)
+ *        train_driver lr IN.h5 OUT.h5     (attrs: mode base_lr max_lr step_size gamma total)
  *        train_driver steps IN.h5 OUT.h5  (x, y, order, params + attrs, see check_training.py)
  */
 #include <hdf5.h>
@@ -14,6 +15,7 @@
 #include "train/adam.h"
 #include "train/clr.h"
 #include "train/head.h"
+#include "train/metrics.h"
 
 static double attr_f64(hid_t f, const char *name) {
     double v = 0;
@@ -94,9 +96,20 @@ int main(int argc, char **argv) {
         fprintf(stderr, "train_driver: cannot open files\n");
         return 2;
     }
+    CtError err;
+    if (strcmp(argv[1], "auc") == 0) {
+        size_t n, ny;
+        float *p = read_all(in, "p", H5T_NATIVE_FLOAT, sizeof(float), &n);
+        uint8_t *y = read_all(in, "y", H5T_NATIVE_UINT8, 1, &ny);
+        double auc = metrics_auc(p, y, n);
+        write_all(out, "auc", H5T_NATIVE_DOUBLE, &auc, 1);
+        free(p), free(y);
+        H5Fclose(in);
+        H5Fclose(out);
+        return 0;
+    }
     ClrSpec clr;
     read_clr(in, &clr);
-    CtError err;
     if (strcmp(argv[1], "lr") == 0) {
         size_t total = (size_t)attr_f64(in, "total");
         double *lr = malloc(total * sizeof *lr);
