@@ -1,7 +1,8 @@
 /*
- * image.c — decoding PNG (libspng) and JPEG (libjpeg-turbo's TurboJPEG API)
- * by content into 8-bit RGB, equal to Pillow 9.4's
- * Image.open(path).convert('RGB'), and writing 8-bit greyscale PNGs.
+ * image.c — decoding PNG (libspng for the header, zlib for the image data)
+ * and JPEG (libjpeg-turbo's TurboJPEG API) by content into 8-bit RGB, equal
+ * to Pillow 9.4's Image.open(path).convert('RGB'), and writing 8-bit
+ * greyscale PNGs.
  *
  * Why by hand rather than with the libraries' own RGB conversions: Pillow's
  * rules are specific (alpha is dropped, never composited; tRNS is ignored;
@@ -9,6 +10,18 @@
  * keep their high byte; CMYK JPEGs are read as Adobe-inverted and converted
  * with Pillow's cmyk2rgb), so PNGs are decoded to their raw samples and
  * converted here, where every rule is visible and tested.
+ *
+ * Why PNG image data is inflated and unfiltered here rather than by
+ * libspng's decoder: Debian builds libspng without its SIMD unfilters and it
+ * inflates one scanline per zlib call, which together made decoding the
+ * COVID-CT set cost twice what inflating it does. Here the whole stream is
+ * inflated in one call into a reused buffer, each row is unfiltered with
+ * loops specialised per pixel size and converted to RGB while it is in
+ * cache (8-bit RGB rows are unfiltered straight into the output). libspng
+ * still reads and validates the header chunks (IHDR, PLTE, ancillary).
+ * Each check is done once: the chunk CRCs here (libspng is told not to
+ * repeat them), and zlib's Adler-32 is skipped, since it covers data whose
+ * chunks' CRCs have just been verified.
  *
  * One deliberate difference from Pillow: a 16-bit greyscale PNG opens in
  * Pillow 9.4 as mode "I" and convert('RGB') clips each sample to 0..255, so
@@ -32,14 +45,16 @@
 #include "data/image.h"
 
 #include <errno.h>
-#include <pthread.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <spng.h>
 #include <turbojpeg.h>
+#include <zlib.h>
 
 void image_limits_default(ImageLimits *lim) {
     lim->max_file_bytes = (size_t)256 << 20;
@@ -63,6 +78,32 @@ void image_free(ImageRGB8 *img) {
     img->width = img->height = 0;
 }
 
+// ---- workspace ----
+
+void image_work_init(ImageWork *w) { memset(w, 0, sizeof *w); }
+
+void image_work_free(ImageWork *w) {
+    if (!w) return;
+    free(w->file);
+    free(w->raw);
+    free(w->rgb);
+    if (w->zs) {
+        inflateEnd(w->zs);
+        free(w->zs);
+    }
+    if (w->tj) tjDestroy(w->tj);
+    memset(w, 0, sizeof *w);
+}
+
+// Makes *buf hold at least need bytes (its contents are not kept).
+static int work_grow(uint8_t **buf, size_t *cap, size_t need) {
+    if (need <= *cap && *buf) return 0;
+    free(*buf);
+    *buf = malloc(need ? need : 1);
+    *cap = *buf ? need : 0;
+    return *buf ? 0 : -1;
+}
+
 // ---- guards ----
 
 // Checks the header's size against the limits. bytes_per_pixel is the
@@ -81,28 +122,161 @@ static int check_limits(const ImageLimits *lim, uint32_t w, uint32_t h, size_t b
     return 0;
 }
 
-// Allocates the (h, w, 3) output; sizes were checked by check_limits.
-static int alloc_rgb(ImageRGB8 *out, uint32_t w, uint32_t h, const char *name, CtError *err) {
-    size_t dims[3] = {w, h, 3};
+// Makes w->rgb hold the (h, w, 3) output; sizes were checked by check_limits.
+static int alloc_rgb(ImageWork *w, ImageRGB8 *out, uint32_t width, uint32_t height,
+                     const char *name, CtError *err) {
+    size_t dims[3] = {width, height, 3};
     size_t bytes;
     if (ct_mul_sizes(&bytes, dims, 3)) return ct_errorf(err, "%s: image size overflows", name);
-    out->rgb = malloc(bytes);
-    if (!out->rgb) return ct_errorf(err, "%s: out of memory for %ux%u pixels", name, w, h);
-    out->width = w;
-    out->height = h;
+    if (work_grow(&w->rgb, &w->rgb_cap, bytes))
+        return ct_errorf(err, "%s: out of memory for %ux%u pixels", name, width, height);
+    out->rgb = w->rgb;
+    out->width = width;
+    out->height = height;
     return 0;
 }
 
-// ---- PNG ----
+// ---- PNG: chunks ----
 
-static unsigned png_channels(uint8_t color_type) {
-    switch (color_type) {
-        case SPNG_COLOR_TYPE_GRAYSCALE: return 1;
-        case SPNG_COLOR_TYPE_TRUECOLOR: return 3;
-        case SPNG_COLOR_TYPE_INDEXED: return 1;
-        case SPNG_COLOR_TYPE_GRAYSCALE_ALPHA: return 2;
-        case SPNG_COLOR_TYPE_TRUECOLOR_ALPHA: return 4;
-        default: return 0;
+static uint32_t be32(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+// Checks that every chunk up to IEND is complete and has a valid CRC, and
+// finds the first IDAT chunk (*idat = 0 when there is none). This is the
+// only CRC check: libspng is told not to repeat it. libspng alone would
+// stop after the image data, so a file cut inside the last IDAT's CRC or
+// before IEND, or with a corrupt IDAT CRC, would decode; Pillow refuses
+// files cut inside the image data and files with bad header-chunk CRCs;
+// ctsweep refuses all of these, since a damaged file is better reported
+// than half-trusted.
+static int png_walk_chunks(const uint8_t *d, size_t n, size_t *idat, const char *name,
+                           CtError *err) {
+    size_t i = 8;
+    *idat = 0;
+    for (;;) {
+        if (n - i < 12) {
+            if (i == n)
+                return ct_errorf(err, "%s: truncated PNG: data ends at byte %zu before IEND", name, n);
+            return ct_errorf(err, "%s: truncated PNG: chunk header at byte %zu is cut off", name, i);
+        }
+        size_t len = be32(d + i);
+        char type[5] = {0};
+        for (int k = 0; k < 4; k++) {
+            uint8_t c = d[i + 4 + k];
+            type[k] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ? (char)c : '?';
+        }
+        if (len > n - i - 12)
+            return ct_errorf(err, "%s: truncated PNG: chunk '%s' at byte %zu needs %zu bytes, "
+                             "%zu are left", name, type, i, len + 12, n - i);
+        if (crc32_z(0, d + i + 4, len + 4) != be32(d + i + 8 + len))
+            return ct_errorf(err, "%s: corrupt PNG: chunk '%s' at byte %zu has a bad CRC", name,
+                             type, i);
+        if (!*idat && memcmp(d + i + 4, "IDAT", 4) == 0) *idat = i;
+        if (memcmp(d + i + 4, "IEND", 4) == 0) return 0;
+        i += len + 12;
+    }
+}
+
+// Inflates the zlib stream spread over the IDAT run that starts at byte
+// idat into out[0, out_len). Data past what the image needs is ignored, as
+// by Pillow. The Adler-32 of the stream is not checked: it covers bytes
+// whose chunks' CRCs have just been checked.
+static int png_inflate(ImageWork *w, uint8_t *out, size_t out_len, const uint8_t *d, size_t idat,
+                       const char *name, CtError *err) {
+    z_stream *z = w->zs;
+    if (!z) {
+        z = calloc(1, sizeof *z);
+        if (!z || inflateInit(z) != Z_OK) {
+            free(z);
+            return ct_errorf(err, "%s: out of memory creating the PNG inflater", name);
+        }
+        w->zs = z;
+    } else if (inflateReset(z) != Z_OK) {
+        return ct_errorf(err, "%s: cannot reset the PNG inflater", name);
+    }
+    inflateValidate(z, 0);
+    size_t done = 0;
+    for (size_t i = idat; done < out_len && memcmp(d + i + 4, "IDAT", 4) == 0;) {
+        size_t len = be32(d + i);
+        z->next_in = (uint8_t *)(d + i + 8);
+        z->avail_in = (uInt)len;  // < 2^32: a PNG chunk length
+        while (z->avail_in > 0 && done < out_len) {
+            size_t want = out_len - done;
+            uInt avail = want > (size_t)UINT32_MAX ? UINT32_MAX : (uInt)want;
+            z->next_out = out + done;
+            z->avail_out = avail;
+            int r = inflate(z, Z_NO_FLUSH);
+            done += avail - z->avail_out;
+            if (r == Z_STREAM_END) {
+                if (done < out_len) goto short_data;
+                break;
+            }
+            if (r != Z_OK && r != Z_BUF_ERROR)
+                return ct_errorf(err, "%s: PNG data: %s", name, z->msg ? z->msg : "inflate failed");
+        }
+        i += len + 12;
+    }
+    if (done == out_len) return 0;
+short_data:
+    return ct_errorf(err, "%s: PNG data: the image data ends after %zu of %zu bytes", name, done,
+                     out_len);
+}
+
+// ---- PNG: scanlines ----
+
+// Reverses a row's filter: dst[i] = src[i] + predictor, where the
+// predictor reads this row's unfiltered bytes (a: one pixel left) and the
+// row above (b: above, c: above left). dst may be src. n is a multiple of
+// bpp (whole pixels, or bpp 1 for depths below 8). bpp is a constant in
+// every caller (see png_unfilter), so the per-pixel loops unroll and a and c
+// stay in registers instead of being reloaded from the bytes just stored.
+static inline __attribute__((always_inline)) void unfilter_bpp(uint8_t *dst, const uint8_t *src,
+                                                               const uint8_t *prev, size_t n,
+                                                               unsigned ft, const size_t bpp) {
+    uint8_t a[8] = {0}, c[8] = {0};
+    switch (ft) {
+        case 0:
+            if (dst != src) memcpy(dst, src, n);
+            break;
+        case 1:
+            for (size_t i = 0; i < n; i += bpp)
+                for (size_t k = 0; k < bpp; k++) dst[i + k] = a[k] = (uint8_t)(src[i + k] + a[k]);
+            break;
+        case 2:
+            for (size_t i = 0; i < n; i++) dst[i] = (uint8_t)(src[i] + prev[i]);
+            break;
+        case 3:
+            for (size_t i = 0; i < n; i += bpp)
+                for (size_t k = 0; k < bpp; k++)
+                    dst[i + k] = a[k] = (uint8_t)(src[i + k] + ((a[k] + prev[i + k]) >> 1));
+            break;
+        default:  // 4, Paeth; a = c = 0 left of the first pixel, as the spec says
+            for (size_t i = 0; i < n; i += bpp) {
+                for (size_t k = 0; k < bpp; k++) {
+                    int b = prev[i + k];
+                    int pa = b - c[k], pb = a[k] - c[k], pc = pa + pb;
+                    pa = pa < 0 ? -pa : pa;
+                    pb = pb < 0 ? -pb : pb;
+                    pc = pc < 0 ? -pc : pc;
+                    int p = (pa <= pb && pa <= pc) ? a[k] : pb <= pc ? b : c[k];
+                    dst[i + k] = a[k] = (uint8_t)(src[i + k] + p);
+                    c[k] = (uint8_t)b;
+                }
+            }
+            break;
+    }
+}
+
+static void png_unfilter(uint8_t *dst, const uint8_t *src, const uint8_t *prev, size_t n,
+                         unsigned ft, size_t bpp) {
+    switch (bpp) {
+        case 1: unfilter_bpp(dst, src, prev, n, ft, 1); break;
+        case 2: unfilter_bpp(dst, src, prev, n, ft, 2); break;
+        case 3: unfilter_bpp(dst, src, prev, n, ft, 3); break;
+        case 4: unfilter_bpp(dst, src, prev, n, ft, 4); break;
+        case 6: unfilter_bpp(dst, src, prev, n, ft, 6); break;
+        default: unfilter_bpp(dst, src, prev, n, ft, 8); break;
     }
 }
 
@@ -123,69 +297,90 @@ static inline unsigned png_sample(const uint8_t *row, size_t i, unsigned depth, 
     }
 }
 
-static uint32_t crc_table[256];
+typedef struct {
+    unsigned color_type, depth, channels;
+    uint8_t pal[256][3];  // palette images only
+} PngFormat;
 
-static void crc_table_init(void) {
-    for (uint32_t n = 0; n < 256; n++) {
-        uint32_t c = n;
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-        crc_table[n] = c;
+// One unfiltered row of n pixels to RGB at o, o + step, o + 2 step, ...
+// (step 3 for a whole row, 3 * dx for an Adam7 pass).
+static void png_row_to_rgb(uint8_t *o, size_t step, const uint8_t *row, size_t n,
+                           const PngFormat *f) {
+    unsigned ch = f->channels, depth = f->depth;
+    if (depth == 8 && step == 3) {  // the common cases, written to be fast
+        switch (f->color_type) {
+            case SPNG_COLOR_TYPE_TRUECOLOR:
+                memcpy(o, row, n * 3);
+                return;
+            case SPNG_COLOR_TYPE_TRUECOLOR_ALPHA:
+                // 4-byte copies; each one's fourth byte is overwritten by
+                // the next pixel, and the last pixel is copied exactly.
+                for (size_t x = 0; x + 1 < n; x++) memcpy(o + 3 * x, row + 4 * x, 4);
+                memcpy(o + 3 * (n - 1), row + 4 * (n - 1), 3);
+                return;
+            case SPNG_COLOR_TYPE_GRAYSCALE:
+                for (size_t x = 0; x < n; x++) o[3 * x] = o[3 * x + 1] = o[3 * x + 2] = row[x];
+                return;
+            default: break;
+        }
+    }
+    for (size_t x = 0; x < n; x++, o += step) {
+        size_t s = x * ch;
+        switch (f->color_type) {
+            case SPNG_COLOR_TYPE_GRAYSCALE:
+            case SPNG_COLOR_TYPE_GRAYSCALE_ALPHA:  // alpha dropped
+                o[0] = o[1] = o[2] = (uint8_t)png_sample(row, s, depth, 1);
+                break;
+            case SPNG_COLOR_TYPE_INDEXED: {
+                const uint8_t *p = f->pal[png_sample(row, s, depth, 0)];
+                o[0] = p[0];
+                o[1] = p[1];
+                o[2] = p[2];
+                break;
+            }
+            default:  // truecolor, with or without alpha (dropped)
+                o[0] = (uint8_t)png_sample(row, s + 0, depth, 1);
+                o[1] = (uint8_t)png_sample(row, s + 1, depth, 1);
+                o[2] = (uint8_t)png_sample(row, s + 2, depth, 1);
+                break;
+        }
     }
 }
 
-static uint32_t png_crc(const uint8_t *d, size_t n) {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, crc_table_init);
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) c = crc_table[(c ^ d[i]) & 0xFF] ^ (c >> 8);
-    return c ^ 0xFFFFFFFFu;
-}
+// Adam7: pass origins and steps (x0, y0, dx, dy).
+static const uint8_t adam7[7][4] = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4},
+                                    {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};
 
-static uint32_t be32(const uint8_t *p) {
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-// Checks that every chunk up to IEND is complete and has a valid CRC.
-// libspng checks the CRCs of the chunks it reads but stops after the image
-// data, so a file cut inside the last IDAT's CRC or before IEND, or with a
-// corrupt IDAT CRC, would otherwise decode. Pillow refuses files cut inside
-// the image data and files with bad header-chunk CRCs; ctsweep refuses all
-// of these, since a damaged file is better reported than half-trusted.
-static int png_check_chunks(const uint8_t *d, size_t n, const char *name, CtError *err) {
-    size_t i = 8;
-    for (;;) {
-        if (n - i < 12) {
-            if (i == n)
-                return ct_errorf(err, "%s: truncated PNG: data ends at byte %zu before IEND", name, n);
-            return ct_errorf(err, "%s: truncated PNG: chunk header at byte %zu is cut off", name, i);
-        }
-        size_t len = be32(d + i);
-        char type[5] = {0};
-        for (int k = 0; k < 4; k++) {
-            uint8_t c = d[i + 4 + k];
-            type[k] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ? (char)c : '?';
-        }
-        if (len > n - i - 12)
-            return ct_errorf(err, "%s: truncated PNG: chunk '%s' at byte %zu needs %zu bytes, "
-                             "%zu are left", name, type, i, len + 12, n - i);
-        if (png_crc(d + i + 4, len + 4) != be32(d + i + 8 + len))
-            return ct_errorf(err, "%s: corrupt PNG: chunk '%s' at byte %zu has a bad CRC", name,
-                             type, i);
-        if (memcmp(d + i + 4, "IEND", 4) == 0) return 0;
-        i += len + 12;
+// The size of pass p (p = 0 when not interlaced); 0 when it is empty.
+static void png_pass_size(unsigned interlace, int p, size_t width, size_t height, size_t *pw,
+                          size_t *ph) {
+    if (!interlace) {
+        *pw = width;
+        *ph = height;
+        return;
     }
+    size_t x0 = adam7[p][0], y0 = adam7[p][1], dx = adam7[p][2], dy = adam7[p][3];
+    *pw = (width + dx - 1 - x0) / dx;  // dx - 1 >= x0 in every pass
+    *ph = (height + dy - 1 - y0) / dy;
 }
 
-static int png_decode(ImageRGB8 *out, const uint8_t *data, size_t len, const ImageLimits *lim,
-                      const char *name, CtError *err) {
-    if (png_check_chunks(data, len, name, err)) return -1;
+static size_t png_row_bytes(size_t pixels, const PngFormat *f) {
+    return (pixels * f->channels * f->depth + 7) / 8;
+}
+
+// ---- PNG: decode ----
+
+static int png_decode(ImageWork *w, ImageRGB8 *out, const uint8_t *data, size_t len,
+                      const ImageLimits *lim, const char *name, CtError *err) {
+    size_t idat;
+    if (png_walk_chunks(data, len, &idat, name, err)) return -1;
     spng_ctx *ctx = spng_ctx_new(0);
     if (!ctx) return ct_errorf(err, "%s: out of memory creating the PNG decoder", name);
-    uint8_t *raw = NULL;
     int rc = -1, r;
     // Ancillary chunks (text, ICC profiles) are kept in memory by libspng;
     // bound them so a hostile file cannot make us allocate without limit.
     spng_set_chunk_limits(ctx, (size_t)64 << 20, (size_t)64 << 20);
+    spng_set_crc_action(ctx, SPNG_CRC_USE, SPNG_CRC_USE);  // checked above
     if ((r = spng_set_png_buffer(ctx, data, len)) != 0) {
         ct_errorf(err, "%s: PNG: %s", name, spng_strerror(r));
         goto done;
@@ -195,19 +390,37 @@ static int png_decode(ImageRGB8 *out, const uint8_t *data, size_t len, const Ima
         ct_errorf(err, "%s: PNG header: %s", name, spng_strerror(r));
         goto done;
     }
-    unsigned ch = png_channels(ihdr.color_type);
-    unsigned depth = ihdr.bit_depth;
-    if (ch == 0 || (depth != 1 && depth != 2 && depth != 4 && depth != 8 && depth != 16)) {
+    PngFormat f;
+    f.color_type = ihdr.color_type;
+    f.depth = ihdr.bit_depth;
+    switch (ihdr.color_type) {
+        case SPNG_COLOR_TYPE_GRAYSCALE: f.channels = 1; break;
+        case SPNG_COLOR_TYPE_TRUECOLOR: f.channels = 3; break;
+        case SPNG_COLOR_TYPE_INDEXED: f.channels = 1; break;
+        case SPNG_COLOR_TYPE_GRAYSCALE_ALPHA: f.channels = 2; break;
+        case SPNG_COLOR_TYPE_TRUECOLOR_ALPHA: f.channels = 4; break;
+        default: f.channels = 0; break;
+    }
+    unsigned depth = f.depth;
+    if (f.channels == 0 ||
+        (depth != 1 && depth != 2 && depth != 4 && depth != 8 && depth != 16)) {
         ct_errorf(err, "%s: PNG has an unsupported color type %u / bit depth %u", name,
                   ihdr.color_type, depth);
         goto done;
     }
-    size_t bpp = ch * (depth == 16 ? 2u : 1u);
+    if (ihdr.interlace_method > 1) {
+        ct_errorf(err, "%s: PNG has an unknown interlace method %u", name, ihdr.interlace_method);
+        goto done;
+    }
+    size_t bpp = f.channels * (depth == 16 ? 2u : 1u);
     if (check_limits(lim, ihdr.width, ihdr.height, bpp > 3 ? bpp : 3, "PNG", name, err)) goto done;
+    if (!idat) {
+        ct_errorf(err, "%s: PNG has no image data (IDAT)", name);
+        goto done;
+    }
 
     // Palette: entries past the end of PLTE are grey (i, i, i), as in
     // Pillow's palette, which starts out as a grey ramp.
-    uint8_t pal[256][3];
     if (ihdr.color_type == SPNG_COLOR_TYPE_INDEXED) {
         struct spng_plte plte;
         if ((r = spng_get_plte(ctx, &plte)) != 0) {
@@ -216,78 +429,85 @@ static int png_decode(ImageRGB8 *out, const uint8_t *data, size_t len, const Ima
         }
         for (unsigned i = 0; i < 256; i++) {
             if (i < plte.n_entries) {
-                pal[i][0] = plte.entries[i].red;
-                pal[i][1] = plte.entries[i].green;
-                pal[i][2] = plte.entries[i].blue;
+                f.pal[i][0] = plte.entries[i].red;
+                f.pal[i][1] = plte.entries[i].green;
+                f.pal[i][2] = plte.entries[i].blue;
             } else {
-                pal[i][0] = pal[i][1] = pal[i][2] = (uint8_t)i;
+                f.pal[i][0] = f.pal[i][1] = f.pal[i][2] = (uint8_t)i;
             }
         }
     }
 
-    size_t raw_len;
-    if ((r = spng_decoded_image_size(ctx, SPNG_FMT_RAW, &raw_len)) != 0) {
-        ct_errorf(err, "%s: PNG: %s", name, spng_strerror(r));
-        goto done;
+    // The scanlines of every pass, each a filter byte and the packed
+    // samples, after a zero row that stands above each pass's first row.
+    // The limits bound every size here far below overflow.
+    uint32_t width = ihdr.width, height = ihdr.height;
+    int npass = ihdr.interlace_method ? 7 : 1;
+    size_t full_row = png_row_bytes(width, &f);
+    size_t raw_len = full_row;
+    for (int p = 0; p < npass; p++) {
+        size_t pw, ph;
+        png_pass_size(ihdr.interlace_method, p, width, height, &pw, &ph);
+        if (pw && ph) raw_len += ph * (1 + png_row_bytes(pw, &f));
     }
-    if (raw_len % ihdr.height != 0) {
-        ct_errorf(err, "%s: PNG: unexpected decoded size %zu", name, raw_len);
-        goto done;
-    }
-    size_t row_bytes = raw_len / ihdr.height;
-    size_t need_bits;
-    if (ct_mul_size(&need_bits, (size_t)ihdr.width * ch, depth) || row_bytes < (need_bits + 7) / 8) {
-        ct_errorf(err, "%s: PNG: decoded row of %zu bytes is too short", name, row_bytes);
-        goto done;
-    }
-    raw = malloc(raw_len);
-    if (!raw) {
+    if (work_grow(&w->raw, &w->raw_cap, raw_len)) {
         ct_errorf(err, "%s: out of memory for a %zu-byte PNG", name, raw_len);
         goto done;
     }
-    // No SPNG_DECODE_TRNS: Pillow's convert('RGB') ignores transparency.
-    if ((r = spng_decode_image(ctx, raw, raw_len, SPNG_FMT_RAW, 0)) != 0) {
-        ct_errorf(err, "%s: PNG data: %s", name, spng_strerror(r));
-        goto done;
-    }
-    if (alloc_rgb(out, ihdr.width, ihdr.height, name, err)) goto done;
+    uint8_t *zero = w->raw, *raw = w->raw + full_row;
+    memset(zero, 0, full_row);
+    // No tRNS handling: Pillow's convert('RGB') ignores transparency.
+    if (png_inflate(w, raw, raw_len - full_row, data, idat, name, err)) goto done;
+    if (alloc_rgb(w, out, width, height, name, err)) goto done;
 
-    for (uint32_t y = 0; y < ihdr.height; y++) {
-        const uint8_t *row = raw + (size_t)y * row_bytes;
-        uint8_t *o = out->rgb + (size_t)y * ihdr.width * 3;
-        for (uint32_t x = 0; x < ihdr.width; x++, o += 3) {
-            size_t s = (size_t)x * ch;
-            switch (ihdr.color_type) {
-                case SPNG_COLOR_TYPE_GRAYSCALE:
-                case SPNG_COLOR_TYPE_GRAYSCALE_ALPHA:  // alpha dropped
-                    o[0] = o[1] = o[2] = (uint8_t)png_sample(row, s, depth, 1);
-                    break;
-                case SPNG_COLOR_TYPE_INDEXED: {
-                    const uint8_t *p = pal[png_sample(row, s, depth, 0)];
-                    o[0] = p[0];
-                    o[1] = p[1];
-                    o[2] = p[2];
-                    break;
-                }
-                default:  // truecolor, with or without alpha (dropped)
-                    o[0] = (uint8_t)png_sample(row, s + 0, depth, 1);
-                    o[1] = (uint8_t)png_sample(row, s + 1, depth, 1);
-                    o[2] = (uint8_t)png_sample(row, s + 2, depth, 1);
-                    break;
+    // A non-interlaced 8-bit RGB row is unfiltered straight into the
+    // output; every other kind is unfiltered in place and converted.
+    int direct = !ihdr.interlace_method && f.color_type == SPNG_COLOR_TYPE_TRUECOLOR && depth == 8;
+    for (int p = 0; p < npass; p++) {
+        size_t x0 = 0, y0 = 0, dx = 1, dy = 1, pw, ph;
+        png_pass_size(ihdr.interlace_method, p, width, height, &pw, &ph);
+        if (!pw || !ph) continue;
+        if (ihdr.interlace_method) x0 = adam7[p][0], y0 = adam7[p][1], dx = adam7[p][2], dy = adam7[p][3];
+        size_t rb = png_row_bytes(pw, &f);
+        const uint8_t *prev = zero;
+        for (size_t yy = 0; yy < ph; yy++, raw += 1 + rb) {
+            unsigned ft = raw[0];
+            if (ft > 4) {
+                ct_errorf(err, "%s: PNG data: row %zu has an unknown filter type %u", name,
+                          y0 + yy * dy, ft);
+                goto done;
+            }
+            uint8_t *o = out->rgb + ((y0 + yy * dy) * width + x0) * 3;
+            if (direct) {
+                png_unfilter(o, raw + 1, prev, rb, ft, bpp);
+                prev = o;
+            } else {
+                png_unfilter(raw + 1, raw + 1, prev, rb, ft, bpp);
+                png_row_to_rgb(o, 3 * dx, raw + 1, pw, &f);
+                prev = raw + 1;
             }
         }
     }
     rc = 0;
 done:
-    free(raw);
     spng_ctx_free(ctx);
-    if (rc) image_free(out);
+    if (rc) {
+        out->rgb = NULL;
+        out->width = out->height = 0;
+    }
     return rc;
 }
 
 // ---- JPEG ----
 
 typedef enum { JPEG_WALK_EOI, JPEG_WALK_TRUNCATED, JPEG_WALK_CORRUPT } JpegWalk;
+
+// The offset of the first 0xFF byte at or after i, or n.
+static size_t next_ff(const uint8_t *d, size_t i, size_t n) {
+    if (i >= n) return n;
+    const uint8_t *f = memchr(d + i, 0xFF, n - i);
+    return f ? (size_t)(f - d) : n;
+}
 
 // Follows the marker structure the way libjpeg's marker reader does
 // (extraneous bytes before a marker skipped, fill bytes skipped, entropy-coded
@@ -299,7 +519,7 @@ typedef enum { JPEG_WALK_EOI, JPEG_WALK_TRUNCATED, JPEG_WALK_CORRUPT } JpegWalk;
 static JpegWalk jpeg_walk_markers(const uint8_t *d, size_t n, size_t *end) {
     size_t i = 2;  // past SOI (checked by image_sniff)
     for (;;) {
-        while (i < n && d[i] != 0xFF) i++;
+        i = next_ff(d, i, n);
         while (i < n && d[i] == 0xFF) i++;
         if (i >= n) break;
         uint8_t m = d[i++];
@@ -320,7 +540,7 @@ static JpegWalk jpeg_walk_markers(const uint8_t *d, size_t n, size_t *end) {
         if (m != 0xDA) continue;
         // Entropy-coded data after SOS: runs until a real marker.
         for (;;) {
-            while (i < n && d[i] != 0xFF) i++;
+            i = next_ff(d, i, n);
             size_t j = i + 1;
             while (j < n && d[j] == 0xFF) j++;
             if (j >= n) {
@@ -367,56 +587,45 @@ static inline uint8_t cmyk_channel(unsigned c, unsigned nk) {
     return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-static int jpeg_decode(ImageRGB8 *out, const uint8_t *data, size_t len, const ImageLimits *lim,
-                       const char *name, CtError *err) {
-    tjhandle tj = tjInitDecompress();
-    if (!tj) return ct_errorf(err, "%s: cannot create the JPEG decoder: %s", name, tjGetErrorStr2(NULL));
-    uint8_t *cmyk = NULL;
-    int rc = -1;
+static int jpeg_decode(ImageWork *wk, ImageRGB8 *out, const uint8_t *data, size_t len,
+                       const ImageLimits *lim, const char *name, CtError *err) {
+    if (!wk->tj && !(wk->tj = tjInitDecompress()))
+        return ct_errorf(err, "%s: cannot create the JPEG decoder: %s", name, tjGetErrorStr2(NULL));
+    tjhandle tj = wk->tj;
     int w = 0, h = 0, subsamp = -1, cs = -1;
-    if (len > (size_t)(unsigned long)-1) {
-        ct_errorf(err, "%s: JPEG too large", name);
-        goto done;
-    }
+    if (len > (size_t)(unsigned long)-1) return ct_errorf(err, "%s: JPEG too large", name);
     size_t end;
     JpegWalk walk = jpeg_walk_markers(data, len, &end);
-    if (walk == JPEG_WALK_TRUNCATED) {
-        ct_errorf(err, "%s: truncated JPEG: Premature end of JPEG file (data ends at byte %zu "
-                  "before the end-of-image marker)", name, end);
-        goto done;
-    }
-    if (walk == JPEG_WALK_CORRUPT) {
-        ct_errorf(err, "%s: corrupt JPEG: bad marker segment length at byte %zu", name, end);
-        goto done;
-    }
+    if (walk == JPEG_WALK_TRUNCATED)
+        return ct_errorf(err, "%s: truncated JPEG: Premature end of JPEG file (data ends at byte "
+                         "%zu before the end-of-image marker)", name, end);
+    if (walk == JPEG_WALK_CORRUPT)
+        return ct_errorf(err, "%s: corrupt JPEG: bad marker segment length at byte %zu", name, end);
     // tjDecompressHeader3's return value is not a reliable verdict: it fails
     // on libjpeg warnings and on sampling factors TurboJPEG has no name for
     // (both of which Pillow and tjDecompress2 accept), and it can return 0
     // for a header it could not read. The outputs decide.
     tjDecompressHeader3(tj, data, (unsigned long)len, &w, &h, &subsamp, &cs);
-    if (w <= 0 || h <= 0) {
-        ct_errorf(err, "%s: JPEG header: %s", name, tjGetErrorStr2(tj));
-        goto done;
-    }
+    if (w <= 0 || h <= 0) return ct_errorf(err, "%s: JPEG header: %s", name, tjGetErrorStr2(tj));
     int is_cmyk = (cs == TJCS_CMYK || cs == TJCS_YCCK);
-    if (!is_cmyk && cs != TJCS_RGB && cs != TJCS_YCbCr && cs != TJCS_GRAY) {
-        ct_errorf(err, "%s: JPEG has an unsupported colour space: %s", name, tjGetErrorStr2(tj));
-        goto done;
-    }
-    if (check_limits(lim, (uint32_t)w, (uint32_t)h, is_cmyk ? 4 : 3, "JPEG", name, err)) goto done;
-    if (alloc_rgb(out, (uint32_t)w, (uint32_t)h, name, err)) goto done;
-    // Default flags: ISLOW DCT and fancy upsampling, as Pillow decodes.
+    if (!is_cmyk && cs != TJCS_RGB && cs != TJCS_YCbCr && cs != TJCS_GRAY)
+        return ct_errorf(err, "%s: JPEG has an unsupported colour space: %s", name,
+                         tjGetErrorStr2(tj));
+    if (check_limits(lim, (uint32_t)w, (uint32_t)h, is_cmyk ? 4 : 3, "JPEG", name, err)) return -1;
+    if (alloc_rgb(wk, out, (uint32_t)w, (uint32_t)h, name, err)) return -1;
+    // Default flags: ISLOW DCT and fancy upsampling, as Pillow decodes (no
+    // DCT scaling either: it would change the pixels).
     // TJFLAG_LIMITSCANS only refuses progressive files with > 500 scans
     // (a denial-of-service pattern); no real image has that many.
     int flags = TJFLAG_LIMITSCANS;
     uint8_t *dst = out->rgb;
+    size_t npix = (size_t)w * (size_t)h;
     if (is_cmyk) {
-        cmyk = malloc((size_t)w * (size_t)h * 4);
-        if (!cmyk) {
+        if (work_grow(&wk->raw, &wk->raw_cap, npix * 4)) {
             ct_errorf(err, "%s: out of memory for %dx%d CMYK pixels", name, w, h);
-            goto done;
+            goto fail;
         }
-        dst = cmyk;
+        dst = wk->raw;
     }
     if (tjDecompress2(tj, data, (unsigned long)len, dst, w, 0, h, is_cmyk ? TJPF_CMYK : TJPF_RGB,
                       flags) != 0) {
@@ -426,31 +635,29 @@ static int jpeg_decode(ImageRGB8 *out, const uint8_t *data, size_t len, const Im
         const char *msg = tjGetErrorStr2(tj);
         if (tjGetErrorCode(tj) != TJERR_WARNING || !jpeg_is_warning_text(msg)) {
             ct_errorf(err, "%s: JPEG data: %s", name, msg);
-            goto done;
+            goto fail;
         }
     }
     if (is_cmyk) {
-        size_t npix = (size_t)w * (size_t)h;
         for (size_t i = 0; i < npix; i++) {
-            const uint8_t *p = cmyk + 4 * i;
+            const uint8_t *p = wk->raw + 4 * i;
             unsigned nk = p[3];  // 255 - (255 - stored k): Adobe inversion
             out->rgb[3 * i + 0] = cmyk_channel(255u - p[0], nk);
             out->rgb[3 * i + 1] = cmyk_channel(255u - p[1], nk);
             out->rgb[3 * i + 2] = cmyk_channel(255u - p[2], nk);
         }
     }
-    rc = 0;
-done:
-    free(cmyk);
-    tjDestroy(tj);
-    if (rc) image_free(out);
-    return rc;
+    return 0;
+fail:
+    out->rgb = NULL;
+    out->width = out->height = 0;
+    return -1;
 }
 
 // ---- entry points ----
 
-int image_decode_rgb8(ImageRGB8 *out, const uint8_t *data, size_t len, const ImageLimits *lim,
-                      const char *name, CtError *err) {
+int image_work_decode_rgb8(ImageWork *w, ImageRGB8 *out, const uint8_t *data, size_t len,
+                           const ImageLimits *lim, const char *name, CtError *err) {
     out->width = out->height = 0;
     out->rgb = NULL;
     ImageLimits def;
@@ -463,13 +670,56 @@ int image_decode_rgb8(ImageRGB8 *out, const uint8_t *data, size_t len, const Ima
         return ct_errorf(err, "%s: file is %zu bytes, more than the limit of %zu", name, len,
                          lim->max_file_bytes);
     switch (image_sniff(data, len)) {
-        case IMAGE_FMT_PNG: return png_decode(out, data, len, lim, name, err);
-        case IMAGE_FMT_JPEG: return jpeg_decode(out, data, len, lim, name, err);
+        case IMAGE_FMT_PNG: return png_decode(w, out, data, len, lim, name, err);
+        case IMAGE_FMT_JPEG: return jpeg_decode(w, out, data, len, lim, name, err);
         default: return ct_errorf(err, "%s: not a PNG or JPEG image", name);
     }
 }
 
-int image_load_rgb8(ImageRGB8 *out, const char *path, const ImageLimits *lim, CtError *err) {
+// Reads path into w->file, as ct_read_file does but into the reused buffer.
+static int work_read_file(ImageWork *w, const char *path, size_t max_len, size_t *len,
+                          CtError *err) {
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ct_errorf(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return ct_errorf(err, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return ct_errorf(err, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)st.st_size;
+    if (n > max_len) {
+        close(fd);
+        return ct_errorf(err, "%s: file is %zu bytes, more than the limit of %zu", path, n, max_len);
+    }
+    if (work_grow(&w->file, &w->file_cap, n)) {
+        close(fd);
+        return ct_errorf(err, "%s: out of memory reading %zu bytes", path, n);
+    }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, w->file + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            int e = errno;
+            close(fd);
+            return ct_errorf(err, "%s: read failed: %s", path,
+                             r < 0 ? strerror(e) : "unexpected end of file");
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    *len = n;
+    return 0;
+}
+
+int image_work_load_rgb8(ImageWork *w, ImageRGB8 *out, const char *path, const ImageLimits *lim,
+                         CtError *err) {
     out->width = out->height = 0;
     out->rgb = NULL;
     ImageLimits def;
@@ -477,12 +727,30 @@ int image_load_rgb8(ImageRGB8 *out, const char *path, const ImageLimits *lim, Ct
         image_limits_default(&def);
         lim = &def;
     }
-    uint8_t *data;
     size_t len;
-    if (ct_read_file(path, &data, &len, lim->max_file_bytes, err)) return -1;
-    int rc = image_decode_rgb8(out, data, len, lim, path, err);
-    free(data);
+    if (work_read_file(w, path, lim->max_file_bytes, &len, err)) return -1;
+    return image_work_decode_rgb8(w, out, w->file, len, lim, path, err);
+}
+
+// The one-off entry points: a workspace for one image, whose pixel buffer
+// (allocated to the exact size) the caller then owns.
+static int take_rgb(ImageWork *w, ImageRGB8 *out, int rc) {
+    if (rc == 0) w->rgb = NULL;  // out->rgb is it
+    image_work_free(w);
     return rc;
+}
+
+int image_decode_rgb8(ImageRGB8 *out, const uint8_t *data, size_t len, const ImageLimits *lim,
+                      const char *name, CtError *err) {
+    ImageWork w;
+    image_work_init(&w);
+    return take_rgb(&w, out, image_work_decode_rgb8(&w, out, data, len, lim, name, err));
+}
+
+int image_load_rgb8(ImageRGB8 *out, const char *path, const ImageLimits *lim, CtError *err) {
+    ImageWork w;
+    image_work_init(&w);
+    return take_rgb(&w, out, image_work_load_rgb8(&w, out, path, lim, err));
 }
 
 // ---- writing ----

@@ -2,7 +2,8 @@
  * image.h — decoding CT images by content (PNG via libspng, JPEG via
  * libjpeg-turbo), never by file name, into 8-bit RGB the way PIL's
  * Image.open(path).convert('RGB') does. Size guards are checked against the
- * header before any pixel buffer is allocated.
+ * header before any pixel buffer is allocated. A workspace (ImageWork) lets
+ * one thread decode many images without allocating for each.
  */
 #ifndef CTSWEEP_DATA_IMAGE_H
 #define CTSWEEP_DATA_IMAGE_H
@@ -39,6 +40,33 @@ int image_decode_rgb8(ImageRGB8 *out, const uint8_t *data, size_t len, const Ima
 // Reads and decodes a file (errors name the path).
 int image_load_rgb8(ImageRGB8 *out, const char *path, const ImageLimits *lim, CtError *err);
 void image_free(ImageRGB8 *img);
+
+// ---- reusable workspace ----
+
+// Everything one decode needs besides the input: the file's bytes, the PNG
+// scanlines (or JPEG CMYK samples), the decoded image, and the zlib and
+// TurboJPEG decoders. Each buffer grows to the largest image seen and is
+// kept, so a thread decoding a whole data set allocates a few times, not
+// per image. One workspace per thread; never shared.
+typedef struct {
+    uint8_t *file;  // the last file read
+    size_t file_cap;
+    uint8_t *raw;   // PNG: a zero row, then the inflated scanlines; JPEG: CMYK
+    size_t raw_cap;
+    uint8_t *rgb;   // the decoded image, (height, width, 3)
+    size_t rgb_cap;
+    void *zs;       // z_stream, made on first use
+    void *tj;       // tjhandle, made on first use
+} ImageWork;
+
+void image_work_init(ImageWork *w);
+void image_work_free(ImageWork *w);
+// As image_decode_rgb8 / image_load_rgb8, but out->rgb points into w: it
+// stays valid until the next call with w, and must not be freed.
+int image_work_decode_rgb8(ImageWork *w, ImageRGB8 *out, const uint8_t *data, size_t len,
+                           const ImageLimits *lim, const char *name, CtError *err);
+int image_work_load_rgb8(ImageWork *w, ImageRGB8 *out, const char *path, const ImageLimits *lim,
+                         CtError *err);
 
 // Writes an 8-bit greyscale PNG (used by the phantom generator).
 int image_write_png_gray8(const char *path, const uint8_t *pix, uint32_t width, uint32_t height,

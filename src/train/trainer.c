@@ -17,6 +17,9 @@ int train_state_init(TrainState *st, const TrainSpec *spec, const TrainData *dat
     for (size_t i = 0; i < spec->n_budgets; i++)
         if (spec->budgets[i] == 0 || (i > 0 && spec->budgets[i] <= spec->budgets[i - 1]))
             return ct_errorf(err, "epochs must be positive and ascending");
+    if (clr_depends_on_length(spec->clr.mode) && spec->n_budgets > 1)
+        return ct_errorf(err, "clr mode %s depends on the run length: each epoch budget needs its own run",
+                         clr_mode_name(spec->clr.mode));
     if (data->n_train == 0 || data->n_val == 0) return ct_errorf(err, "the training and val splits must not be empty");
     if (data->aug_views == 0) return ct_errorf(err, "aug_views must be at least 1");
     if (data->n_train > UINT32_MAX) return ct_errorf(err, "too many training images");
