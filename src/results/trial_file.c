@@ -1,0 +1,226 @@
+/*
+ * trial_file.c — writing and reading trial files (see trial_file.h).
+ */
+#include "results/trial_file.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "results/h5io.h"
+
+#define SCHEMA_VERSION 1
+
+static hid_t epoch_type(void) {
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(EpochRecord));
+    H5Tinsert(t, "epoch", HOFFSET(EpochRecord, epoch), H5T_NATIVE_UINT64);
+    H5Tinsert(t, "lr", HOFFSET(EpochRecord, lr), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "train_loss", HOFFSET(EpochRecord, train_loss), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "train_acc", HOFFSET(EpochRecord, train_acc), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "val_loss", HOFFSET(EpochRecord, val_loss), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "val_acc", HOFFSET(EpochRecord, val_acc), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "val_auc", HOFFSET(EpochRecord, val_auc), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "seconds", HOFFSET(EpochRecord, seconds), H5T_NATIVE_DOUBLE);
+    return t;
+}
+
+static int write_array(hid_t loc, const char *name, hid_t mem, hid_t file_type, int rank, const hsize_t *dims,
+                       const void *data, CtError *err) {
+    hid_t s = -1, d = -1;
+    h5_try(s = H5Screate_simple(rank, dims, NULL), name);
+    h5_try(d = H5Dcreate2(loc, name, file_type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), name);
+    hsize_t n = 1;
+    for (int i = 0; i < rank; i++) n *= dims[i];
+    if (n) h5_try(H5Dwrite(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), name);
+    H5Dclose(d);
+    H5Sclose(s);
+    return 0;
+fail:
+    if (d >= 0) H5Dclose(d);
+    if (s >= 0) H5Sclose(s);
+    return -1;
+}
+
+static int fsync_path(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int trial_file_write(const char *path, const GridTrial *t, const TrialRecord *r, const int64_t *val_index,
+                     const int64_t *test_index, const CheckpointRef *ckpt, CtError *err) {
+    char *tmp = ct_asprintf("%s.tmp", path);
+    hid_t f = -1, g = -1, et = -1;
+    int rc = -1;
+    h5_try(f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), tmp);
+    if (h5io_attr_str(f, "trial_id", t->id, err) || h5io_attr_str(f, "model", t->model, err) ||
+        h5io_attr_i64(f, "batch_size", (long long)t->batch_size, err) ||
+        h5io_attr_i64(f, "epochs", (long long)t->epochs, err) ||
+        h5io_attr_str(f, "clr_mode", clr_mode_name(t->clr.mode), err) ||
+        h5io_attr_f64(f, "base_lr", t->clr.base_lr, err) || h5io_attr_f64(f, "max_lr", t->clr.max_lr, err) ||
+        h5io_attr_f64(f, "step_size", t->clr.step_size, err) ||
+        h5io_attr_f64(f, "step_size_epochs", t->clr.step_size_epochs, err) ||
+        h5io_attr_f64(f, "gamma", t->clr.gamma, err) || h5io_attr_i64(f, "seed", (long long)t->seed, err) ||
+        h5io_attr_str(f, "status", trial_status_name(r->status), err) || h5io_attr_str(f, "error", r->error, err) ||
+        h5io_attr_i64(f, "best_epoch", (long long)r->best_epoch, err) ||
+        h5io_attr_f64(f, "best_val_acc", r->best_val_acc, err) || h5io_attr_f64(f, "test_acc", r->test_acc, err) ||
+        h5io_attr_f64(f, "test_auc", r->test_auc, err) || h5io_attr_f64(f, "wall_seconds", r->wall_seconds, err) ||
+        h5io_attr_str(f, "host", r->host, err) || h5io_attr_str(f, "device", r->device, err) ||
+        h5io_attr_i64(f, "rank", r->rank, err) || h5io_attr_i64(f, "forwards", (long long)r->forwards, err) ||
+        h5io_attr_i64(f, "cache_hits", (long long)r->cache_hits, err) ||
+        h5io_attr_i64(f, "iters_per_epoch", (long long)r->iters_per_epoch, err) ||
+        h5io_attr_i64(f, "schema_version", SCHEMA_VERSION, err) ||
+        h5io_attr_str(f, "software_version", CTSWEEP_VERSION, err))
+        goto fail;
+    et = epoch_type();
+    hsize_t ne[1] = {r->epochs_done};
+    if (write_array(f, "epochs", et, et, 1, ne, r->epochs, err)) goto fail;
+    hsize_t nl[1] = {r->epochs_done * r->iters_per_epoch};
+    if (write_array(f, "lr_trace", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 1, nl, r->lr_trace, err)) goto fail;
+    h5_try(g = H5Gcreate2(f, "val", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "val");
+    hsize_t vp[2] = {r->epochs_done, r->n_val}, vi[1] = {r->n_val};
+    if (write_array(g, "prob", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 2, vp, r->val_prob, err) ||
+        write_array(g, "index", H5T_NATIVE_INT64, H5T_STD_I64LE, 1, vi, val_index, err))
+        goto fail;
+    H5Gclose(g);
+    h5_try(g = H5Gcreate2(f, "test", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "test");
+    hsize_t tp[1] = {r->status == TRIAL_DONE ? r->n_test : 0}, ti[1] = {r->n_test};
+    if (write_array(g, "prob", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 1, tp, r->test_prob, err) ||
+        write_array(g, "index", H5T_NATIVE_INT64, H5T_STD_I64LE, 1, ti, test_index, err))
+        goto fail;
+    H5Gclose(g);
+    g = -1;
+    if (ckpt && ckpt->file[0]) {
+        h5_try(g = H5Gcreate2(f, "checkpoint", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "checkpoint");
+        if (h5io_attr_i64(g, "epoch", (long long)ckpt->epoch, err) ||
+            h5io_attr_i64(g, "iteration", (long long)ckpt->iteration, err) ||
+            h5io_attr_str(g, "file", ckpt->file, err))
+            goto fail;
+        H5Gclose(g);
+        g = -1;
+    }
+    H5Tclose(et);
+    et = -1;
+    if (H5Fclose(f) < 0) {
+        f = -1;
+        h5io_error(err, tmp);
+        goto fail;
+    }
+    f = -1;
+    if (fsync_path(tmp) != 0 || rename(tmp, path) != 0) {
+        ct_errorf(err, "%s: cannot write: %s", path, "flush or rename failed");
+        goto fail;
+    }
+    rc = 0;
+fail:
+    if (et >= 0) H5Tclose(et);
+    if (g >= 0) H5Gclose(g);
+    if (f >= 0) H5Fclose(f);
+    if (rc) unlink(tmp);
+    free(tmp);
+    if (rc) ct_error_prefix(err, "%s", path);
+    return rc;
+}
+
+static int read_attr_str(hid_t f, const char *name, char *buf, size_t n) {
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    if (a < 0) return -1;
+    hid_t ft = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(ft));
+    char *s = NULL;
+    int rc = H5Aread(a, mt, &s) < 0 ? -1 : 0;
+    if (rc == 0) snprintf(buf, n, "%s", s ? s : "");
+    if (s) H5free_memory(s);
+    H5Tclose(mt);
+    H5Tclose(ft);
+    H5Aclose(a);
+    return rc;
+}
+
+static int read_attr_num(hid_t f, const char *name, hid_t type, void *v) {
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    if (a < 0) return -1;
+    int rc = H5Aread(a, type, v) < 0 ? -1 : 0;
+    H5Aclose(a);
+    return rc;
+}
+
+// Reads a dataset of exactly `expect` elements into buf.
+static int read_exact(hid_t f, const char *name, hid_t mem, void *buf, hsize_t expect) {
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) return -1;
+    hid_t s = H5Dget_space(d);
+    hssize_t n = H5Sget_simple_extent_npoints(s);
+    int rc = n == (hssize_t)expect ? 0 : -1;
+    if (rc == 0 && n > 0 && H5Dread(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) rc = -1;
+    H5Sclose(s);
+    H5Dclose(d);
+    return rc;
+}
+
+int trial_file_read(const char *path, TrialRecord *r, CheckpointRef *ckpt, CtError *err) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return h5io_error(err, path);
+    char status[32];
+    int64_t ipe = 0, best = 0;
+    memset(ckpt, 0, sizeof *ckpt);
+    if (read_attr_str(f, "status", status, sizeof status) || trial_status_parse(status, &r->status) ||
+        read_attr_num(f, "iters_per_epoch", H5T_NATIVE_INT64, &ipe) || ipe < 0) {
+        H5Fclose(f);
+        return ct_errorf(err, "%s: missing or invalid attributes (status, iters_per_epoch)", path);
+    }
+    read_attr_str(f, "error", r->error, sizeof r->error);
+    read_attr_num(f, "best_epoch", H5T_NATIVE_INT64, &best);
+    hid_t d = H5Dopen2(f, "epochs", H5P_DEFAULT);
+    hssize_t ne = -1;
+    if (d >= 0) {
+        hid_t s = H5Dget_space(d);
+        ne = H5Sget_simple_extent_npoints(s);
+        H5Sclose(s);
+        H5Dclose(d);
+    }
+    if (ne < 0 || (size_t)ne > r->budget) {
+        H5Fclose(f);
+        return ct_errorf(err, "%s: /epochs missing or longer than the trial's %zu epochs", path, r->budget);
+    }
+    hid_t et = epoch_type();
+    size_t n = (size_t)ne;
+    free(r->lr_trace);
+    r->iters_per_epoch = (size_t)ipe;
+    r->lr_trace = ct_calloc(r->budget * (ipe ? (size_t)ipe : 1), sizeof *r->lr_trace);
+    int rc = read_exact(f, "epochs", et, r->epochs, n) ||
+             read_exact(f, "lr_trace", H5T_NATIVE_DOUBLE, r->lr_trace, n * (size_t)ipe) ||
+             read_exact(f, "val/prob", H5T_NATIVE_FLOAT, r->val_prob, n * r->n_val);
+    if (rc == 0 && r->status == TRIAL_DONE) rc = read_exact(f, "test/prob", H5T_NATIVE_FLOAT, r->test_prob, r->n_test);
+    H5Tclose(et);
+    if (rc == 0 && H5Lexists(f, "checkpoint", H5P_DEFAULT) > 0) {
+        hid_t g = H5Gopen2(f, "checkpoint", H5P_DEFAULT);
+        int64_t ce = 0, ci = 0;
+        if (g < 0 || read_attr_num(g, "epoch", H5T_NATIVE_INT64, &ce) ||
+            read_attr_num(g, "iteration", H5T_NATIVE_INT64, &ci) || read_attr_str(g, "file", ckpt->file, sizeof ckpt->file))
+            rc = -1;
+        ckpt->epoch = (size_t)ce;
+        ckpt->iteration = (size_t)ci;
+        if (g >= 0) H5Gclose(g);
+    }
+    H5Fclose(f);
+    if (rc) {
+        H5Eclear2(H5E_DEFAULT);
+        return ct_errorf(err, "%s: datasets do not match the trial (epochs, lr_trace, val/prob, test/prob)", path);
+    }
+    r->epochs_done = n;
+    r->best_epoch = 0;
+    r->best_val_acc = -1;
+    for (size_t e = 0; e < n; e++)
+        if (r->epochs[e].val_acc > r->best_val_acc) {
+            r->best_val_acc = r->epochs[e].val_acc;
+            r->best_epoch = e + 1;
+        }
+    (void)best;
+    return 0;
+}

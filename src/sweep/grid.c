@@ -1,0 +1,140 @@
+/*
+ * grid.c — grid expansion, trial ids and runs.
+ */
+#include "sweep/grid.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/sha256.h"
+
+// Everything every trial shares that changes results. Any change here gives
+// every trial a new id, so a resumed sweep never reuses a stale result.
+static void shared_hash(char out[65], const SweepConfig *c, const char *fingerprint) {
+    Sha256 h;
+    sha256_init(&h);
+    char buf[2048];
+    int n = snprintf(buf, sizeof buf,
+                     "ctsweep-trial-v%d|data=%s|size=%zu|norm=%d|aug=%.17g,%.17g,%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%u|"
+                     "aug_seed=%llu|head_hidden_set=%d|head_dropout_set=%d|hidden=",
+                     GRID_FORMAT_VERSION, fingerprint, c->image_size, (int)c->normalize, c->augment.rotate_deg,
+                     c->augment.rotate_prob, c->augment.flip_axis, c->augment.flip_prob, c->augment.zoom_min,
+                     c->augment.zoom_max, c->augment.zoom_prob, c->augment.noise_std, c->augment.noise_prob,
+                     c->augment.aug_views, (unsigned long long)c->augment_seed, c->head_hidden_set, c->head_dropout_set);
+    sha256_update(&h, buf, (size_t)n);
+    for (size_t i = 0; i < c->head.n_hidden; i++) {
+        n = snprintf(buf, sizeof buf, "%zu,", c->head.hidden[i]);
+        sha256_update(&h, buf, (size_t)n);
+    }
+    n = snprintf(buf, sizeof buf, "|dropout=%.17g|standardize=%d|opt=%d,%.17g,%.17g,%.17g,%.17g|store=%d|prec=%d|bseed=%llu|",
+                 c->head.dropout, c->head.standardize, (int)c->adam.kind, c->adam.weight_decay, c->adam.beta1,
+                 c->adam.beta2, c->adam.eps, (int)c->feature_store, (int)c->backend.precision,
+                 (unsigned long long)c->backbone_seed);
+    sha256_update(&h, buf, (size_t)n);
+    for (int m = 0; m < CONFIG_MODELS; m++) sha256_update(&h, c->weights[m], strlen(c->weights[m]) + 1);
+    uint8_t d[32];
+    sha256_final(&h, d);
+    sha256_hex(d, 32, out);
+}
+
+static double expected_cost(const char *model, size_t epochs, size_t batch) {
+    // Head work per epoch is about proportional to the feature size; the
+    // backbone pass is shared through the cache, so it does not count here.
+    double per = strncmp(model, "vgg", 3) == 0 ? 25088.0 : 512.0;
+    return per * (double)epochs * (1.0 + 8.0 / (double)batch);
+}
+
+int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_train, CtError *err) {
+    memset(g, 0, sizeof *g);
+    shared_hash(g->shared_hash, c, fingerprint);
+    size_t n = c->n_models * c->n_batch_sizes * c->n_clr * c->n_seeds * c->n_epochs;
+    if (n == 0) return ct_errorf(err, "grid: empty");
+    g->trials = ct_calloc(n, sizeof *g->trials);
+    g->runs = ct_calloc(n, sizeof *g->runs);
+    (void)n_train;
+    size_t t = 0;
+    for (size_t mi = 0; mi < c->n_models; mi++)
+        for (size_t bi = 0; bi < c->n_batch_sizes; bi++)
+            for (size_t ci = 0; ci < c->n_clr; ci++)
+                for (size_t si = 0; si < c->n_seeds; si++) {
+                    // Budgets ascending; a length-dependent schedule gets a run per budget.
+                    size_t order[CONFIG_MAX_LIST];
+                    for (size_t e = 0; e < c->n_epochs; e++) order[e] = e;
+                    for (size_t a = 1; a < c->n_epochs; a++)
+                        for (size_t b = a; b > 0 && c->epochs[order[b]] < c->epochs[order[b - 1]]; b--) {
+                            size_t tmp = order[b];
+                            order[b] = order[b - 1];
+                            order[b - 1] = tmp;
+                        }
+                    int split = clr_depends_on_length(c->clr[ci].mode);
+                    GridRun *run = NULL;
+                    for (size_t k = 0; k < c->n_epochs; k++) {
+                        if (!run || split) {
+                            run = &g->runs[g->n_runs];
+                            run->index = g->n_runs++;
+                            snprintf(run->model, sizeof run->model, "%s", c->models[mi]);
+                            run->batch_size = c->batch_sizes[bi];
+                            run->clr = c->clr[ci];
+                            run->seed = c->seeds[si];
+                        }
+                        GridTrial *tr = &g->trials[t];
+                        tr->index = t;
+                        tr->run = run->index;
+                        snprintf(tr->model, sizeof tr->model, "%s", c->models[mi]);
+                        tr->batch_size = c->batch_sizes[bi];
+                        tr->epochs = c->epochs[order[k]];
+                        tr->clr_index = ci;
+                        tr->clr = c->clr[ci];
+                        tr->seed = c->seeds[si];
+                        const ClrSpec *s = &tr->clr;
+                        snprintf(tr->canonical, sizeof tr->canonical,
+                                 "model=%s|batch=%zu|epochs=%zu|clr=%s,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g|seed=%llu",
+                                 tr->model, tr->batch_size, tr->epochs, clr_mode_name(s->mode), s->base_lr, s->max_lr,
+                                 s->step_size, s->step_size_down, s->step_size_epochs, s->gamma,
+                                 (unsigned long long)tr->seed);
+                        Sha256 h;
+                        sha256_init(&h);
+                        sha256_update(&h, g->shared_hash, 64);
+                        sha256_update(&h, tr->canonical, strlen(tr->canonical));
+                        uint8_t d[32];
+                        sha256_final(&h, d);
+                        sha256_hex(d, TRIAL_ID_HEX / 2, tr->id);
+                        run->trials[run->n_trials++] = t;
+                        run->epochs = tr->epochs;
+                        run->cost = expected_cost(run->model, run->epochs, run->batch_size);
+                        t++;
+                    }
+                }
+    g->n_trials = t;
+    for (size_t i = 0; i < t; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(g->trials[i].id, g->trials[j].id) == 0)
+                return ct_errorf(err, "grid: trials %zu and %zu have the same id %s", j, i, g->trials[i].id);
+    return 0;
+}
+
+void grid_free(Grid *g) {
+    free(g->trials);
+    free(g->runs);
+    memset(g, 0, sizeof *g);
+}
+
+long grid_find(const Grid *g, const char *id) {
+    for (size_t i = 0; i < g->n_trials; i++)
+        if (strcmp(g->trials[i].id, id) == 0) return (long)i;
+    return -1;
+}
+
+void grid_print(FILE *f, const Grid *g) {
+    fprintf(f, "%-16s  %-8s %5s %6s  %-11s %9s %9s %7s  %4s  %s\n", "trial", "model", "batch", "epochs", "schedule",
+            "base_lr", "max_lr", "step", "seed", "run");
+    for (size_t i = 0; i < g->n_trials; i++) {
+        const GridTrial *t = &g->trials[i];
+        double step = t->clr.step_size > 0 ? t->clr.step_size : t->clr.step_size_epochs;
+        fprintf(f, "%-16s  %-8s %5zu %6zu  %-11s %9.3g %9.3g %6.4g%s  %4llu  %zu\n", t->id, t->model, t->batch_size,
+                t->epochs, clr_mode_name(t->clr.mode), t->clr.base_lr, t->clr.max_lr, step,
+                t->clr.step_size > 0 ? "i" : "e", (unsigned long long)t->seed, t->run);
+    }
+    fprintf(f, "%zu trials in %zu runs\n", g->n_trials, g->n_runs);
+}

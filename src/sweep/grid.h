@@ -1,0 +1,64 @@
+/*
+ * grid.h — the sweep's trials: the cartesian product of the grid lists,
+ * each trial identified by a short hash of its canonical hyperparameters,
+ * everything else that changes its result (data, preprocessing, head,
+ * optimiser, backbone) and the results format version, so reruns dedupe and
+ * resume. Trials that differ only in `epochs` form one run: the schedule
+ * does not depend on the run length (except `cosine`), so each budget's
+ * result is a prefix of the longest one.
+ */
+#ifndef CTSWEEP_SWEEP_GRID_H
+#define CTSWEEP_SWEEP_GRID_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+
+#define GRID_FORMAT_VERSION 1
+#define TRIAL_ID_HEX 16
+
+typedef struct {
+    char id[TRIAL_ID_HEX + 1];
+    size_t index;   // row in /trials
+    size_t run;     // the run that computes it
+    char model[32];
+    size_t batch_size;
+    size_t epochs;
+    size_t clr_index;
+    ClrSpec clr;
+    uint64_t seed;
+    char canonical[1024];  // the hashed description (without the shared part)
+} GridTrial;
+
+typedef struct {
+    size_t index;
+    char model[32];
+    size_t batch_size;
+    ClrSpec clr;
+    uint64_t seed;
+    size_t trials[CONFIG_MAX_LIST];  // trial indices, ascending epochs
+    size_t n_trials;
+    size_t epochs;                    // the longest budget
+    double cost;                      // expected work, for longest-first ordering
+} GridRun;
+
+typedef struct {
+    GridTrial *trials;
+    size_t n_trials;
+    GridRun *runs;
+    size_t n_runs;
+    char shared_hash[65];  // hash of the settings every trial shares
+} Grid;
+
+// Expands cfg's grid for a data set with this fingerprint and n_train
+// training images. Trials are ordered model, batch size, schedule, seed,
+// epochs.
+int grid_build(Grid *g, const SweepConfig *cfg, const char *dataset_fingerprint, size_t n_train, CtError *err);
+void grid_free(Grid *g);
+// Index of the trial with this id, or -1.
+long grid_find(const Grid *g, const char *id);
+// One line per trial (for --dry-run).
+void grid_print(FILE *f, const Grid *g);
+
+#endif
