@@ -1,0 +1,617 @@
+/*
+ * sweep.c — the sweep runtime: set-up shared by every rank (configuration,
+ * data set, grid), the master's queue and records, the worker's trial loop,
+ * and the messages between them.
+ *
+ * Messages (worker -> master): EPOCH (a run's epoch record, its learning
+ * rates and val probabilities), BUDGET (test probabilities when an epoch
+ * budget completes), END (the run finished or failed; also asks for more
+ * work). Master -> worker: ASSIGN (a run index) or STOP. The master waits
+ * with MPI_Iprobe and a sleeping back-off, so it never spins a core that
+ * a worker on the same node needs.
+ */
+#include "sweep/sweep.h"
+
+#include <errno.h>
+#include <math.h>
+#include <mpi.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "data/phantom.h"
+#include "results/manifest.h"
+#include "results/trial_file.h"
+#include "sweep/grid.h"
+#include "train/metrics.h"
+#include "train/trial.h"
+#include "util/buf.h"
+
+enum { TAG_EPOCH = 11, TAG_BUDGET = 12, TAG_END = 13, TAG_ASSIGN = 21, TAG_STOP = 22 };
+
+typedef struct {
+    SweepConfig cfg;
+    DataSet ds;
+    ImageCache ic;
+    Grid grid;
+    int rank, size;
+    char outdir[4096];
+    char host[64];
+    // master
+    TrialRecord *rec;
+    int64_t *index[DATA_SPLITS];
+    size_t n_split[DATA_SPLITS];
+    uint8_t *test_labels;
+    char created[32];
+    double t_start, last_manifest;
+    size_t n_done, n_failed, n_skipped_done;
+    int manifest_dirty;
+    // worker
+    FeatureCache *fc;
+    char last_model[32];
+} Sweep;
+
+// ---- shared set-up ----
+
+static int path_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static int setup_data(Sweep *s, CtError *err) {
+    SweepConfig *c = &s->cfg;
+    if (!c->data_root_set) {
+        snprintf(c->data.root, sizeof c->data.root, "%.4000s/phantoms", s->outdir);
+        if (s->rank == 0 && !path_exists(c->data.root)) {
+            ct_info("generating %zu phantom images (%zu px, seed %llu) in %s", c->phantoms_count, c->phantoms_size,
+                    (unsigned long long)c->phantoms_seed, c->data.root);
+            if (phantom_write_set(c->data.root, c->phantoms_count, c->phantoms_seed, c->phantoms_size, err))
+                return -1;
+        }
+        MPI_Barrier(MPI_COMM_WORLD);
+    }
+    if (dataset_open(&s->ds, &c->data, err)) return -1;
+    // Every rank decodes with the same policy and so leaves out the same images.
+    if (image_cache_build(&s->ic, &s->ds, c->image_size, &c->limits, c->on_bad_image, err)) return -1;
+    if (dataset_fingerprint(&s->ds, err)) return -1;
+    return 0;
+}
+
+static void run_budgets(const Sweep *s, const GridRun *run, size_t *budgets) {
+    for (size_t k = 0; k < run->n_trials; k++) budgets[k] = s->grid.trials[run->trials[k]].epochs;
+}
+
+// ---- worker ----
+
+typedef struct {
+    Sweep *s;
+    size_t run;
+    Buf buf;
+} WorkerCtx;
+
+static void send_buf(Buf *b, int tag) {
+    if (MPI_Send(b->p, (int)b->n, MPI_BYTE, 0, tag, MPI_COMM_WORLD) != MPI_SUCCESS) fatal("MPI_Send to the master failed");
+}
+
+// Forward declarations of the master's handlers (the one-rank path calls them directly).
+static void master_epoch(Sweep *s, size_t run, const EpochRecord *r, const double *lr, size_t n_iters,
+                         const float *vp, int rank);
+static void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, int rank);
+static void master_end(Sweep *s, size_t run, int ok, const char *error, double wall, uint64_t fwd, uint64_t hits,
+                       const char *host, const char *device, int rank);
+
+static int w_on_epoch(void *ctx, const EpochRecord *r, const double *lr, size_t n_iters, const float *vp,
+                      CtError *err) {
+    WorkerCtx *w = ctx;
+    (void)err;
+    if (w->s->size == 1) {
+        master_epoch(w->s, w->run, r, lr, n_iters, vp, 0);
+        return 0;
+    }
+    Buf *b = &w->buf;
+    buf_reset(b);
+    buf_put_u64(b, w->run);
+    buf_put(b, r, sizeof *r);
+    buf_put_u64(b, n_iters);
+    buf_put(b, lr, n_iters * sizeof *lr);
+    size_t nv = w->s->ds.count[SPLIT_VAL][0] + w->s->ds.count[SPLIT_VAL][1];
+    buf_put_u64(b, nv);
+    buf_put(b, vp, nv * sizeof *vp);
+    send_buf(b, TAG_EPOCH);
+    return 0;
+}
+
+static int w_on_budget(void *ctx, size_t budget, const float *tp, size_t best, double best_acc, CtError *err) {
+    WorkerCtx *w = ctx;
+    (void)err, (void)best, (void)best_acc;
+    if (w->s->size == 1) {
+        master_budget(w->s, w->run, budget, tp, 0);
+        return 0;
+    }
+    Buf *b = &w->buf;
+    buf_reset(b);
+    buf_put_u64(b, w->run);
+    buf_put_u64(b, budget);
+    size_t nt = w->s->ds.count[SPLIT_TEST][0] + w->s->ds.count[SPLIT_TEST][1];
+    buf_put_u64(b, nt);
+    buf_put(b, tp, nt * sizeof *tp);
+    send_buf(b, TAG_BUDGET);
+    return 0;
+}
+
+// Runs one run of the grid on this rank; reports through the hooks.
+static void worker_run(Sweep *s, size_t run_index) {
+    const SweepConfig *c = &s->cfg;
+    const GridRun *run = &s->grid.runs[run_index];
+    double t0 = ct_now();
+    CtError err = {{0}};
+    FeatureSpec fs;
+    memset(&fs, 0, sizeof fs);
+    snprintf(fs.model, sizeof fs.model, "%s", run->model);
+    int mi = config_model_index(run->model);
+    snprintf(fs.weights, sizeof fs.weights, "%s", mi >= 0 ? c->weights[mi] : "");
+    fs.backbone_seed = c->backbone_seed;
+    fs.image_size = c->image_size;
+    fs.norm = c->normalize;
+    fs.aug = c->augment;
+    fs.aug_seed = c->augment_seed;
+    fs.backend = c->backend;
+    fs.batch = c->feature_batch;
+    TrainSpec ts;
+    memset(&ts, 0, sizeof ts);
+    ts.head = c->head;
+    if (!c->head_hidden_set || !c->head_dropout_set) {
+        HeadSpec def;
+        head_spec_default(&def, run->model, 0);
+        if (!c->head_hidden_set) {
+            memcpy(ts.head.hidden, def.hidden, sizeof def.hidden);
+            ts.head.n_hidden = def.n_hidden;
+        }
+        if (!c->head_dropout_set) ts.head.dropout = def.dropout;
+    }
+    ts.adam = c->adam;
+    ts.clr = run->clr;
+    ts.batch_size = run->batch_size;
+    ts.n_budgets = run->n_trials;
+    run_budgets(s, run, ts.budgets);
+    ts.seed = run->seed;
+    FeatureStats before = fcache_stats(s->fc);
+    WorkerCtx w = {.s = s, .run = run_index};
+    TrainHooks hooks = {.on_epoch = w_on_epoch, .on_budget = w_on_budget, .ctx = &w};
+    TrialInputs in = {.cache = s->fc, .features = &fs, .ds = &s->ds, .images = &s->ic};
+    TrainState st;
+    memset(&st, 0, sizeof st);
+    int rc = trial_train(&in, &st, &ts, &hooks, &err);
+    train_state_free(&st);
+    trial_inputs_free(&in);
+    snprintf(s->last_model, sizeof s->last_model, "%s", run->model);
+    FeatureStats after = fcache_stats(s->fc);
+    uint64_t fwd = after.forwards - before.forwards, hits = after.hits - before.hits;
+    double wall = ct_now() - t0;
+    const char *device = c->backend.kind == BACKEND_CUDA ? "cuda" : "cpu";
+    if (s->size == 1) {
+        master_end(s, run_index, rc == 0, err.msg, wall, fwd, hits, s->host, device, 0);
+    } else {
+        Buf *b = &w.buf;
+        buf_reset(b);
+        buf_put_u64(b, run_index);
+        buf_put_u64(b, rc == 0);
+        buf_put_str(b, rc == 0 ? "" : err.msg);
+        buf_put_f64(b, wall);
+        buf_put_u64(b, fwd);
+        buf_put_u64(b, hits);
+        buf_put_str(b, s->host);
+        buf_put_str(b, device);
+        send_buf(b, TAG_END);
+    }
+    buf_free(&w.buf);
+}
+
+static void worker_loop(Sweep *s) {
+    // Ask for work with an empty END (run index UINT64_MAX).
+    Buf b = {0};
+    buf_put_u64(&b, UINT64_MAX);
+    send_buf(&b, TAG_END);
+    buf_free(&b);
+    for (;;) {
+        uint64_t run;
+        MPI_Status stt;
+        MPI_Recv(&run, 1, MPI_UINT64_T, 0, MPI_ANY_TAG, MPI_COMM_WORLD, &stt);
+        if (stt.MPI_TAG == TAG_STOP) break;
+        worker_run(s, (size_t)run);
+    }
+}
+
+// ---- master ----
+
+static void trial_path(const Sweep *s, size_t t, char *buf, size_t n) {
+    snprintf(buf, n, "%s/trials/%s.h5", s->outdir, s->grid.trials[t].id);
+}
+
+static void write_trial(Sweep *s, size_t t) {
+    char path[4200];
+    trial_path(s, t, path, sizeof path);
+    CtError err = {{0}};
+    if (trial_file_write(path, &s->grid.trials[t], &s->rec[t], s->index[SPLIT_VAL], s->index[SPLIT_TEST], NULL, &err))
+        fatal("%s", err.msg);
+    s->manifest_dirty = 1;
+}
+
+static void write_manifest(Sweep *s, const char *state) {
+    ManifestView m = {.cfg = &s->cfg, .ds = &s->ds, .grid = &s->grid, .records = s->rec, .created_utc = s->created,
+                      .state = state};
+    CtError err = {{0}};
+    if (manifest_write(s->outdir, &m, &err)) fatal("%s", err.msg);
+    s->manifest_dirty = 0;
+    s->last_manifest = ct_now();
+}
+
+static void master_epoch(Sweep *s, size_t run, const EpochRecord *r, const double *lr, size_t n_iters,
+                         const float *vp, int rank) {
+    const GridRun *gr = &s->grid.runs[run];
+    for (size_t k = 0; k < gr->n_trials; k++) {
+        size_t t = gr->trials[k];
+        TrialRecord *rec = &s->rec[t];
+        if (rec->status == TRIAL_DONE || r->epoch > rec->budget) continue;
+        rec->status = TRIAL_RUNNING;
+        rec->rank = rank;
+        trial_record_epoch(rec, r, lr, n_iters, vp);
+        write_trial(s, t);
+    }
+    if (ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
+}
+
+static void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, int rank) {
+    const GridRun *gr = &s->grid.runs[run];
+    for (size_t k = 0; k < gr->n_trials; k++) {
+        size_t t = gr->trials[k];
+        TrialRecord *rec = &s->rec[t];
+        if (s->grid.trials[t].epochs != budget) continue;
+        size_t nt = rec->n_test, correct = 0;
+        memcpy(rec->test_prob, tp, nt * sizeof *tp);
+        for (size_t i = 0; i < nt; i++) correct += (tp[i] > 0.5f) == (s->test_labels[i] != 0);
+        rec->test_acc = nt ? (double)correct / (double)nt : NAN;
+        rec->test_auc = nt ? metrics_auc(tp, s->test_labels, nt) : NAN;
+        rec->status = TRIAL_DONE;
+        rec->rank = rank;
+        s->n_done++;
+        write_trial(s, t);
+        const GridTrial *g = &s->grid.trials[t];
+        size_t total = s->grid.n_trials, finished = s->n_done + s->n_failed;
+        double el = ct_now() - s->t_start;
+        size_t new_done = finished - s->n_skipped_done;
+        double eta = new_done ? el / (double)new_done * (double)(total - finished) : 0;
+        printf("[%zu/%zu] %s %-8s b%-3zu %-11s e%-3zu best val %.3f @%zu  test acc %.3f auc %.3f  | failed %zu, "
+               "elapsed %.0fs, eta %.0fs\n",
+               finished, total, g->id, g->model, g->batch_size, clr_mode_name(g->clr.mode), g->epochs,
+               rec->best_val_acc, rec->best_epoch, rec->test_acc, rec->test_auc, s->n_failed, el, eta);
+        fflush(stdout);
+    }
+    write_manifest(s, "running");
+}
+
+static void master_end(Sweep *s, size_t run, int ok, const char *error, double wall, uint64_t fwd, uint64_t hits,
+                       const char *host, const char *device, int rank) {
+    const GridRun *gr = &s->grid.runs[run];
+    for (size_t k = 0; k < gr->n_trials; k++) {
+        size_t t = gr->trials[k];
+        TrialRecord *rec = &s->rec[t];
+        rec->wall_seconds = wall;
+        rec->forwards = fwd;
+        rec->cache_hits = hits;
+        rec->rank = rank;
+        snprintf(rec->host, sizeof rec->host, "%s", host);
+        snprintf(rec->device, sizeof rec->device, "%s", device);
+        if (!ok && rec->status != TRIAL_DONE) {
+            rec->status = TRIAL_FAILED;
+            snprintf(rec->error, sizeof rec->error, "%s", error);
+            s->n_failed++;
+            ct_warn("trial %s failed: %s", s->grid.trials[t].id, error);
+        }
+        write_trial(s, t);
+    }
+    write_manifest(s, "running");
+}
+
+static void sleep_ms(double ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(fmod(ms, 1000.0) * 1e6)};
+    nanosleep(&ts, NULL);
+}
+
+// Pending runs: the costliest first, preferring the worker's cached model.
+static long pick_run(const Sweep *s, const char *pending, const char *model) {
+    long best = -1, best_same = -1;
+    for (size_t i = 0; i < s->grid.n_runs; i++) {
+        if (!pending[i]) continue;
+        const GridRun *r = &s->grid.runs[i];
+        if (best < 0 || r->cost > s->grid.runs[best].cost) best = (long)i;
+        if (model && strcmp(r->model, model) == 0 && (best_same < 0 || r->cost > s->grid.runs[best_same].cost))
+            best_same = (long)i;
+    }
+    return best_same >= 0 ? best_same : best;
+}
+
+static void master_loop(Sweep *s, char *pending) {
+    int workers = s->size - 1;
+    char (*model_of)[32] = ct_calloc((size_t)s->size, sizeof *model_of);
+    Buf b = {0};
+    double backoff = 0.2;
+    while (workers > 0) {
+        int flag = 0;
+        MPI_Status st;
+        MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
+        if (!flag) {
+            if (s->manifest_dirty && ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
+            sleep_ms(backoff);
+            backoff = backoff * 2 > 20 ? 20 : backoff * 2;
+            continue;
+        }
+        backoff = 0.2;
+        int count;
+        MPI_Get_count(&st, MPI_BYTE, &count);
+        buf_reset(&b);
+        buf_put(&b, NULL, 0);
+        if ((size_t)count > b.cap) {
+            b.p = ct_realloc(b.p, (size_t)count);
+            b.cap = (size_t)count;
+        }
+        MPI_Recv(b.p, count, MPI_BYTE, st.MPI_SOURCE, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        Rd r;
+        rd_init(&r, b.p, (size_t)count);
+        uint64_t run = rd_u64(&r);
+        int src = st.MPI_SOURCE;
+        if (st.MPI_TAG == TAG_EPOCH) {
+            EpochRecord rec;
+            rd_get(&r, &rec, sizeof rec);
+            uint64_t ni = rd_u64(&r);
+            const double *lr = rd_view(&r, ni * sizeof(double));
+            uint64_t nv = rd_u64(&r);
+            const float *vp = rd_view(&r, nv * sizeof(float));
+            if (r.bad || run >= s->grid.n_runs) fatal("malformed EPOCH message from rank %d", src);
+            // Copy: the views may be unaligned.
+            double *lrc = ct_malloc_array(ni ? ni : 1, sizeof *lrc);
+            float *vpc = ct_malloc_array(nv ? nv : 1, sizeof *vpc);
+            memcpy(lrc, lr, ni * sizeof *lrc);
+            memcpy(vpc, vp, nv * sizeof *vpc);
+            master_epoch(s, (size_t)run, &rec, lrc, (size_t)ni, vpc, src);
+            free(lrc);
+            free(vpc);
+        } else if (st.MPI_TAG == TAG_BUDGET) {
+            uint64_t budget = rd_u64(&r), nt = rd_u64(&r);
+            const float *tp = rd_view(&r, nt * sizeof(float));
+            if (r.bad || run >= s->grid.n_runs) fatal("malformed BUDGET message from rank %d", src);
+            float *tpc = ct_malloc_array(nt ? nt : 1, sizeof *tpc);
+            memcpy(tpc, tp, nt * sizeof *tpc);
+            master_budget(s, (size_t)run, (size_t)budget, tpc, src);
+            free(tpc);
+        } else if (st.MPI_TAG == TAG_END) {
+            if (run != UINT64_MAX) {
+                uint64_t ok = rd_u64(&r);
+                char error[512], host[64], device[64];
+                rd_str(&r, error, sizeof error);
+                double wall = rd_f64(&r);
+                uint64_t fwd = rd_u64(&r), hits = rd_u64(&r);
+                rd_str(&r, host, sizeof host);
+                rd_str(&r, device, sizeof device);
+                if (r.bad || run >= s->grid.n_runs) fatal("malformed END message from rank %d", src);
+                master_end(s, (size_t)run, (int)ok, error, wall, fwd, hits, host, device, src);
+                snprintf(model_of[src], sizeof model_of[src], "%s", s->grid.runs[run].model);
+            }
+            long next = pick_run(s, pending, model_of[src][0] ? model_of[src] : NULL);
+            if (next >= 0) {
+                pending[next] = 0;
+                uint64_t v = (uint64_t)next;
+                MPI_Send(&v, 1, MPI_UINT64_T, src, TAG_ASSIGN, MPI_COMM_WORLD);
+            } else {
+                uint64_t v = 0;
+                MPI_Send(&v, 1, MPI_UINT64_T, src, TAG_STOP, MPI_COMM_WORLD);
+                workers--;
+            }
+        } else {
+            fatal("unexpected message tag %d from rank %d", st.MPI_TAG, src);
+        }
+    }
+    buf_free(&b);
+    free(model_of);
+}
+
+// Split rows of the data set and test labels, for the results.
+static void master_index(Sweep *s) {
+    for (int sp = 0; sp < DATA_SPLITS; sp++) {
+        s->n_split[sp] = s->ds.count[sp][0] + s->ds.count[sp][1];
+        s->index[sp] = ct_calloc(s->n_split[sp] ? s->n_split[sp] : 1, sizeof(int64_t));
+    }
+    s->test_labels = ct_calloc(s->n_split[SPLIT_TEST] ? s->n_split[SPLIT_TEST] : 1, 1);
+    size_t k[DATA_SPLITS] = {0};
+    for (size_t i = 0; i < s->ds.n; i++) {
+        int sp = s->ds.items[i].split;
+        if (sp == SPLIT_TEST) s->test_labels[k[sp]] = s->ds.items[i].label != 0;
+        s->index[sp][k[sp]++] = (int64_t)i;
+    }
+}
+
+// Marks trials already done in OUT (from an earlier run of this sweep).
+static void master_resume(Sweep *s, char *pending, int retry_failed) {
+    for (size_t t = 0; t < s->grid.n_trials; t++) {
+        char path[4200];
+        trial_path(s, t, path, sizeof path);
+        if (!path_exists(path)) continue;
+        TrialRecord r;
+        trial_record_init(&r, s->grid.trials[t].epochs, s->n_split[SPLIT_VAL], s->n_split[SPLIT_TEST]);
+        CheckpointRef ck;
+        CtError err = {{0}};
+        if (trial_file_read(path, &r, &ck, &err) == 0 &&
+            (r.status == TRIAL_DONE || (r.status == TRIAL_FAILED && !retry_failed))) {
+            trial_record_free(&s->rec[t]);
+            s->rec[t] = r;
+            if (r.status == TRIAL_DONE) {
+                s->n_done++;
+                s->n_skipped_done++;
+                // Restore the headline figures from the stored probabilities.
+                size_t nt = r.n_test, correct = 0;
+                for (size_t i = 0; i < nt; i++) correct += (r.test_prob[i] > 0.5f) == (s->test_labels[i] != 0);
+                s->rec[t].test_acc = nt ? (double)correct / (double)nt : NAN;
+                s->rec[t].test_auc = nt ? metrics_auc(r.test_prob, s->test_labels, nt) : NAN;
+            } else {
+                s->n_failed++;
+            }
+        } else {
+            if (err.msg[0]) ct_warn("%s; the trial runs again", err.msg);
+            trial_record_free(&r);
+        }
+    }
+    // A run is pending while any of its trials is not finished.
+    for (size_t i = 0; i < s->grid.n_runs; i++) {
+        const GridRun *gr = &s->grid.runs[i];
+        int open = 0;
+        for (size_t k = 0; k < gr->n_trials; k++) {
+            TrialStatus st = s->rec[gr->trials[k]].status;
+            open |= st != TRIAL_DONE && st != TRIAL_FAILED;
+        }
+        pending[i] = (char)open;
+        if (open)  // its unfinished trials restart from epoch 1 (deterministic: same results)
+            for (size_t k = 0; k < gr->n_trials; k++) {
+                TrialRecord *rec = &s->rec[gr->trials[k]];
+                if (rec->status != TRIAL_DONE) {
+                    if (rec->status == TRIAL_FAILED) s->n_failed--;
+                    rec->status = TRIAL_PENDING;
+                    rec->error[0] = '\0';
+                    trial_record_truncate(rec, 0);
+                }
+            }
+    }
+}
+
+// ---- entry ----
+
+static int agree(int ok) {
+    int all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    return all;
+}
+
+int sweep_main(const SweepArgs *a) {
+    Sweep *s = ct_calloc(1, sizeof *s);
+    MPI_Comm_rank(MPI_COMM_WORLD, &s->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &s->size);
+    ct_log_set_rank(s->rank, s->size);
+    snprintf(s->outdir, sizeof s->outdir, "%s", a->outdir);
+    gethostname(s->host, sizeof s->host - 1);
+    CtError err = {{0}};
+    int code = SWEEP_EXIT_ERROR;
+    int ok = config_load(&s->cfg, a->config_path, &err) == 0;
+    if (!agree(ok)) goto fail;
+    // An existing sweep is only continued with --resume; nothing is touched otherwise.
+    char manifest[4200];
+    snprintf(manifest, sizeof manifest, "%s/sweep.h5", s->outdir);
+    ok = 1;
+    if (!a->dry_run && path_exists(manifest) && !a->resume) {
+        ct_errorf(&err, "%s already holds a sweep (sweep.h5); use --resume to continue it or choose another -o",
+                  s->outdir);
+        ok = 0;
+    }
+    if (ok && !a->dry_run && s->rank == 0) {
+        char trials[4200];
+        snprintf(trials, sizeof trials, "%s/trials", s->outdir);
+        ok = ct_mkdirs(trials, &err) == 0;
+    }
+    if (!agree(ok)) goto fail;
+    // Threads: the node's cores shared among the workers on it.
+    MPI_Comm node;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, s->rank, MPI_INFO_NULL, &node);
+    int local_rank, local_size;
+    MPI_Comm_rank(node, &local_rank);
+    MPI_Comm_size(node, &local_size);
+    int master_here = 0, is_master_local = s->rank == 0;
+    MPI_Allreduce(&is_master_local, &master_here, 1, MPI_INT, MPI_MAX, node);
+    MPI_Comm_free(&node);
+    int workers_here = local_size - (s->size > 1 ? master_here : 0);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = s->cfg.backend.threads > 0 ? s->cfg.backend.threads
+                                              : (int)(cores / (workers_here > 0 ? workers_here : 1));
+    omp_set_num_threads(threads > 0 ? threads : 1);
+
+    ok = setup_data(s, &err) == 0;
+    if (!agree(ok)) goto fail;
+    size_t n_train = s->ds.count[SPLIT_TRAIN][0] + s->ds.count[SPLIT_TRAIN][1];
+    ok = grid_build(&s->grid, &s->cfg, s->ds.fingerprint, n_train, &err) == 0;
+    if (!agree(ok)) goto fail;
+    if (s->rank == 0) {
+        if (a->dry_run) {
+            grid_print(stdout, &s->grid);
+            code = SWEEP_EXIT_OK;
+            goto done;
+        }
+        printf("ctsweep %s: %zu trials in %zu runs on %d rank(s), data %s (%zu images: train %zu, val %zu, test %zu, "
+               "%zu skipped), fingerprint %.16s\n",
+               CTSWEEP_VERSION, s->grid.n_trials, s->grid.n_runs, s->size, s->ds.root, s->ds.n, n_train,
+               s->ds.count[SPLIT_VAL][0] + s->ds.count[SPLIT_VAL][1],
+               s->ds.count[SPLIT_TEST][0] + s->ds.count[SPLIT_TEST][1], s->ds.n_skipped, s->ds.fingerprint);
+        printf("---- resolved configuration ----\n");
+        config_print(stdout, &s->cfg);
+        printf("--------------------------------\n");
+        fflush(stdout);
+    } else if (a->dry_run) {
+        code = SWEEP_EXIT_OK;
+        goto done;
+    }
+    if (s->rank == 0) {
+        master_index(s);
+        s->rec = ct_calloc(s->grid.n_trials, sizeof *s->rec);
+        for (size_t t = 0; t < s->grid.n_trials; t++)
+            trial_record_init(&s->rec[t], s->grid.trials[t].epochs, s->n_split[SPLIT_VAL], s->n_split[SPLIT_TEST]);
+        manifest_utc_now(s->created, sizeof s->created);
+        s->t_start = ct_now();
+        char *pending = ct_calloc(s->grid.n_runs ? s->grid.n_runs : 1, 1);
+        memset(pending, 1, s->grid.n_runs);
+        if (a->resume) {
+            master_resume(s, pending, a->retry_failed);
+            if (s->n_skipped_done) printf("resume: %zu trials already done\n", s->n_skipped_done);
+        }
+        for (size_t t = 0; t < s->grid.n_trials; t++) write_trial(s, t);
+        write_manifest(s, "running");
+        if (s->size == 1) {
+            s->fc = fcache_create(s->cfg.feature_cache_mb << 20, s->cfg.feature_store);
+            long r;
+            while ((r = pick_run(s, pending, s->last_model[0] ? s->last_model : NULL)) >= 0) {
+                pending[r] = 0;
+                worker_run(s, (size_t)r);
+            }
+        } else {
+            image_cache_free(&s->ic);  // the master trains nothing
+            master_loop(s, pending);
+        }
+        free(pending);
+        write_manifest(s, "done");
+        printf("sweep done: %zu done, %zu failed of %zu trials in %.1f s -> %s/sweep.h5\n", s->n_done, s->n_failed,
+               s->grid.n_trials, ct_now() - s->t_start, s->outdir);
+        code = s->n_failed ? SWEEP_EXIT_FAILED_TRIALS : SWEEP_EXIT_OK;
+    } else {
+        s->fc = fcache_create(s->cfg.feature_cache_mb << 20, s->cfg.feature_store);
+        worker_loop(s);
+        code = SWEEP_EXIT_OK;
+    }
+    // Every rank leaves with the master's verdict.
+    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    goto done;
+fail:
+    if (s->rank == 0) fprintf(stderr, "ctsweep: error: %s\n", err.msg[0] ? err.msg : "failed on another rank");
+    code = SWEEP_EXIT_ERROR;
+done:
+    if (s->rec)
+        for (size_t t = 0; t < s->grid.n_trials; t++) trial_record_free(&s->rec[t]);
+    free(s->rec);
+    for (int sp = 0; sp < DATA_SPLITS; sp++) free(s->index[sp]);
+    free(s->test_labels);
+    fcache_free(s->fc);
+    grid_free(&s->grid);
+    image_cache_free(&s->ic);
+    dataset_free(&s->ds);
+    config_free(&s->cfg);
+    free(s);
+    return code;
+}

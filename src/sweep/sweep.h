@@ -1,0 +1,31 @@
+/*
+ * sweep.h — `ctsweep run`: the MPI master/worker runtime of a sweep.
+ *
+ * Rank 0 is the master: it expands the grid, hands runs to workers from a
+ * dynamic queue (longest expected first, preferring the model a worker has
+ * cached), records every epoch and result they stream back, and alone
+ * writes the results. With one rank, that rank is master and worker.
+ */
+#ifndef CTSWEEP_SWEEP_SWEEP_H
+#define CTSWEEP_SWEEP_SWEEP_H
+
+// Exit codes of `ctsweep run`.
+#define SWEEP_EXIT_OK 0
+#define SWEEP_EXIT_ERROR 1
+#define SWEEP_EXIT_USAGE 2
+#define SWEEP_EXIT_FAILED_TRIALS 3  // finished, but some trials failed
+#define SWEEP_EXIT_RESUME 75        // stopped early (signal): run again with --resume
+
+typedef struct {
+    const char *config_path;
+    const char *outdir;
+    int resume;
+    int dry_run;
+    int retry_failed;
+} SweepArgs;
+
+// Runs the sweep on MPI_COMM_WORLD (MPI must be initialised). Returns the
+// exit code; every rank returns the same one.
+int sweep_main(const SweepArgs *a);
+
+#endif
