@@ -8,6 +8,9 @@
 
 int cmd_features(int argc, char **argv);
 int cmd_phantoms(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
 
 // Exit codes shared by every command.
 #define CT_EXIT_OK 0

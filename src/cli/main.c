@@ -14,6 +14,9 @@ typedef struct {
 } Command;
 
 static const Command COMMANDS[] = {
+    {"run", cmd_run, "run CONFIG.yaml -o OUTDIR [--resume] [--retry-failed] [--dry-run]   (under mpirun -n N)"},
+    {"status", cmd_status, "status OUTDIR"},
+    {"validate", cmd_validate, "validate OUTDIR"},
     {"features", cmd_features,
      "features --model M [--weights W.safetensors] --image-size S [--normalize imagenet|unit] -o OUT.h5 IMAGE..."},
     {"phantoms", cmd_phantoms, "phantoms -o DIR [-n N] [--seed S] [--size PX]"},

@@ -13,6 +13,7 @@
 #include "sweep/sweep.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <mpi.h>
 #include <omp.h>
@@ -30,6 +31,36 @@
 #include "train/metrics.h"
 #include "train/trial.h"
 #include "util/buf.h"
+
+// ---- signals ----
+
+// SIGTERM, SIGUSR1 (Slurm's warning before the time limit) and SIGINT ask
+// for a clean stop: workers stop at the next batch boundary, the master
+// records what arrived and exits with SWEEP_EXIT_RESUME. A second SIGINT
+// exits at once; the results stay valid because every file is replaced
+// atomically.
+static volatile sig_atomic_t g_stop = 0;
+static volatile sig_atomic_t g_sigint = 0;
+
+static void on_signal(int sig) {
+    if (sig == SIGINT && g_sigint++) _exit(130);
+    g_stop = 1;
+}
+
+static void install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+static int stop_requested(void *ctx) {
+    (void)ctx;
+    return g_stop != 0;
+}
 
 enum { TAG_EPOCH = 11, TAG_BUDGET = 12, TAG_END = 13, TAG_ASSIGN = 21, TAG_STOP = 22 };
 
@@ -49,6 +80,7 @@ typedef struct {
     char created[32];
     double t_start, last_manifest;
     size_t n_done, n_failed, n_skipped_done;
+    int interrupted;
     int manifest_dirty;
     // worker
     FeatureCache *fc;
@@ -181,7 +213,7 @@ static void worker_run(Sweep *s, size_t run_index) {
     ts.seed = run->seed;
     FeatureStats before = fcache_stats(s->fc);
     WorkerCtx w = {.s = s, .run = run_index};
-    TrainHooks hooks = {.on_epoch = w_on_epoch, .on_budget = w_on_budget, .ctx = &w};
+    TrainHooks hooks = {.on_epoch = w_on_epoch, .on_budget = w_on_budget, .should_stop = stop_requested, .ctx = &w};
     TrialInputs in = {.cache = s->fc, .features = &fs, .ds = &s->ds, .images = &s->ic};
     TrainState st;
     memset(&st, 0, sizeof st);
@@ -193,14 +225,15 @@ static void worker_run(Sweep *s, size_t run_index) {
     uint64_t fwd = after.forwards - before.forwards, hits = after.hits - before.hits;
     double wall = ct_now() - t0;
     const char *device = c->backend.kind == BACKEND_CUDA ? "cuda" : "cpu";
+    int outcome = rc == 0 ? 1 : rc == 1 ? 2 : 0;  // done, interrupted, failed
     if (s->size == 1) {
-        master_end(s, run_index, rc == 0, err.msg, wall, fwd, hits, s->host, device, 0);
+        master_end(s, run_index, outcome, err.msg, wall, fwd, hits, s->host, device, 0);
     } else {
         Buf *b = &w.buf;
         buf_reset(b);
         buf_put_u64(b, run_index);
-        buf_put_u64(b, rc == 0);
-        buf_put_str(b, rc == 0 ? "" : err.msg);
+        buf_put_u64(b, (uint64_t)outcome);
+        buf_put_str(b, outcome == 0 ? err.msg : "");
         buf_put_f64(b, wall);
         buf_put_u64(b, fwd);
         buf_put_u64(b, hits);
@@ -294,9 +327,11 @@ static void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, 
     write_manifest(s, "running");
 }
 
-static void master_end(Sweep *s, size_t run, int ok, const char *error, double wall, uint64_t fwd, uint64_t hits,
-                       const char *host, const char *device, int rank) {
+// outcome: 1 done, 2 interrupted (its unfinished trials stay pending), 0 failed.
+static void master_end(Sweep *s, size_t run, int outcome, const char *error, double wall, uint64_t fwd,
+                       uint64_t hits, const char *host, const char *device, int rank) {
     const GridRun *gr = &s->grid.runs[run];
+    int ok = outcome != 0;
     for (size_t k = 0; k < gr->n_trials; k++) {
         size_t t = gr->trials[k];
         TrialRecord *rec = &s->rec[t];
@@ -311,6 +346,10 @@ static void master_end(Sweep *s, size_t run, int ok, const char *error, double w
             snprintf(rec->error, sizeof rec->error, "%s", error);
             s->n_failed++;
             ct_warn("trial %s failed: %s", s->grid.trials[t].id, error);
+        }
+        if (outcome == 2 && rec->status != TRIAL_DONE) {
+            rec->status = TRIAL_PENDING;  // resumed later from the start of its run
+            s->interrupted = 1;
         }
         write_trial(s, t);
     }
@@ -401,7 +440,7 @@ static void master_loop(Sweep *s, char *pending) {
                 master_end(s, (size_t)run, (int)ok, error, wall, fwd, hits, host, device, src);
                 snprintf(model_of[src], sizeof model_of[src], "%s", s->grid.runs[run].model);
             }
-            long next = pick_run(s, pending, model_of[src][0] ? model_of[src] : NULL);
+            long next = g_stop ? -1 : pick_run(s, pending, model_of[src][0] ? model_of[src] : NULL);
             if (next >= 0) {
                 pending[next] = 0;
                 uint64_t v = (uint64_t)next;
@@ -499,6 +538,7 @@ int sweep_main(const SweepArgs *a) {
     MPI_Comm_rank(MPI_COMM_WORLD, &s->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &s->size);
     ct_log_set_rank(s->rank, s->size);
+    install_signals();
     snprintf(s->outdir, sizeof s->outdir, "%s", a->outdir);
     gethostname(s->host, sizeof s->host - 1);
     CtError err = {{0}};
@@ -577,7 +617,7 @@ int sweep_main(const SweepArgs *a) {
         if (s->size == 1) {
             s->fc = fcache_create(s->cfg.feature_cache_mb << 20, s->cfg.feature_store);
             long r;
-            while ((r = pick_run(s, pending, s->last_model[0] ? s->last_model : NULL)) >= 0) {
+            while (!g_stop && (r = pick_run(s, pending, s->last_model[0] ? s->last_model : NULL)) >= 0) {
                 pending[r] = 0;
                 worker_run(s, (size_t)r);
             }
@@ -585,11 +625,19 @@ int sweep_main(const SweepArgs *a) {
             image_cache_free(&s->ic);  // the master trains nothing
             master_loop(s, pending);
         }
+        int stopped = g_stop || s->interrupted;
+        for (size_t i = 0; i < s->grid.n_runs; i++) stopped |= pending[i];
         free(pending);
-        write_manifest(s, "done");
-        printf("sweep done: %zu done, %zu failed of %zu trials in %.1f s -> %s/sweep.h5\n", s->n_done, s->n_failed,
-               s->grid.n_trials, ct_now() - s->t_start, s->outdir);
-        code = s->n_failed ? SWEEP_EXIT_FAILED_TRIALS : SWEEP_EXIT_OK;
+        write_manifest(s, stopped ? "interrupted" : "done");
+        if (stopped) {
+            printf("sweep stopped by a signal: %zu done, %zu failed of %zu trials; run again with --resume (exit %d)\n",
+                   s->n_done, s->n_failed, s->grid.n_trials, SWEEP_EXIT_RESUME);
+            code = SWEEP_EXIT_RESUME;
+        } else {
+            printf("sweep done: %zu done, %zu failed of %zu trials in %.1f s -> %s/sweep.h5\n", s->n_done,
+                   s->n_failed, s->grid.n_trials, ct_now() - s->t_start, s->outdir);
+            code = s->n_failed ? SWEEP_EXIT_FAILED_TRIALS : SWEEP_EXIT_OK;
+        }
     } else {
         s->fc = fcache_create(s->cfg.feature_cache_mb << 20, s->cfg.feature_store);
         worker_loop(s);

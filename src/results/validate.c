@@ -1,0 +1,256 @@
+/*
+ * validate.c — schema checks of sweep.h5 and the trial files.
+ */
+#include "results/validate.h"
+
+#include <hdf5.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/util.h"
+
+typedef struct {
+    char file[8], kind[16], path[128], type[512];
+    int rank;
+} SchemaEntry;
+
+static SchemaEntry *schema_parse(size_t *n) {
+    size_t cap = 64;
+    SchemaEntry *e = ct_calloc(cap, sizeof *e);
+    *n = 0;
+    const char *p = CTSWEEP_SCHEMA_TXT;
+    while (*p) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        char line[1024];
+        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), p);
+        p += len + (eol ? 1 : 0);
+        if (!line[0] || line[0] == '#') continue;
+        if (*n == cap) e = ct_realloc(e, (cap *= 2) * sizeof *e);
+        SchemaEntry *x = &e[*n];
+        if (sscanf(line, "%7s %15s %127s %511s %d", x->file, x->kind, x->path, x->type, &x->rank) == 5) (*n)++;
+    }
+    return e;
+}
+
+typedef struct {
+    FILE *out;
+    int problems;
+    const char *file;
+} Ctx;
+
+static void problem(Ctx *c, const char *fmt, const char *a, const char *b) {
+    fprintf(c->out, "%s: ", c->file);
+    fprintf(c->out, fmt, a, b);
+    fputc('\n', c->out);
+    c->problems++;
+}
+
+static int type_matches(hid_t t, const char *want) {
+    H5T_class_t cls = H5Tget_class(t);
+    if (strcmp(want, "int") == 0) return cls == H5T_INTEGER;
+    if (strcmp(want, "float") == 0) return cls == H5T_FLOAT;
+    if (strcmp(want, "str") == 0) return cls == H5T_STRING;
+    if (strncmp(want, "compound:", 9) == 0) {
+        if (cls != H5T_COMPOUND) return 0;
+        char fields[512];
+        snprintf(fields, sizeof fields, "%s", want + 9);
+        for (char *tok = strtok(fields, ","); tok; tok = strtok(NULL, ","))
+            if (H5Tget_member_index(t, tok) < 0) return 0;
+        return 1;
+    }
+    return 0;
+}
+
+static void check_entries(Ctx *c, hid_t f, const SchemaEntry *e, size_t n, const char *which) {
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(e[i].file, which) != 0) continue;
+        int optional = strncmp(e[i].kind, "optional-", 9) == 0;
+        const char *kind = optional ? e[i].kind + 9 : e[i].kind;
+        char obj[128], attr[128] = "";
+        snprintf(obj, sizeof obj, "%s", e[i].path);
+        char *at = strchr(obj, '@');
+        if (strcmp(kind, "attr") == 0) {
+            if (at) {
+                *at = '\0';
+                snprintf(attr, sizeof attr, "%s", at + 1);
+            } else {
+                snprintf(attr, sizeof attr, "%s", obj + 1);
+                snprintf(obj, sizeof obj, "/");
+            }
+        }
+        if (strcmp(obj, "/") != 0 && H5Lexists(f, obj, H5P_DEFAULT) <= 0) {
+            if (!optional) problem(c, "missing %s %s", kind, e[i].path);
+            continue;
+        }
+        if (strcmp(kind, "group") == 0) continue;
+        if (strcmp(kind, "attr") == 0) {
+            hid_t a = H5Aopen_by_name(f, obj, attr, H5P_DEFAULT, H5P_DEFAULT);
+            if (a < 0) {
+                if (!optional) problem(c, "missing attribute %s%s", e[i].path, "");
+                continue;
+            }
+            hid_t t = H5Aget_type(a);
+            if (!type_matches(t, e[i].type)) problem(c, "attribute %s is not of type %s", e[i].path, e[i].type);
+            H5Tclose(t);
+            H5Aclose(a);
+        } else {
+            hid_t d = H5Dopen2(f, obj, H5P_DEFAULT);
+            if (d < 0) {
+                problem(c, "%s is not a dataset%s", e[i].path, "");
+                continue;
+            }
+            hid_t t = H5Dget_type(d), s = H5Dget_space(d);
+            if (!type_matches(t, e[i].type)) problem(c, "dataset %s is not of type %s", e[i].path, e[i].type);
+            if (H5Sget_simple_extent_ndims(s) != e[i].rank) problem(c, "dataset %s has the wrong rank%s", e[i].path, "");
+            H5Sclose(s);
+            H5Tclose(t);
+            H5Dclose(d);
+        }
+    }
+}
+
+// Dims of a dataset (up to 2), -1 when missing.
+static int dims_of(hid_t f, const char *path, hsize_t *d0, hsize_t *d1) {
+    *d0 = *d1 = 0;
+    if (H5Lexists(f, path, H5P_DEFAULT) <= 0) return -1;
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    if (d < 0) return -1;
+    hid_t s = H5Dget_space(d);
+    hsize_t dims[8] = {0};
+    int r = H5Sget_simple_extent_ndims(s);
+    if (r > 0 && r <= 8) H5Sget_simple_extent_dims(s, dims, NULL);
+    *d0 = dims[0];
+    *d1 = r > 1 ? dims[1] : 0;
+    H5Sclose(s);
+    H5Dclose(d);
+    return r;
+}
+
+static int64_t attr_int(hid_t f, const char *name) {
+    int64_t v = -1;
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    if (a >= 0) {
+        if (H5Aread(a, H5T_NATIVE_INT64, &v) < 0) v = -1;
+        H5Aclose(a);
+    }
+    return v;
+}
+
+static void attr_text(hid_t f, const char *name, char *buf, size_t n) {
+    buf[0] = '\0';
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    if (a < 0) return;
+    hid_t ft = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(ft));
+    char *s = NULL;
+    if (H5Tis_variable_str(ft) > 0 && H5Aread(a, mt, &s) >= 0 && s) snprintf(buf, n, "%s", s);
+    if (s) H5free_memory(s);
+    H5Tclose(mt);
+    H5Tclose(ft);
+    H5Aclose(a);
+}
+
+static int valid_status(const char *s) {
+    return !strcmp(s, "pending") || !strcmp(s, "running") || !strcmp(s, "done") || !strcmp(s, "failed");
+}
+
+static void check_trial(Ctx *c, hid_t f, const SchemaEntry *e, size_t n, const char *id) {
+    check_entries(c, f, e, n, "trial");
+    char tid[64], status[32];
+    attr_text(f, "trial_id", tid, sizeof tid);
+    attr_text(f, "status", status, sizeof status);
+    if (strcmp(tid, id) != 0) problem(c, "trial_id attribute '%s' differs from the file name's '%s'", tid, id);
+    if (!valid_status(status)) problem(c, "status '%s' is not pending, running, done or failed%s", status, "");
+    hsize_t ne, x, vp0, vp1, vi, tp, ti, lr;
+    dims_of(f, "epochs", &ne, &x);
+    dims_of(f, "val/prob", &vp0, &vp1);
+    dims_of(f, "val/index", &vi, &x);
+    dims_of(f, "test/prob", &tp, &x);
+    dims_of(f, "test/index", &ti, &x);
+    dims_of(f, "lr_trace", &lr, &x);
+    int64_t epochs = attr_int(f, "epochs"), ipe = attr_int(f, "iters_per_epoch");
+    if (vp0 != ne || vp1 != vi) problem(c, "/val/prob is not [epochs, n_val] (%s%s)", "rows or columns disagree", "");
+    if (ipe >= 0 && lr != ne * (hsize_t)ipe) problem(c, "/lr_trace length is not epochs x iters_per_epoch%s%s", "", "");
+    if (epochs >= 0 && ne > (hsize_t)epochs) problem(c, "more /epochs rows than the trial's epochs%s%s", "", "");
+    if (!strcmp(status, "done")) {
+        if (tp != ti) problem(c, "done, but /test/prob does not match /test/index%s%s", "", "");
+        if (epochs >= 0 && ne != (hsize_t)epochs) problem(c, "done, but /epochs has fewer rows than epochs%s%s", "", "");
+    }
+}
+
+int validate_outdir(const char *outdir, FILE *out, int *n_files) {
+    size_t n;
+    SchemaEntry *e = schema_parse(&n);
+    char *path = ct_asprintf("%s/sweep.h5", outdir);
+    Ctx c = {.out = out, .file = path};
+    *n_files = 0;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        problem(&c, "cannot open as HDF5%s%s", "", "");
+        free(path);
+        free(e);
+        return c.problems;
+    }
+    (*n_files)++;
+    check_entries(&c, f, e, n, "sweep");
+    hsize_t np, nl, ns, x;
+    dims_of(f, "dataset/path", &np, &x);
+    dims_of(f, "dataset/label", &nl, &x);
+    dims_of(f, "dataset/split", &ns, &x);
+    if (np != nl || np != ns) problem(&c, "/dataset/path, /label and /split differ in length%s%s", "", "");
+    // Trial rows: id and status, then each trial file.
+    typedef struct {
+        char id[17];
+        char status[8];
+    } Row;
+    hid_t d = H5Dopen2(f, "trials", H5P_DEFAULT);
+    if (d >= 0) {
+        hid_t s = H5Dget_space(d);
+        hssize_t nt = H5Sget_simple_extent_npoints(s);
+        H5Sclose(s);
+        hid_t mt = H5Tcreate(H5T_COMPOUND, sizeof(Row));
+        hid_t s17 = H5Tcopy(H5T_C_S1), s8 = H5Tcopy(H5T_C_S1);
+        H5Tset_size(s17, 17);
+        H5Tset_size(s8, 8);
+        H5Tinsert(mt, "trial_id", HOFFSET(Row, id), s17);
+        H5Tinsert(mt, "status", HOFFSET(Row, status), s8);
+        Row *rows = ct_calloc(nt > 0 ? (size_t)nt : 1, sizeof *rows);
+        if (nt > 0 && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0) {
+            problem(&c, "cannot read /trials%s%s", "", "");
+            nt = 0;
+        }
+        for (hssize_t i = 0; i < nt; i++) {
+            char st[9];
+            snprintf(st, sizeof st, "%.8s", rows[i].status);
+            if (!valid_status(st)) problem(&c, "/trials row %s has status '%s'", rows[i].id, st);
+            char link[64];
+            snprintf(link, sizeof link, "trial/%.16s", rows[i].id);
+            if (H5Lexists(f, link, H5P_DEFAULT) <= 0) problem(&c, "no /trial/%s link%s", rows[i].id, "");
+            char *tp = ct_asprintf("%s/trials/%.16s.h5", outdir, rows[i].id);
+            Ctx tc = {.out = out, .file = tp};
+            hid_t tf = H5Fopen(tp, H5F_ACC_RDONLY, H5P_DEFAULT);
+            if (tf < 0) {
+                problem(&tc, "missing or not HDF5%s%s", "", "");
+            } else {
+                (*n_files)++;
+                check_trial(&tc, tf, e, n, rows[i].id);
+                H5Fclose(tf);
+            }
+            c.problems += tc.problems;
+            free(tp);
+        }
+        free(rows);
+        H5Tclose(s17);
+        H5Tclose(s8);
+        H5Tclose(mt);
+        H5Dclose(d);
+    }
+    H5Fclose(f);
+    H5Eclear2(H5E_DEFAULT);
+    free(path);
+    free(e);
+    return c.problems;
+}
