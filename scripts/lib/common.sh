@@ -29,3 +29,18 @@ ctsweep_build() {
   fi
   cmake --build "$CTSWEEP_BUILD" -j "$jobs" >/dev/null
 }
+
+# mpirun with what this machine needs: root permission flags when run as
+# root, and --oversubscribe when there are more ranks than cores.
+ctsweep_mpirun() {
+  local n=$1
+  shift
+  local extra=()
+  if [ "$(id -u)" -eq 0 ]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  fi
+  if [ "$n" -gt "$(nproc 2>/dev/null || echo 1)" ]; then
+    extra+=(--oversubscribe)
+  fi
+  mpirun -n "$n" "${extra[@]}" "$@"
+}

@@ -401,8 +401,8 @@ const ConfigKey config_keys[] = {
              "gamma every step_size iterations)."},
     {.path = "grid.clr[].base_lr", .type = CK_NUM, AT_CLR(base_lr), RANGE(0, 10), .flags = CKF_MIN_OPEN,
      .help = "Lowest learning rate."},
-    {.path = "grid.clr[].max_lr", .type = CK_NUM, AT_CLR(max_lr), RANGE(0, 10), .flags = CKF_MIN_OPEN,
-     .help = "Highest learning rate; at least base_lr."},
+    {.path = "grid.clr[].max_lr", .type = CK_NUM, AT_CLR(max_lr), RANGE(0, 1e12), .flags = CKF_MIN_OPEN,
+     .help = "Highest learning rate; at least base_lr (an absurd one fails its trial, not the sweep)."},
     {.path = "grid.clr[].step_size", .type = CK_NUM, AT_CLR(step_size), RANGE(0, 1e9),
      .help = "Half cycle in iterations (step: iterations between decays); cyclic modes and step need it or "
              "step_size_epochs."},

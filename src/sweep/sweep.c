@@ -94,11 +94,27 @@ static int path_exists(const char *p) {
     return stat(p, &st) == 0;
 }
 
-static int setup_data(Sweep *s, CtError *err) {
+// Removes a generated phantom folder (dry runs leave nothing behind).
+static void remove_tree(const char *dir) {
+    char *cmd = ct_asprintf("rm -rf -- '%s'", dir);
+    if (strchr(dir, '\'') == NULL && system(cmd) != 0) ct_warn("could not remove %s", dir);
+    free(cmd);
+}
+
+static int setup_data(Sweep *s, int dry_run, char *tmp_phantoms, CtError *err) {
     SweepConfig *c = &s->cfg;
     if (!c->data_root_set) {
         snprintf(c->data.root, sizeof c->data.root, "%.4000s/phantoms", s->outdir);
-        if (s->rank == 0 && !path_exists(c->data.root)) {
+        // A dry run lists trial ids without writing to OUTDIR: phantoms go to a
+        // temporary folder (ids depend on relative paths and contents only).
+        if (dry_run && !path_exists(c->data.root)) {
+            const char *t = getenv("TMPDIR");
+            snprintf(tmp_phantoms, 4096, "%s/ctsweep-phantoms-XXXXXX", t && t[0] ? t : "/tmp");
+            if (s->rank == 0 && !mkdtemp(tmp_phantoms)) return ct_errorf(err, "%s: %s", tmp_phantoms, strerror(errno));
+            MPI_Bcast(tmp_phantoms, 4096, MPI_CHAR, 0, MPI_COMM_WORLD);
+            snprintf(c->data.root, sizeof c->data.root, "%s", tmp_phantoms);
+        }
+        if (s->rank == 0 && (!path_exists(c->data.root) || tmp_phantoms[0])) {
             ct_info("generating %zu phantom images (%zu px, seed %llu) in %s", c->phantoms_count, c->phantoms_size,
                     (unsigned long long)c->phantoms_seed, c->data.root);
             if (phantom_write_set(c->data.root, c->phantoms_count, c->phantoms_seed, c->phantoms_size, err))
@@ -535,6 +551,7 @@ static int agree(int ok) {
 
 int sweep_main(const SweepArgs *a) {
     Sweep *s = ct_calloc(1, sizeof *s);
+    char tmp_phantoms[4096] = "";
     MPI_Comm_rank(MPI_COMM_WORLD, &s->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &s->size);
     ct_log_set_rank(s->rank, s->size);
@@ -575,7 +592,7 @@ int sweep_main(const SweepArgs *a) {
                                               : (int)(cores / (workers_here > 0 ? workers_here : 1));
     omp_set_num_threads(threads > 0 ? threads : 1);
 
-    ok = setup_data(s, &err) == 0;
+    ok = setup_data(s, a->dry_run, tmp_phantoms, &err) == 0;
     if (!agree(ok)) goto fail;
     size_t n_train = s->ds.count[SPLIT_TRAIN][0] + s->ds.count[SPLIT_TRAIN][1];
     ok = grid_build(&s->grid, &s->cfg, s->ds.fingerprint, n_train, &err) == 0;
@@ -650,6 +667,8 @@ fail:
     if (s->rank == 0) fprintf(stderr, "ctsweep: error: %s\n", err.msg[0] ? err.msg : "failed on another rank");
     code = SWEEP_EXIT_ERROR;
 done:
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (tmp_phantoms[0] && s->rank == 0) remove_tree(tmp_phantoms);
     if (s->rec)
         for (size_t t = 0; t < s->grid.n_trials; t++) trial_record_free(&s->rec[t]);
     free(s->rec);

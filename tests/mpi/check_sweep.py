@@ -1,0 +1,274 @@
+"""The sweep under MPI, end to end (ctest label mpi).
+
+usage: check_sweep.py CTSWEEP WORK CASE
+CASE:
+  ranks     the same sweep with 1, 2 and 3 ranks: identical per-epoch
+            metrics, learning rates and probabilities; validate passes
+  signal    SIGUSR1 mid-run: exit 75 (resume me), files valid, then
+            --resume finishes with results identical to an uninterrupted run
+  kill      SIGKILL of the whole mpirun at 5 random moments, --resume after
+            each: validate passes after every kill, final results identical
+  failure   one absurd-learning-rate trial fails with a non-finite-loss
+            message, all others are done, exit status 3
+  config    bad configurations: one error line naming file:line:key, exit 1,
+            an existing OUTDIR untouched
+  status    `ctsweep status` on a running sweep and on a finished one
+"""
+import glob
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+
+CONFIG = """
+data:
+  phantoms: {count: 64, size: 64, seed: 2}
+  split: {fractions: [0.6, 0.2, 0.2], seed: 1}
+  image_size: 48
+  augment: {rotate_deg: 10, rotate_prob: 0.5, flip: lr, flip_prob: 0.5}
+  aug_views: 2
+head: {standardize: true}
+train: {feature_batch: 16}
+grid:
+  model: [resnet34, vgg16]
+  epochs: [2, 4]
+  batch_size: [8]
+  clr:
+    - {mode: triangular, base_lr: 1.0e-4, max_lr: 1.0e-3, step_size_epochs: 1}
+    - {mode: exp_range, base_lr: 1.0e-4, max_lr: 1.0e-3, step_size: 3, gamma: 0.99}
+%s
+"""
+
+PASSED = FAILED = 0
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_rmaps_base_oversubscribe="1")
+
+
+def report(ok, msg):
+    global PASSED, FAILED
+    PASSED += bool(ok)
+    FAILED += not ok
+    print(f"{'ok  ' if ok else 'FAIL'} {msg}", flush=True)
+
+
+def write_config(work, name, extra=""):
+    path = os.path.join(work, name)
+    with open(path, "w") as f:
+        f.write(CONFIG % extra)
+    return path
+
+
+def mpirun(n, args):
+    return ["mpirun", "-n", str(n), "--oversubscribe"] + args
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, **kw)
+
+
+def results(out):
+    """Everything deterministic about a finished sweep."""
+    r = {}
+    for f in sorted(glob.glob(os.path.join(out, "trials", "*.h5"))):
+        with h5py.File(f, "r") as h:
+            e = h["epochs"][...]
+            cols = [c for c in e.dtype.names if c != "seconds"]
+            r[os.path.basename(f)] = (np.array([tuple(x[c] for c in cols) for x in e]), h["lr_trace"][...],
+                                      h["val/prob"][...], h["test/prob"][...], h.attrs["status"])
+    return r
+
+
+def same(a, b):
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        for x, y in zip(a[k], b[k]):
+            if isinstance(x, np.ndarray):
+                if not np.array_equal(x, y):
+                    return False
+            elif x != y:
+                return False
+    return True
+
+
+def validate(ctsweep, out):
+    r = run([ctsweep, "validate", out])
+    return r.returncode == 0, (r.stdout + r.stderr).strip().splitlines()[-1:]
+
+
+def reference(ctsweep, work, cfg):
+    out = os.path.join(work, "ref")
+    if not os.path.exists(os.path.join(out, "sweep.h5")):
+        shutil.rmtree(out, ignore_errors=True)
+        r = run(mpirun(1, [ctsweep, "run", cfg, "-o", out]))
+        assert r.returncode == 0, r.stderr
+    return out, results(out)
+
+
+def case_ranks(ctsweep, work):
+    cfg = write_config(work, "sweep.yaml")
+    ref_out, ref = reference(ctsweep, work, cfg)
+    report(len(ref) == 8 and all(v[4] == "done" for v in ref.values()), f"1 rank: {len(ref)} trials done")
+    for n in (2, 3):
+        out = os.path.join(work, f"ranks{n}")
+        shutil.rmtree(out, ignore_errors=True)
+        t = time.time()
+        r = run(mpirun(n, [ctsweep, "run", cfg, "-o", out]))
+        ok_v, msg = validate(ctsweep, out)
+        report(r.returncode == 0 and ok_v and same(ref, results(out)),
+               f"{n} ranks: exit {r.returncode}, {msg}, results bit-identical to 1 rank ({time.time() - t:.0f}s)")
+
+
+def wait_for_done(out, n, timeout=300):
+    t = time.time()
+    while time.time() - t < timeout:
+        done = 0
+        for f in glob.glob(os.path.join(out, "trials", "*.h5")):
+            try:
+                with h5py.File(f, "r") as h:
+                    done += h.attrs["status"] == "done"
+            except Exception:
+                pass
+        if done >= n:
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def case_signal(ctsweep, work):
+    cfg = write_config(work, "sweep.yaml")
+    _, ref = reference(ctsweep, work, cfg)
+    out = os.path.join(work, "signal")
+    shutil.rmtree(out, ignore_errors=True)
+    p = subprocess.Popen(mpirun(3, [ctsweep, "run", cfg, "-o", out]), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, env=ENV)
+    wait_for_done(out, 1)
+    p.send_signal(signal.SIGUSR1)
+    log, _ = p.communicate(timeout=300)
+    with h5py.File(os.path.join(out, "sweep.h5"), "r") as h:
+        state = h.attrs["state"]
+    ok_v, msg = validate(ctsweep, out)
+    report(p.returncode == 75 and state == "interrupted" and ok_v,
+           f"SIGUSR1: exit {p.returncode} (want 75), manifest state {state}, {msg}")
+    r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out, "--resume"]))
+    ok_v, msg = validate(ctsweep, out)
+    report(r.returncode == 0 and ok_v and same(ref, results(out)),
+           f"resume after SIGUSR1: exit {r.returncode}, {msg}, results identical to an uninterrupted run")
+
+
+def case_kill(ctsweep, work):
+    cfg = write_config(work, "sweep.yaml")
+    _, ref = reference(ctsweep, work, cfg)
+    out = os.path.join(work, "kill")
+    shutil.rmtree(out, ignore_errors=True)
+    rng = random.Random(int(os.environ.get("CTSWEEP_KILL_SEED", "7")))
+    args = [ctsweep, "run", cfg, "-o", out]
+    for k in range(5):
+        delay = rng.uniform(3.0, 14.0)
+        # Own process group, so SIGKILL reaches mpirun and every rank at once.
+        p = subprocess.Popen(mpirun(3, args + (["--resume"] if k else [])), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
+        try:
+            p.wait(timeout=delay)
+            killed = False
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            killed = True
+        if os.path.exists(os.path.join(out, "sweep.h5")):
+            ok_v, msg = validate(ctsweep, out)
+        else:
+            ok_v, msg = True, ["no manifest yet"]
+        done = len([1 for v in results(out).values() if v[4] == "done"]) if ok_v else -1
+        report(ok_v, f"kill {k + 1} at {delay:.1f}s ({'killed' if killed else 'had finished'}): {msg}, {done} done")
+        args = [ctsweep, "run", cfg, "-o", out]
+    r = run(mpirun(3, args + ["--resume"]))
+    ok_v, msg = validate(ctsweep, out)
+    report(r.returncode == 0 and ok_v and same(ref, results(out)),
+           f"final resume: exit {r.returncode}, {msg}, results identical to an uninterrupted run")
+
+
+def case_failure(ctsweep, work):
+    cfg = os.path.join(work, "absurd.yaml")
+    with open(cfg, "w") as f:
+        f.write((CONFIG % "").replace("model: [resnet34, vgg16]", "model: [resnet34]").replace(
+            "    - {mode: exp_range, base_lr: 1.0e-4, max_lr: 1.0e-3, step_size: 3, gamma: 0.99}",
+            "    - {mode: triangular, base_lr: 1.0, max_lr: 1.0e+12, step_size: 2}"))
+    out = os.path.join(work, "failure")
+    shutil.rmtree(out, ignore_errors=True)
+    r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out]))
+    res = results(out)
+    failed, done = [], []
+    for k, v in res.items():
+        with h5py.File(os.path.join(out, "trials", k), "r") as h:
+            (failed if v[4] == "failed" else done).append((k, h.attrs["error"], h.attrs["max_lr"]))
+    ok_v, msg = validate(ctsweep, out)
+    ok = (r.returncode == 3 and ok_v and failed and all(m >= 1e11 and "non-finite" in e for _, e, m in failed)
+          and len(failed) == 2 and all(m < 1 for _, _, m in done) and len(done) == 2)
+    report(ok, f"absurd learning rate: exit {r.returncode} (want 3), {len(failed)} failed "
+               f"({failed[0][1] if failed else '-'}), {len(done)} done, {msg}")
+
+
+def case_config(ctsweep, work):
+    out = os.path.join(work, "config_out")
+    os.makedirs(out, exist_ok=True)
+    sentinel = os.path.join(out, "keep.txt")
+    with open(sentinel, "w") as f:
+        f.write("finished results")
+    base = CONFIG % ""
+    cases = [
+        ("unknown key", base.replace("  image_size: 48", "  image_size: 48\n  imagesize: 48"), "data.imagesize"),
+        ("wrong type", base.replace("image_size: 48", "image_size: big"), "data.image_size"),
+        ("empty list", base.replace("batch_size: [8]", "batch_size: []"), "grid.batch_size"),
+        ("max_lr < base_lr", base.replace("max_lr: 1.0e-3, step_size_epochs", "max_lr: 1.0e-5, step_size_epochs"),
+         "max_lr"),
+        ("batch size 0", base.replace("batch_size: [8]", "batch_size: [0]"), "grid.batch_size"),
+        ("missing weights", base + "weights: {vgg16: /nonexistent/vgg16.safetensors}\n", "weights.vgg16"),
+    ]
+    for name, text, key in cases:
+        cfg = os.path.join(work, "bad.yaml")
+        with open(cfg, "w") as f:
+            f.write(text)
+        before = sorted(os.listdir(out))
+        r = run(mpirun(2, [ctsweep, "run", cfg, "-o", out]))
+        lines = [l for l in r.stderr.splitlines() if "error" in l]
+        ok = (r.returncode == 1 and len(lines) == 1 and key in lines[0] and "bad.yaml:" in lines[0]
+              and sorted(os.listdir(out)) == before)
+        report(ok, f"bad config ({name}): exit {r.returncode}: {lines[0] if lines else r.stderr.strip()[:200]}")
+
+
+def case_status(ctsweep, work):
+    cfg = write_config(work, "sweep.yaml")
+    out = os.path.join(work, "status")
+    shutil.rmtree(out, ignore_errors=True)
+    p = subprocess.Popen(mpirun(2, [ctsweep, "run", cfg, "-o", out]), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=ENV)
+    wait_for_done(out, 1)
+    r = run([ctsweep, "status", out])
+    running = r.returncode == 0 and "trials:" in r.stdout and "sweep running" in r.stdout
+    report(running, f"status while running: {r.stdout.strip().splitlines()[-1] if r.stdout else r.stderr}")
+    p.wait(timeout=300)
+    r = run([ctsweep, "status", out])
+    last = r.stdout.strip().splitlines()[-1] if r.stdout else r.stderr
+    rows = [l for l in r.stdout.splitlines() if len(l.split()) > 5 and l.split()[5] == "done"]
+    report(r.returncode == 0 and "8 done" in last and "sweep done" in last and len(rows) == 8,
+           f"status after: {last}")
+
+
+def main():
+    ctsweep, work, case = sys.argv[1], sys.argv[2], sys.argv[3]
+    os.makedirs(work, exist_ok=True)
+    {"ranks": case_ranks, "signal": case_signal, "kill": case_kill, "failure": case_failure,
+     "config": case_config, "status": case_status}[case](ctsweep, work)
+    print(f"{PASSED} passed, {FAILED} failed")
+    sys.exit(1 if FAILED else 0)
+
+
+if __name__ == "__main__":
+    main()
