@@ -13,6 +13,7 @@
 #include "sweep/sweep.h"
 
 #include <errno.h>
+#include <hdf5.h>
 #include <signal.h>
 #include <math.h>
 #include <mpi.h>
@@ -541,6 +542,99 @@ static void master_resume(Sweep *s, char *pending, int retry_failed) {
     }
 }
 
+
+// ---- resuming: the stored configuration must match ----
+
+static char *print_config(const SweepConfig *c) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) fatal("open_memstream failed");
+    config_print(f, c);
+    fclose(f);
+    return text;
+}
+
+// Reads a string attribute of the manifest root into a new buffer.
+static char *manifest_attr(const char *path, const char *name) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return NULL;
+    char *out = NULL;
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    if (a >= 0) {
+        hid_t ft = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(ft));
+        char *v = NULL;
+        if (H5Aread(a, mt, &v) >= 0 && v) out = ct_strdup(v);
+        if (v) H5free_memory(v);
+        H5Tclose(mt);
+        H5Tclose(ft);
+        H5Aclose(a);
+    }
+    H5Fclose(f);
+    H5Eclear2(H5E_DEFAULT);
+    return out;
+}
+
+// Compares the resolved configuration with the one stored in OUT/sweep.h5.
+// Everything but the grid lists must be equal (new grid values only add
+// trials). Differences are named in err.
+static int check_resume_config(Sweep *s, CtError *err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/sweep.h5", s->outdir);
+    char *yaml = manifest_attr(path, "config_yaml"), *name = manifest_attr(path, "config_path");
+    if (!yaml) {
+        free(name);
+        return ct_errorf(err, "%s: cannot read the stored configuration (config_yaml)", path);
+    }
+    SweepConfig old;
+    CtError perr = {{0}};
+    int rc = config_parse(&old, name && name[0] ? name : path, yaml, strlen(yaml), &perr);
+    free(yaml);
+    free(name);
+    if (rc) return ct_errorf(err, "%s: the stored configuration no longer loads (%s)", path, perr.msg);
+    // The phantom root is resolved at run time; compare it as configured.
+    if (!old.data_root_set) snprintf(old.data.root, sizeof old.data.root, "%s", s->cfg.data.root);
+    char *a = print_config(&old), *b = print_config(&s->cfg);
+    config_free(&old);
+    // Line by line outside the grid section (comments aside): name the
+    // differing keys by their dotted path, from the indentation.
+    char keys[768] = "";
+    size_t nk = 0;
+    char *sa = NULL, *sb = NULL;
+    char *la = strtok_r(a, "\n", &sa), *lb = strtok_r(b, "\n", &sb);
+    char path_keys[8][64] = {{0}};
+    while (la || lb) {
+        while (la && la[strspn(la, " ")] == '#') la = strtok_r(NULL, "\n", &sa);
+        while (lb && lb[strspn(lb, " ")] == '#') lb = strtok_r(NULL, "\n", &sb);
+        if (!la && !lb) break;
+        const char *cur = la ? la : lb;
+        size_t depth = strspn(cur, " ") / 2;
+        if (depth < 8) {
+            sscanf(cur + strspn(cur, " -"), "%63[^:]", path_keys[depth]);
+            for (size_t d = depth + 1; d < 8; d++) path_keys[d][0] = '\0';
+        }
+        int in_grid = strcmp(path_keys[0], "grid") == 0;
+        if (!in_grid && (!la || !lb || strcmp(la, lb) != 0)) {
+            if (nk < 8) {
+                size_t used = strlen(keys);
+                used += (size_t)snprintf(keys + used, sizeof keys - used, "%s", nk ? ", " : "");
+                for (size_t d = 0; d <= depth && d < 8 && used < sizeof keys; d++)
+                    used += (size_t)snprintf(keys + used, sizeof keys - used, "%s%s", d ? "." : "", path_keys[d]);
+            }
+            nk++;
+        }
+        la = la ? strtok_r(NULL, "\n", &sa) : NULL;
+        lb = lb ? strtok_r(NULL, "\n", &sb) : NULL;
+    }
+    free(a);
+    free(b);
+    if (nk) return ct_errorf(err, "%s: --resume with a different configuration (%zu difference%s: %s); only new grid "
+                             "values may be added", path, nk, nk > 1 ? "s" : "", keys);
+    return 0;
+}
+
 // ---- entry ----
 
 static int agree(int ok) {
@@ -596,6 +690,7 @@ int sweep_main(const SweepArgs *a) {
     if (!agree(ok)) goto fail;
     size_t n_train = s->ds.count[SPLIT_TRAIN][0] + s->ds.count[SPLIT_TRAIN][1];
     ok = grid_build(&s->grid, &s->cfg, s->ds.fingerprint, n_train, &err) == 0;
+    if (ok && a->resume && !a->dry_run && s->rank == 0 && path_exists(manifest)) ok = check_resume_config(s, &err) == 0;
     if (!agree(ok)) goto fail;
     if (s->rank == 0) {
         if (a->dry_run) {
@@ -629,7 +724,9 @@ int sweep_main(const SweepArgs *a) {
             master_resume(s, pending, a->retry_failed);
             if (s->n_skipped_done) printf("resume: %zu trials already done\n", s->n_skipped_done);
         }
-        for (size_t t = 0; t < s->grid.n_trials; t++) write_trial(s, t);
+        // Files of finished trials (kept by --resume) are never rewritten.
+        for (size_t t = 0; t < s->grid.n_trials; t++)
+            if (s->rec[t].status == TRIAL_PENDING) write_trial(s, t);
         write_manifest(s, "running");
         if (s->size == 1) {
             s->fc = fcache_create(s->cfg.feature_cache_mb << 20, s->cfg.feature_store);

@@ -12,6 +12,8 @@ CASE:
             message, all others are done, exit status 3
   config    bad configurations: one error line naming file:line:key, exit 1,
             an existing OUTDIR untouched
+  resume    --resume with a changed configuration is refused naming the keys;
+            new grid values run only the new trials
   status    `ctsweep status` on a running sweep and on a finished one
 """
 import glob
@@ -243,6 +245,33 @@ def case_config(ctsweep, work):
         report(ok, f"bad config ({name}): exit {r.returncode}: {lines[0] if lines else r.stderr.strip()[:200]}")
 
 
+def case_resume(ctsweep, work):
+    cfg = write_config(work, "sweep.yaml")
+    ref_out, ref = reference(ctsweep, work, cfg)
+    out = os.path.join(work, "resume")
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(ref_out, out)
+    changed = os.path.join(work, "changed.yaml")
+    with open(changed, "w") as f:
+        f.write((CONFIG % "").replace("image_size: 48", "image_size: 56").replace("rotate_prob: 0.5", "rotate_prob: 0.4"))
+    before = {k: os.path.getmtime(os.path.join(out, "trials", k)) for k in os.listdir(os.path.join(out, "trials"))}
+    r = run(mpirun(2, [ctsweep, "run", changed, "-o", out, "--resume"]))
+    lines = [l for l in r.stderr.splitlines() if "error" in l]
+    after = {k: os.path.getmtime(os.path.join(out, "trials", k)) for k in os.listdir(os.path.join(out, "trials"))}
+    report(r.returncode == 1 and len(lines) == 1 and "data.image_size" in lines[0] and
+           "data.augment.rotate_prob" in lines[0] and before == after,
+           f"resume with a changed config refused, files untouched: {lines[0] if lines else r.stderr[-200:]}")
+    grown = os.path.join(work, "grown.yaml")
+    with open(grown, "w") as f:
+        f.write((CONFIG % "").replace("batch_size: [8]", "batch_size: [8, 12]"))
+    r = run(mpirun(2, [ctsweep, "run", grown, "-o", out, "--resume"]))
+    res = results(out)
+    kept = all(os.path.getmtime(os.path.join(out, "trials", k)) == before[k] for k in before)
+    report(r.returncode == 0 and "resume: 8 trials already done" in r.stdout and len(res) == 16 and kept and
+           all(same({k: ref[k]}, {k: res[k]}) for k in ref),
+           f"new grid values on resume: exit {r.returncode}, {len(res)} trials, the 8 finished ones untouched")
+
+
 def case_status(ctsweep, work):
     cfg = write_config(work, "sweep.yaml")
     out = os.path.join(work, "status")
@@ -265,7 +294,7 @@ def main():
     ctsweep, work, case = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(work, exist_ok=True)
     {"ranks": case_ranks, "signal": case_signal, "kill": case_kill, "failure": case_failure,
-     "config": case_config, "status": case_status}[case](ctsweep, work)
+     "config": case_config, "resume": case_resume, "status": case_status}[case](ctsweep, work)
     print(f"{PASSED} passed, {FAILED} failed")
     sys.exit(1 if FAILED else 0)
 
