@@ -82,6 +82,8 @@ typedef struct {
     double t_start, last_manifest;
     size_t n_done, n_failed, n_skipped_done;
     int interrupted;
+    double last_progress;
+    int progress_shown;
     int manifest_dirty;
     // worker
     FeatureCache *fc;
@@ -300,6 +302,49 @@ static void write_manifest(Sweep *s, const char *state) {
     s->last_manifest = ct_now();
 }
 
+// One live line on a terminal (rewritten in place twice a second), a plain
+// line every 15 seconds otherwise (set CTSWEEP_PROGRESS=live or lines to choose).
+// Under mpirun or srun a rank's stdout is a forwarding pseudo-terminal even
+// when the user's is a file, so the live line is used only outside them,
+// unless CTSWEEP_PROGRESS says live or lines.
+static int progress_live(void) {
+    const char *p = getenv("CTSWEEP_PROGRESS");
+    if (p && strcmp(p, "live") == 0) return 1;
+    if (p && strcmp(p, "lines") == 0) return 0;
+    int launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_RANK") || getenv("PMIX_RANK") ||
+                   getenv("SLURM_PROCID");
+    return isatty(STDOUT_FILENO) && !launched;
+}
+
+static void progress(Sweep *s, int force) {
+    int tty = progress_live();
+    double now = ct_now(), every = tty ? 0.5 : 15.0;
+    if (!force && now - s->last_progress < every) return;
+    s->last_progress = now;
+    size_t running = 0, total = s->grid.n_trials;
+    double best = -1;
+    for (size_t t = 0; t < total; t++) {
+        running += s->rec[t].status == TRIAL_RUNNING;
+        if (s->rec[t].best_val_acc > best) best = s->rec[t].best_val_acc;
+    }
+    size_t finished = s->n_done + s->n_failed, fresh = finished - s->n_skipped_done;
+    double el = now - s->t_start, eta = fresh ? el / (double)fresh * (double)(total - finished) : -1;
+    char eta_s[32];
+    if (eta < 0) snprintf(eta_s, sizeof eta_s, "?");
+    else snprintf(eta_s, sizeof eta_s, "%.0fs", eta);
+    printf("%sprogress: %zu/%zu done, %zu running, %zu failed, best val acc %.3f, elapsed %.0fs, eta %s%s",
+           tty ? "\r\033[K" : "", s->n_done, total, running, s->n_failed, best < 0 ? 0.0 : best, el, eta_s,
+           tty ? "" : "\n");
+    fflush(stdout);
+    s->progress_shown = tty;
+}
+
+// Ends a live line before other output.
+static void progress_clear(Sweep *s) {
+    if (s->progress_shown) printf("\r\033[K");
+    s->progress_shown = 0;
+}
+
 static void master_epoch(Sweep *s, size_t run, const EpochRecord *r, const double *lr, size_t n_iters,
                          const float *vp, int rank) {
     const GridRun *gr = &s->grid.runs[run];
@@ -313,6 +358,7 @@ static void master_epoch(Sweep *s, size_t run, const EpochRecord *r, const doubl
         write_trial(s, t);
     }
     if (ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
+    progress(s, 0);
 }
 
 static void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, int rank) {
@@ -321,6 +367,7 @@ static void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, 
         size_t t = gr->trials[k];
         TrialRecord *rec = &s->rec[t];
         if (s->grid.trials[t].epochs != budget) continue;
+        progress_clear(s);
         size_t nt = rec->n_test, correct = 0;
         memcpy(rec->test_prob, tp, nt * sizeof *tp);
         for (size_t i = 0; i < nt; i++) correct += (tp[i] > 0.5f) == (s->test_labels[i] != 0);
@@ -362,6 +409,7 @@ static void master_end(Sweep *s, size_t run, int outcome, const char *error, dou
             rec->status = TRIAL_FAILED;
             snprintf(rec->error, sizeof rec->error, "%s", error);
             s->n_failed++;
+            progress_clear(s);
             ct_warn("trial %s failed: %s", s->grid.trials[t].id, error);
         }
         if (outcome == 2 && rec->status != TRIAL_DONE) {
@@ -402,6 +450,7 @@ static void master_loop(Sweep *s, char *pending) {
         MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
         if (!flag) {
             if (s->manifest_dirty && ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
+            progress(s, 0);
             sleep_ms(backoff);
             backoff = backoff * 2 > 20 ? 20 : backoff * 2;
             continue;
@@ -739,6 +788,7 @@ int sweep_main(const SweepArgs *a) {
             image_cache_free(&s->ic);  // the master trains nothing
             master_loop(s, pending);
         }
+        progress_clear(s);
         int stopped = g_stop || s->interrupted;
         for (size_t i = 0; i < s->grid.n_runs; i++) stopped |= pending[i];
         free(pending);
