@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "data/phantom.h"
+#include "results/checkpoint.h"
 #include "results/manifest.h"
 #include "results/trial_file.h"
 #include "sweep/grid.h"
@@ -63,7 +64,17 @@ static int stop_requested(void *ctx) {
     return g_stop != 0;
 }
 
-enum { TAG_EPOCH = 11, TAG_BUDGET = 12, TAG_END = 13, TAG_ASSIGN = 21, TAG_STOP = 22 };
+enum { TAG_EPOCH = 11, TAG_BUDGET = 12, TAG_END = 13, TAG_CKPT = 14, TAG_ASSIGN = 21, TAG_STOP = 22 };
+
+// Workers checkpoint a run at the first epoch end this long after the last
+// checkpoint (CTSWEEP_CHECKPOINT_EVERY seconds, default 60; 0 = every
+// epoch), and always when a signal stops them.
+static double checkpoint_every(void) {
+    const char *v = getenv("CTSWEEP_CHECKPOINT_EVERY");
+    char *end;
+    double d = v ? strtod(v, &end) : 60.0;
+    return v && end != v && d >= 0 ? d : 60.0;
+}
 
 typedef struct {
     SweepConfig cfg;
@@ -84,6 +95,8 @@ typedef struct {
     int interrupted;
     double last_progress;
     int progress_shown;
+    CheckpointRef *ckpt;     // (n_runs) the latest checkpoint of each run
+    Buf *resume_state;       // (n_runs) the state a resumed run starts from
     int manifest_dirty;
     // worker
     FeatureCache *fc;
@@ -142,6 +155,8 @@ typedef struct {
     Sweep *s;
     size_t run;
     Buf buf;
+    TrainState *st;
+    double last_ckpt;
 } WorkerCtx;
 
 static void send_buf(Buf *b, int tag) {
@@ -152,8 +167,29 @@ static void send_buf(Buf *b, int tag) {
 static void master_epoch(Sweep *s, size_t run, const EpochRecord *r, const double *lr, size_t n_iters,
                          const float *vp, int rank);
 static void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, int rank);
+static void master_checkpoint(Sweep *s, size_t run, size_t epoch, size_t iter, const void *blob, size_t len);
 static void master_end(Sweep *s, size_t run, int ok, const char *error, double wall, uint64_t fwd, uint64_t hits,
                        const char *host, const char *device, int rank);
+
+// Sends (or, with one rank, records) the run's training state.
+static void worker_checkpoint(WorkerCtx *w) {
+    Buf state = {0};
+    train_state_save(w->st, &state);
+    if (w->s->size == 1) {
+        master_checkpoint(w->s, w->run, w->st->epoch, w->st->iter, state.p, state.n);
+    } else {
+        Buf *b = &w->buf;
+        buf_reset(b);
+        buf_put_u64(b, w->run);
+        buf_put_u64(b, w->st->epoch);
+        buf_put_u64(b, w->st->iter);
+        buf_put_u64(b, state.n);
+        buf_put(b, state.p, state.n);
+        send_buf(b, TAG_CKPT);
+    }
+    buf_free(&state);
+    w->last_ckpt = ct_now();
+}
 
 static int w_on_epoch(void *ctx, const EpochRecord *r, const double *lr, size_t n_iters, const float *vp,
                       CtError *err) {
@@ -161,18 +197,20 @@ static int w_on_epoch(void *ctx, const EpochRecord *r, const double *lr, size_t 
     (void)err;
     if (w->s->size == 1) {
         master_epoch(w->s, w->run, r, lr, n_iters, vp, 0);
-        return 0;
+    } else {
+        Buf *b = &w->buf;
+        buf_reset(b);
+        buf_put_u64(b, w->run);
+        buf_put(b, r, sizeof *r);
+        buf_put_u64(b, n_iters);
+        buf_put(b, lr, n_iters * sizeof *lr);
+        size_t nv = w->s->ds.count[SPLIT_VAL][0] + w->s->ds.count[SPLIT_VAL][1];
+        buf_put_u64(b, nv);
+        buf_put(b, vp, nv * sizeof *vp);
+        send_buf(b, TAG_EPOCH);
     }
-    Buf *b = &w->buf;
-    buf_reset(b);
-    buf_put_u64(b, w->run);
-    buf_put(b, r, sizeof *r);
-    buf_put_u64(b, n_iters);
-    buf_put(b, lr, n_iters * sizeof *lr);
-    size_t nv = w->s->ds.count[SPLIT_VAL][0] + w->s->ds.count[SPLIT_VAL][1];
-    buf_put_u64(b, nv);
-    buf_put(b, vp, nv * sizeof *vp);
-    send_buf(b, TAG_EPOCH);
+    if (ct_now() - w->last_ckpt >= checkpoint_every() && r->epoch < w->st->total_iters / w->st->iters_per_epoch)
+        worker_checkpoint(w);
     return 0;
 }
 
@@ -195,7 +233,7 @@ static int w_on_budget(void *ctx, size_t budget, const float *tp, size_t best, d
 }
 
 // Runs one run of the grid on this rank; reports through the hooks.
-static void worker_run(Sweep *s, size_t run_index) {
+static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob_len) {
     const SweepConfig *c = &s->cfg;
     const GridRun *run = &s->grid.runs[run_index];
     double t0 = ct_now();
@@ -231,12 +269,13 @@ static void worker_run(Sweep *s, size_t run_index) {
     run_budgets(s, run, ts.budgets);
     ts.seed = run->seed;
     FeatureStats before = fcache_stats(s->fc);
-    WorkerCtx w = {.s = s, .run = run_index};
-    TrainHooks hooks = {.on_epoch = w_on_epoch, .on_budget = w_on_budget, .should_stop = stop_requested, .ctx = &w};
-    TrialInputs in = {.cache = s->fc, .features = &fs, .ds = &s->ds, .images = &s->ic};
     TrainState st;
     memset(&st, 0, sizeof st);
-    int rc = trial_train(&in, &st, &ts, &hooks, &err);
+    WorkerCtx w = {.s = s, .run = run_index, .st = &st, .last_ckpt = ct_now()};
+    TrainHooks hooks = {.on_epoch = w_on_epoch, .on_budget = w_on_budget, .should_stop = stop_requested, .ctx = &w};
+    TrialInputs in = {.cache = s->fc, .features = &fs, .ds = &s->ds, .images = &s->ic};
+    int rc = trial_resume(&in, &st, &ts, &hooks, blob, blob_len, &err);
+    if (rc == 1) worker_checkpoint(&w);  // stopped by a signal at a batch boundary
     train_state_free(&st);
     trial_inputs_free(&in);
     snprintf(s->last_model, sizeof s->last_model, "%s", run->model);
@@ -269,13 +308,27 @@ static void worker_loop(Sweep *s) {
     buf_put_u64(&b, UINT64_MAX);
     send_buf(&b, TAG_END);
     buf_free(&b);
+    Buf in = {0};
     for (;;) {
-        uint64_t run;
         MPI_Status stt;
-        MPI_Recv(&run, 1, MPI_UINT64_T, 0, MPI_ANY_TAG, MPI_COMM_WORLD, &stt);
+        MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &stt);
+        int count;
+        MPI_Get_count(&stt, MPI_BYTE, &count);
+        buf_reset(&in);
+        if ((size_t)count > in.cap) {
+            in.p = ct_realloc(in.p, (size_t)count);
+            in.cap = (size_t)count;
+        }
+        MPI_Recv(in.p, count, MPI_BYTE, 0, stt.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
         if (stt.MPI_TAG == TAG_STOP) break;
-        worker_run(s, (size_t)run);
+        Rd r;
+        rd_init(&r, in.p, (size_t)count);
+        uint64_t run = rd_u64(&r), len = rd_u64(&r);
+        const void *blob = len ? rd_view(&r, (size_t)len) : NULL;
+        if (r.bad || run >= s->grid.n_runs) fatal("malformed ASSIGN message");
+        worker_run(s, (size_t)run, blob, (size_t)len);
     }
+    buf_free(&in);
 }
 
 // ---- master ----
@@ -288,7 +341,8 @@ static void write_trial(Sweep *s, size_t t) {
     char path[4200];
     trial_path(s, t, path, sizeof path);
     CtError err = {{0}};
-    if (trial_file_write(path, &s->grid.trials[t], &s->rec[t], s->index[SPLIT_VAL], s->index[SPLIT_TEST], NULL, &err))
+    const CheckpointRef *ck = s->ckpt && s->rec[t].status != TRIAL_DONE ? &s->ckpt[s->grid.trials[t].run] : NULL;
+    if (trial_file_write(path, &s->grid.trials[t], &s->rec[t], s->index[SPLIT_VAL], s->index[SPLIT_TEST], ck, &err))
         fatal("%s", err.msg);
     s->manifest_dirty = 1;
 }
@@ -366,7 +420,7 @@ static void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, 
     for (size_t k = 0; k < gr->n_trials; k++) {
         size_t t = gr->trials[k];
         TrialRecord *rec = &s->rec[t];
-        if (s->grid.trials[t].epochs != budget) continue;
+        if (s->grid.trials[t].epochs != budget || rec->status == TRIAL_DONE) continue;
         progress_clear(s);
         size_t nt = rec->n_test, correct = 0;
         memcpy(rec->test_prob, tp, nt * sizeof *tp);
@@ -389,6 +443,23 @@ static void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, 
         fflush(stdout);
     }
     write_manifest(s, "running");
+}
+
+// Writes a run's training state to OUT/checkpoints/<first trial id>.h5
+// (atomically) and points the run's unfinished trial files at it.
+static void master_checkpoint(Sweep *s, size_t run, size_t epoch, size_t iter, const void *blob, size_t len) {
+    const GridRun *gr = &s->grid.runs[run];
+    CheckpointRef *ck = &s->ckpt[run];
+    snprintf(ck->file, sizeof ck->file, "checkpoints/%s.h5", s->grid.trials[gr->trials[0]].id);
+    ck->epoch = epoch;
+    ck->iteration = iter;
+    char dir[4200], path[4600];
+    snprintf(dir, sizeof dir, "%s/checkpoints", s->outdir);
+    snprintf(path, sizeof path, "%s/%s", s->outdir, ck->file);
+    CtError err = {{0}};
+    if (ct_mkdirs(dir, &err) || checkpoint_write(path, epoch, iter, blob, len, &err)) fatal("%s", err.msg);
+    for (size_t k = 0; k < gr->n_trials; k++)
+        if (s->rec[gr->trials[k]].status != TRIAL_DONE) write_trial(s, gr->trials[k]);
 }
 
 // outcome: 1 done, 2 interrupted (its unfinished trials stay pending), 0 failed.
@@ -493,6 +564,11 @@ static void master_loop(Sweep *s, char *pending) {
             memcpy(tpc, tp, nt * sizeof *tpc);
             master_budget(s, (size_t)run, (size_t)budget, tpc, src);
             free(tpc);
+        } else if (st.MPI_TAG == TAG_CKPT) {
+            uint64_t epoch = rd_u64(&r), iter = rd_u64(&r), len = rd_u64(&r);
+            const void *blob = rd_view(&r, (size_t)len);
+            if (r.bad || run >= s->grid.n_runs) fatal("malformed CKPT message from rank %d", src);
+            master_checkpoint(s, (size_t)run, (size_t)epoch, (size_t)iter, blob, (size_t)len);
         } else if (st.MPI_TAG == TAG_END) {
             if (run != UINT64_MAX) {
                 uint64_t ok = rd_u64(&r);
@@ -509,11 +585,17 @@ static void master_loop(Sweep *s, char *pending) {
             long next = g_stop ? -1 : pick_run(s, pending, model_of[src][0] ? model_of[src] : NULL);
             if (next >= 0) {
                 pending[next] = 0;
-                uint64_t v = (uint64_t)next;
-                MPI_Send(&v, 1, MPI_UINT64_T, src, TAG_ASSIGN, MPI_COMM_WORLD);
+                Buf *rs = &s->resume_state[next];
+                Buf out = {0};
+                buf_put_u64(&out, (uint64_t)next);
+                buf_put_u64(&out, rs->n);
+                buf_put(&out, rs->p, rs->n);
+                MPI_Send(out.p, (int)out.n, MPI_BYTE, src, TAG_ASSIGN, MPI_COMM_WORLD);
+                buf_free(&out);
+                buf_free(rs);
             } else {
                 uint64_t v = 0;
-                MPI_Send(&v, 1, MPI_UINT64_T, src, TAG_STOP, MPI_COMM_WORLD);
+                MPI_Send(&v, (int)sizeof v, MPI_BYTE, src, TAG_STOP, MPI_COMM_WORLD);
                 workers--;
             }
         } else {
@@ -539,7 +621,10 @@ static void master_index(Sweep *s) {
     }
 }
 
-// Marks trials already done in OUT (from an earlier run of this sweep).
+// Takes over what an earlier run of this sweep left in OUT: finished trials
+// are kept; a run with a checkpoint continues from it (its trials keep their
+// records up to the checkpoint); other unfinished runs start again, which
+// gives the same results (training is deterministic).
 static void master_resume(Sweep *s, char *pending, int retry_failed) {
     for (size_t t = 0; t < s->grid.n_trials; t++) {
         char path[4200];
@@ -549,27 +634,36 @@ static void master_resume(Sweep *s, char *pending, int retry_failed) {
         trial_record_init(&r, s->grid.trials[t].epochs, s->n_split[SPLIT_VAL], s->n_split[SPLIT_TEST]);
         CheckpointRef ck;
         CtError err = {{0}};
-        if (trial_file_read(path, &r, &ck, &err) == 0 &&
-            (r.status == TRIAL_DONE || (r.status == TRIAL_FAILED && !retry_failed))) {
-            trial_record_free(&s->rec[t]);
-            s->rec[t] = r;
-            if (r.status == TRIAL_DONE) {
-                s->n_done++;
-                s->n_skipped_done++;
-                // Restore the headline figures from the stored probabilities.
-                size_t nt = r.n_test, correct = 0;
-                for (size_t i = 0; i < nt; i++) correct += (r.test_prob[i] > 0.5f) == (s->test_labels[i] != 0);
-                s->rec[t].test_acc = nt ? (double)correct / (double)nt : NAN;
-                s->rec[t].test_auc = nt ? metrics_auc(r.test_prob, s->test_labels, nt) : NAN;
-            } else {
-                s->n_failed++;
-            }
-        } else {
-            if (err.msg[0]) ct_warn("%s; the trial runs again", err.msg);
+        if (trial_file_read(path, &r, &ck, &err) != 0) {
+            ct_warn("%s; the trial runs again", err.msg);
             trial_record_free(&r);
+            continue;
+        }
+        int keep = r.status == TRIAL_DONE || (r.status == TRIAL_FAILED && !retry_failed);
+        if (!keep && ck.file[0]) {
+            r.status = TRIAL_PENDING;
+            r.error[0] = '\0';
+            s->ckpt[s->grid.trials[t].run] = ck;
+            keep = 1;
+        }
+        if (!keep) {
+            trial_record_free(&r);
+            continue;
+        }
+        trial_record_free(&s->rec[t]);
+        s->rec[t] = r;
+        if (r.status == TRIAL_DONE) {
+            s->n_done++;
+            s->n_skipped_done++;
+            // Restore the headline figures from the stored probabilities.
+            size_t nt = r.n_test, correct = 0;
+            for (size_t i = 0; i < nt; i++) correct += (r.test_prob[i] > 0.5f) == (s->test_labels[i] != 0);
+            s->rec[t].test_acc = nt ? (double)correct / (double)nt : NAN;
+            s->rec[t].test_auc = nt ? metrics_auc(r.test_prob, s->test_labels, nt) : NAN;
+        } else if (r.status == TRIAL_FAILED) {
+            s->n_failed++;
         }
     }
-    // A run is pending while any of its trials is not finished.
     for (size_t i = 0; i < s->grid.n_runs; i++) {
         const GridRun *gr = &s->grid.runs[i];
         int open = 0;
@@ -578,19 +672,35 @@ static void master_resume(Sweep *s, char *pending, int retry_failed) {
             open |= st != TRIAL_DONE && st != TRIAL_FAILED;
         }
         pending[i] = (char)open;
-        if (open)  // its unfinished trials restart from epoch 1 (deterministic: same results)
+        if (!open) continue;
+        CheckpointRef *ck = &s->ckpt[i];
+        if (ck->file[0]) {
+            // Every unfinished trial needs the records up to the checkpoint.
             for (size_t k = 0; k < gr->n_trials; k++) {
-                TrialRecord *rec = &s->rec[gr->trials[k]];
-                if (rec->status != TRIAL_DONE) {
-                    if (rec->status == TRIAL_FAILED) s->n_failed--;
-                    rec->status = TRIAL_PENDING;
-                    rec->error[0] = '\0';
-                    trial_record_truncate(rec, 0);
-                }
+                const TrialRecord *rec = &s->rec[gr->trials[k]];
+                if (rec->status != TRIAL_DONE && rec->epochs_done < ck->epoch) ck->file[0] = '\0';
             }
+            char path[4400];
+            snprintf(path, sizeof path, "%s/%s", s->outdir, ck->file);
+            CtError err = {{0}};
+            if (ck->file[0] && checkpoint_read(path, ck->epoch, ck->iteration, &s->resume_state[i], &err) != 0) {
+                ct_warn("%s; run %zu starts again", err.msg, i);
+                ck->file[0] = '\0';
+            }
+        }
+        size_t keep = ck->file[0] ? ck->epoch : 0;
+        for (size_t k = 0; k < gr->n_trials; k++) {
+            TrialRecord *rec = &s->rec[gr->trials[k]];
+            if (rec->status == TRIAL_DONE) continue;
+            if (rec->status == TRIAL_FAILED) s->n_failed--;
+            rec->status = TRIAL_PENDING;
+            rec->error[0] = '\0';
+            trial_record_truncate(rec, keep);
+        }
+        if (keep) printf("resume: run %zu continues from its checkpoint at epoch %zu, iteration %zu\n", i, ck->epoch,
+                         ck->iteration);
     }
 }
-
 
 // ---- resuming: the stored configuration must match ----
 
@@ -765,6 +875,8 @@ int sweep_main(const SweepArgs *a) {
         s->rec = ct_calloc(s->grid.n_trials, sizeof *s->rec);
         for (size_t t = 0; t < s->grid.n_trials; t++)
             trial_record_init(&s->rec[t], s->grid.trials[t].epochs, s->n_split[SPLIT_VAL], s->n_split[SPLIT_TEST]);
+        s->ckpt = ct_calloc(s->grid.n_runs ? s->grid.n_runs : 1, sizeof *s->ckpt);
+        s->resume_state = ct_calloc(s->grid.n_runs ? s->grid.n_runs : 1, sizeof *s->resume_state);
         manifest_utc_now(s->created, sizeof s->created);
         s->t_start = ct_now();
         char *pending = ct_calloc(s->grid.n_runs ? s->grid.n_runs : 1, 1);
@@ -782,7 +894,8 @@ int sweep_main(const SweepArgs *a) {
             long r;
             while (!g_stop && (r = pick_run(s, pending, s->last_model[0] ? s->last_model : NULL)) >= 0) {
                 pending[r] = 0;
-                worker_run(s, (size_t)r);
+                worker_run(s, (size_t)r, s->resume_state[r].n ? s->resume_state[r].p : NULL, s->resume_state[r].n);
+                buf_free(&s->resume_state[r]);
             }
         } else {
             image_cache_free(&s->ic);  // the master trains nothing
@@ -819,6 +932,10 @@ done:
     if (s->rec)
         for (size_t t = 0; t < s->grid.n_trials; t++) trial_record_free(&s->rec[t]);
     free(s->rec);
+    if (s->resume_state)
+        for (size_t i = 0; i < s->grid.n_runs; i++) buf_free(&s->resume_state[i]);
+    free(s->resume_state);
+    free(s->ckpt);
     for (int sp = 0; sp < DATA_SPLITS; sp++) free(s->index[sp]);
     free(s->test_labels);
     fcache_free(s->fc);

@@ -194,3 +194,52 @@ out:
     free(yb);
     return rc;
 }
+
+// ---- checkpoints ----
+
+#define STATE_MAGIC 0x31545343u  // "CST1"
+
+void train_state_save(const TrainState *st, Buf *out) {
+    buf_put_u64(out, STATE_MAGIC);
+    buf_put_u64(out, st->head.n_params);
+    buf_put_u64(out, st->epoch);
+    buf_put_u64(out, st->iter);
+    buf_put_f64(out, st->run_loss_sum);
+    buf_put_u64(out, st->run_correct);
+    buf_put_u64(out, st->run_seen);
+    buf_put_f64(out, st->epoch_t0_offset);
+    buf_put_u64(out, st->best_epoch);
+    buf_put_f64(out, st->best_val_acc);
+    buf_put_u64(out, st->adam.step);
+    buf_put(out, st->lr_trace, st->iters_per_epoch * sizeof *st->lr_trace);
+    buf_put(out, st->head.params, st->head.n_params * sizeof(float));
+    buf_put(out, st->adam.m, st->head.n_params * sizeof(float));
+    buf_put(out, st->adam.v, st->head.n_params * sizeof(float));
+}
+
+int train_state_load(TrainState *st, const void *blob, size_t len, CtError *err) {
+    Rd r;
+    rd_init(&r, blob, len);
+    if (rd_u64(&r) != STATE_MAGIC) return ct_errorf(err, "checkpoint: not a training state");
+    uint64_t n = rd_u64(&r);
+    if (n != st->head.n_params)
+        return ct_errorf(err, "checkpoint: %llu parameters, the head has %zu", (unsigned long long)n, st->head.n_params);
+    size_t epoch = (size_t)rd_u64(&r), iter = (size_t)rd_u64(&r);
+    if (iter < epoch * st->iters_per_epoch || iter > st->total_iters || (iter - epoch * st->iters_per_epoch) > st->iters_per_epoch)
+        return ct_errorf(err, "checkpoint: position epoch %zu, iteration %zu does not fit this trial", epoch, iter);
+    st->epoch = epoch;
+    st->iter = iter;
+    st->run_loss_sum = rd_f64(&r);
+    st->run_correct = (size_t)rd_u64(&r);
+    st->run_seen = (size_t)rd_u64(&r);
+    st->epoch_t0_offset = rd_f64(&r);
+    st->best_epoch = (size_t)rd_u64(&r);
+    st->best_val_acc = rd_f64(&r);
+    st->adam.step = rd_u64(&r);
+    rd_get(&r, st->lr_trace, st->iters_per_epoch * sizeof *st->lr_trace);
+    rd_get(&r, st->head.params, n * sizeof(float));
+    rd_get(&r, st->adam.m, n * sizeof(float));
+    rd_get(&r, st->adam.v, n * sizeof(float));
+    if (r.bad || r.off != r.n) return ct_errorf(err, "checkpoint: truncated or oversized training state");
+    return 0;
+}

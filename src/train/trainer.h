@@ -23,6 +23,7 @@
 #include "train/adam.h"
 #include "train/clr.h"
 #include "train/head.h"
+#include "util/buf.h"
 #include "util/util.h"
 
 #define TRAIN_MAX_BUDGETS 32
@@ -94,6 +95,12 @@ typedef struct {
 // parameters are initialised from spec->seed. Errors name the field.
 int train_state_init(TrainState *st, const TrainSpec *spec, const TrainData *data, CtError *err);
 void train_state_free(TrainState *st);
+
+// The state as bytes (parameters, Adam moments and step, position, running
+// sums, best so far), for checkpoints; and back, into a state initialised
+// with the same spec and data (errors say what does not match).
+void train_state_save(const TrainState *st, Buf *out);
+int train_state_load(TrainState *st, const void *blob, size_t len, CtError *err);
 
 // Runs from the state's position to the last budget or until should_stop.
 // Returns 0 when finished, 1 when stopped early, -1 on error (a non-finite

@@ -56,7 +56,8 @@ void trial_inputs_free(TrialInputs *in) {
     }
 }
 
-int trial_train(TrialInputs *in, TrainState *st, const TrainSpec *spec, const TrainHooks *hooks, CtError *err) {
+int trial_resume(TrialInputs *in, TrainState *st, const TrainSpec *spec, const TrainHooks *hooks, const void *blob,
+                 size_t blob_len, CtError *err) {
     if (trial_prepare(in, err)) return -1;
     if (train_state_init(st, spec, &in->data, err)) return -1;
     // Standardisation statistics come from the training features of view 0.
@@ -66,5 +67,10 @@ int trial_train(TrialInputs *in, TrainState *st, const TrainSpec *spec, const Tr
         if (fcache_get(in->cache, in->features, in->ds, in->images, SPLIT_TRAIN, 0, &x, &n, &dim, err)) return -1;
         head_fit_standardize(&st->head, x, n);
     }
+    if (blob && train_state_load(st, blob, blob_len, err)) return -1;
     return train_run(st, spec, &in->data, hooks, err);
+}
+
+int trial_train(TrialInputs *in, TrainState *st, const TrainSpec *spec, const TrainHooks *hooks, CtError *err) {
+    return trial_resume(in, st, spec, hooks, NULL, 0, err);
 }

@@ -30,5 +30,9 @@ void trial_inputs_free(TrialInputs *in);
 // hooks->should_stop). Returns as train_run does. The state is left for the
 // caller (checkpointing); free it with train_state_free.
 int trial_train(TrialInputs *in, TrainState *st, const TrainSpec *spec, const TrainHooks *hooks, CtError *err);
+// The same, continuing from a checkpoint made by train_state_save (blob may
+// be NULL: a fresh start).
+int trial_resume(TrialInputs *in, TrainState *st, const TrainSpec *spec, const TrainHooks *hooks, const void *blob,
+                 size_t blob_len, CtError *err);
 
 #endif

@@ -160,8 +160,10 @@ def case_signal(ctsweep, work):
            f"SIGUSR1: exit {p.returncode} (want 75), manifest state {state}, {msg}")
     r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out, "--resume"]))
     ok_v, msg = validate(ctsweep, out)
-    report(r.returncode == 0 and ok_v and same(ref, results(out)),
-           f"resume after SIGUSR1: exit {r.returncode}, {msg}, results identical to an uninterrupted run")
+    from_ckpt = [l for l in r.stdout.splitlines() if "continues from its checkpoint" in l]
+    report(r.returncode == 0 and ok_v and same(ref, results(out)) and from_ckpt,
+           f"resume after SIGUSR1: exit {r.returncode}, {msg}, {len(from_ckpt)} run(s) continued from the "
+           f"checkpoint taken at the signal, results identical to an uninterrupted run")
 
 
 def case_kill(ctsweep, work):
@@ -170,12 +172,14 @@ def case_kill(ctsweep, work):
     out = os.path.join(work, "kill")
     shutil.rmtree(out, ignore_errors=True)
     rng = random.Random(int(os.environ.get("CTSWEEP_KILL_SEED", "7")))
+    # Checkpoint at every epoch so that kills land between checkpoints too.
+    env = dict(ENV, CTSWEEP_CHECKPOINT_EVERY="2")
     args = [ctsweep, "run", cfg, "-o", out]
     for k in range(5):
-        delay = rng.uniform(3.0, 14.0)
+        delay = rng.uniform(4.0, 20.0)
         # Own process group, so SIGKILL reaches mpirun and every rank at once.
         p = subprocess.Popen(mpirun(3, args + (["--resume"] if k else [])), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
+                             stderr=subprocess.DEVNULL, env=env, start_new_session=True)
         try:
             p.wait(timeout=delay)
             killed = False

@@ -1,0 +1,94 @@
+/*
+ * checkpoint.c — checkpoint files (see checkpoint.h).
+ */
+#include "results/checkpoint.h"
+
+#include <fcntl.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "results/h5io.h"
+
+int checkpoint_write(const char *path, size_t epoch, size_t iteration, const void *state, size_t len, CtError *err) {
+    char *tmp = ct_asprintf("%s.tmp", path);
+    hid_t f = -1, s = -1, d = -1;
+    int rc = -1;
+    hsize_t dims[1] = {len};
+    h5_try(f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), tmp);
+    h5_try(s = H5Screate_simple(1, dims, NULL), "state");
+    h5_try(d = H5Dcreate2(f, "state", H5T_STD_U8LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "state");
+    if (len) h5_try(H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, state), "state");
+    if (h5io_attr_i64(f, "epoch", (long long)epoch, err) || h5io_attr_i64(f, "iteration", (long long)iteration, err))
+        goto fail;
+    H5Dclose(d);
+    d = -1;
+    H5Sclose(s);
+    s = -1;
+    if (H5Fclose(f) < 0) {
+        f = -1;
+        h5io_error(err, tmp);
+        goto fail;
+    }
+    f = -1;
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    int ok = fd >= 0 && fsync(fd) == 0;
+    if (fd >= 0) close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        ct_errorf(err, "%s: cannot flush or rename the checkpoint into place", path);
+        goto fail;
+    }
+    rc = 0;
+fail:
+    if (d >= 0) H5Dclose(d);
+    if (s >= 0) H5Sclose(s);
+    if (f >= 0) H5Fclose(f);
+    if (rc) unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int checkpoint_read(const char *path, size_t epoch, size_t iteration, Buf *out, CtError *err) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return h5io_error(err, path);
+    int64_t e = -1, it = -1;
+    hid_t a = H5Aopen(f, "epoch", H5P_DEFAULT);
+    if (a >= 0) {
+        H5Aread(a, H5T_NATIVE_INT64, &e);
+        H5Aclose(a);
+    }
+    a = H5Aopen(f, "iteration", H5P_DEFAULT);
+    if (a >= 0) {
+        H5Aread(a, H5T_NATIVE_INT64, &it);
+        H5Aclose(a);
+    }
+    int rc = -1;
+    hid_t d = H5Dopen2(f, "state", H5P_DEFAULT);
+    if (e != (int64_t)epoch || it != (int64_t)iteration || d < 0) {
+        ct_errorf(err, "%s: checkpoint is at epoch %lld iteration %lld, the trial files expect %zu/%zu", path,
+                  (long long)e, (long long)it, epoch, iteration);
+    } else {
+        hid_t s = H5Dget_space(d);
+        hssize_t n = H5Sget_simple_extent_npoints(s);
+        H5Sclose(s);
+        buf_reset(out);
+        buf_put(out, NULL, 0);
+        if (n > 0) {
+            out->p = ct_realloc(out->p, (size_t)n);
+            out->cap = (size_t)n;
+            if (H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, out->p) >= 0) {
+                out->n = (size_t)n;
+                rc = 0;
+            } else {
+                h5io_error(err, path);
+            }
+        } else {
+            ct_errorf(err, "%s: empty checkpoint", path);
+        }
+    }
+    if (d >= 0) H5Dclose(d);
+    H5Fclose(f);
+    H5Eclear2(H5E_DEFAULT);
+    return rc;
+}
