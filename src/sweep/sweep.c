@@ -191,10 +191,25 @@ static void worker_checkpoint(WorkerCtx *w) {
     w->last_ckpt = ct_now();
 }
 
+// Fault injection for tests: CTSWEEP_FAULT=<trial_id>:<epoch> makes the run
+// holding that trial fail after that epoch, as a worker-side error would.
+static int injected_fault(const Sweep *s, size_t run, size_t epoch, CtError *err) {
+    const char *f = getenv("CTSWEEP_FAULT");
+    if (!f) return 0;
+    const GridRun *gr = &s->grid.runs[run];
+    for (size_t k = 0; k < gr->n_trials; k++) {
+        const char *id = s->grid.trials[gr->trials[k]].id;
+        size_t n = strlen(id);
+        if (strncmp(f, id, n) == 0 && f[n] == ':' && (size_t)atol(f + n + 1) == epoch)
+            return ct_errorf(err, "injected fault (CTSWEEP_FAULT) after epoch %zu", epoch);
+    }
+    return 0;
+}
+
 static int w_on_epoch(void *ctx, const EpochRecord *r, const double *lr, size_t n_iters, const float *vp,
                       CtError *err) {
     WorkerCtx *w = ctx;
-    (void)err;
+    if (injected_fault(w->s, w->run, r->epoch, err)) return -1;
     if (w->s->size == 1) {
         master_epoch(w->s, w->run, r, lr, n_iters, vp, 0);
     } else {

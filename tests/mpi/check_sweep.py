@@ -70,8 +70,8 @@ def mpirun(n, args):
     return ["mpirun", "-n", str(n), "--oversubscribe"] + args
 
 
-def run(cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, **kw)
+def run(cmd, env=None, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, env=env or ENV, **kw)
 
 
 def results(out):
@@ -219,6 +219,20 @@ def case_failure(ctsweep, work):
           and len(failed) == 2 and all(m < 1 for _, _, m in done) and len(done) == 2)
     report(ok, f"absurd learning rate: exit {r.returncode} (want 3), {len(failed)} failed "
                f"({failed[0][1] if failed else '-'}), {len(done)} done, {msg}")
+    # A worker-side error injected into one run; then --retry-failed reruns it.
+    cfg = write_config(work, "sweep.yaml")
+    _, ref = reference(ctsweep, work, cfg)
+    victim = sorted(ref)[0][:-3]
+    out = os.path.join(work, "fault")
+    shutil.rmtree(out, ignore_errors=True)
+    r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out]), env=dict(ENV, CTSWEEP_FAULT=f"{victim}:1"))
+    res = results(out)
+    failed = [k for k, v in res.items() if v[4] == "failed"]
+    report(r.returncode == 3 and victim + ".h5" in failed and len(failed) <= 2 and len(res) - len(failed) >= 6,
+           f"injected worker fault: exit {r.returncode}, failed {failed}, the rest done")
+    r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out, "--resume", "--retry-failed"]))
+    report(r.returncode == 0 and same(ref, results(out)), f"--retry-failed: exit {r.returncode}, all trials done, "
+                                                          f"results identical to an uninterrupted run")
 
 
 def case_config(ctsweep, work):
