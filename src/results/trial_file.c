@@ -111,7 +111,11 @@ int trial_file_write(const char *path, const GridTrial *t, const TrialRecord *r,
         goto fail;
     }
     f = -1;
-    if (fsync_path(tmp) != 0 || rename(tmp, path) != 0) {
+    // A rename is atomic against kills; finished and failed trials are also
+    // flushed to the disk against power loss (per-epoch updates are not: they
+    // are rewritten within seconds anyway).
+    int durable = r->status == TRIAL_DONE || r->status == TRIAL_FAILED;
+    if ((durable && fsync_path(tmp) != 0) || rename(tmp, path) != 0) {
         ct_errorf(err, "%s: cannot write: %s", path, "flush or rename failed");
         goto fail;
     }

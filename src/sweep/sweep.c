@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -457,7 +458,7 @@ static void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, 
                rec->best_val_acc, rec->best_epoch, rec->test_acc, rec->test_auc, s->n_failed, el, eta);
         fflush(stdout);
     }
-    write_manifest(s, "running");
+    if (ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
 }
 
 // Writes a run's training state to OUT/checkpoints/<first trial id>.h5
@@ -504,7 +505,7 @@ static void master_end(Sweep *s, size_t run, int outcome, const char *error, dou
         }
         write_trial(s, t);
     }
-    write_manifest(s, "running");
+    if (ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
 }
 
 static void sleep_ms(double ms) {
@@ -926,8 +927,15 @@ int sweep_main(const SweepArgs *a) {
                    s->n_done, s->n_failed, s->grid.n_trials, SWEEP_EXIT_RESUME);
             code = SWEEP_EXIT_RESUME;
         } else {
-            printf("sweep done: %zu done, %zu failed of %zu trials in %.1f s -> %s/sweep.h5\n", s->n_done,
-                   s->n_failed, s->grid.n_trials, ct_now() - s->t_start, s->outdir);
+            struct rusage ru;
+            getrusage(RUSAGE_SELF, &ru);
+            double cpu = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+                         1e-6 * (double)ru.ru_stime.tv_usec;
+            double wall = ct_now() - s->t_start;
+            printf("sweep done: %zu done, %zu failed of %zu trials in %.1f s (%.1f trials/s); master process CPU "
+                   "%.1f s (%.0f%% of one core) -> %s/sweep.h5\n",
+                   s->n_done, s->n_failed, s->grid.n_trials, wall, (double)(s->n_done + s->n_failed) / wall, cpu,
+                   100.0 * cpu / wall, s->outdir);
             code = s->n_failed ? SWEEP_EXIT_FAILED_TRIALS : SWEEP_EXIT_OK;
         }
     } else {
