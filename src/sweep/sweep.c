@@ -102,6 +102,8 @@ typedef struct {
     // worker
     FeatureCache *fc;
     char last_model[32];
+    MPI_Comm group;  // the ranks that train one trial together (ranks_per_trial)
+    int group_rank, group_size;
 } Sweep;
 
 // ---- shared set-up ----
@@ -174,6 +176,7 @@ static void master_end(Sweep *s, size_t run, int ok, const char *error, double w
 
 // Sends (or, with one rank, records) the run's training state.
 static void worker_checkpoint(WorkerCtx *w) {
+    if (w->s->group_rank != 0) return;  // the group's ranks hold the same state
     Buf state = {0};
     train_state_save(w->st, &state);
     if (w->s->size == 1) {
@@ -213,7 +216,7 @@ static int w_on_epoch(void *ctx, const EpochRecord *r, const double *lr, size_t 
     if (injected_fault(w->s, w->run, r->epoch, err)) return -1;
     if (w->s->size == 1) {
         master_epoch(w->s, w->run, r, lr, n_iters, vp, 0);
-    } else {
+    } else if (w->s->group_rank == 0) {
         Buf *b = &w->buf;
         buf_reset(b);
         buf_put_u64(b, w->run);
@@ -237,6 +240,7 @@ static int w_on_budget(void *ctx, size_t budget, const float *tp, size_t best, d
         master_budget(w->s, w->run, budget, tp, 0);
         return 0;
     }
+    if (w->s->group_rank != 0) return 0;
     Buf *b = &w->buf;
     buf_reset(b);
     buf_put_u64(b, w->run);
@@ -246,6 +250,18 @@ static int w_on_budget(void *ctx, size_t budget, const float *tp, size_t best, d
     buf_put(b, tp, nt * sizeof *tp);
     send_buf(b, TAG_BUDGET);
     return 0;
+}
+
+static void group_allreduce_f32(void *ctx, float *buf, size_t n) {
+    WorkerCtx *w = ctx;
+    if (MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, w->s->group) != MPI_SUCCESS)
+        fatal("MPI_Allreduce of %zu gradients failed", n);
+}
+
+static void group_allreduce_f64(void *ctx, double *buf, size_t n) {
+    WorkerCtx *w = ctx;
+    if (MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, w->s->group) != MPI_SUCCESS)
+        fatal("MPI_Allreduce failed");
 }
 
 // Runs one run of the grid on this rank; reports through the hooks.
@@ -288,7 +304,9 @@ static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob
     TrainState st;
     memset(&st, 0, sizeof st);
     WorkerCtx w = {.s = s, .run = run_index, .st = &st, .last_ckpt = ct_now()};
-    TrainHooks hooks = {.on_epoch = w_on_epoch, .on_budget = w_on_budget, .should_stop = stop_requested, .ctx = &w};
+    TrainHooks hooks = {.on_epoch = w_on_epoch, .on_budget = w_on_budget, .should_stop = stop_requested, .ctx = &w,
+                        .dp_rank = s->group_rank, .dp_size = s->group_size,
+                        .allreduce_f32 = group_allreduce_f32, .allreduce_f64 = group_allreduce_f64};
     TrialInputs in = {.cache = s->fc, .features = &fs, .ds = &s->ds, .images = &s->ic};
     int rc = trial_resume(&in, &st, &ts, &hooks, blob, blob_len, &err);
     if (rc == 1) worker_checkpoint(&w);  // stopped by a signal at a batch boundary
@@ -302,7 +320,7 @@ static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob
     int outcome = rc == 0 ? 1 : rc == 1 ? 2 : 0;  // done, interrupted, failed
     if (s->size == 1) {
         master_end(s, run_index, outcome, err.msg, wall, fwd, hits, s->host, device, 0);
-    } else {
+    } else if (s->group_rank == 0) {
         Buf *b = &w.buf;
         buf_reset(b);
         buf_put_u64(b, run_index);
@@ -318,31 +336,51 @@ static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob
     buf_free(&w.buf);
 }
 
+// The group leader asks the master for work and passes each answer to the
+// rest of its group (ranks_per_trial > 1), which trains the same run.
 static void worker_loop(Sweep *s) {
-    // Ask for work with an empty END (run index UINT64_MAX).
-    Buf b = {0};
-    buf_put_u64(&b, UINT64_MAX);
-    send_buf(&b, TAG_END);
-    buf_free(&b);
     Buf in = {0};
+    int leader = s->group_rank == 0;
+    if (leader) {
+        Buf b = {0};
+        buf_put_u64(&b, UINT64_MAX);  // an empty END asks for work
+        send_buf(&b, TAG_END);
+        buf_free(&b);
+    }
     for (;;) {
-        MPI_Status stt;
-        MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &stt);
-        int count;
-        MPI_Get_count(&stt, MPI_BYTE, &count);
-        buf_reset(&in);
-        if ((size_t)count > in.cap) {
-            in.p = ct_realloc(in.p, (size_t)count);
-            in.cap = (size_t)count;
+        uint64_t kind = 0, len = 0;
+        if (leader) {
+            MPI_Status stt;
+            MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &stt);
+            int count;
+            MPI_Get_count(&stt, MPI_BYTE, &count);
+            buf_reset(&in);
+            if ((size_t)count > in.cap) {
+                in.p = ct_realloc(in.p, (size_t)count);
+                in.cap = (size_t)count;
+            }
+            MPI_Recv(in.p, count, MPI_BYTE, 0, stt.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            kind = (uint64_t)stt.MPI_TAG;
+            len = (uint64_t)count;
         }
-        MPI_Recv(in.p, count, MPI_BYTE, 0, stt.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        if (stt.MPI_TAG == TAG_STOP) break;
+        if (s->group_size > 1) {
+            uint64_t head[2] = {kind, len};
+            MPI_Bcast(head, 2, MPI_UINT64_T, 0, s->group);
+            kind = head[0];
+            len = head[1];
+            if (!leader && len > in.cap) {
+                in.p = ct_realloc(in.p, (size_t)len);
+                in.cap = (size_t)len;
+            }
+            if (len) MPI_Bcast(in.p, (int)len, MPI_BYTE, 0, s->group);
+        }
+        if (kind == TAG_STOP) break;
         Rd r;
-        rd_init(&r, in.p, (size_t)count);
-        uint64_t run = rd_u64(&r), len = rd_u64(&r);
-        const void *blob = len ? rd_view(&r, (size_t)len) : NULL;
+        rd_init(&r, in.p, (size_t)len);
+        uint64_t run = rd_u64(&r), blen = rd_u64(&r);
+        const void *blob = blen ? rd_view(&r, (size_t)blen) : NULL;
         if (r.bad || run >= s->grid.n_runs) fatal("malformed ASSIGN message");
-        worker_run(s, (size_t)run, blob, (size_t)len);
+        worker_run(s, (size_t)run, blob, (size_t)blen);
     }
     buf_free(&in);
 }
@@ -527,7 +565,7 @@ static long pick_run(const Sweep *s, const char *pending, const char *model) {
 }
 
 static void master_loop(Sweep *s, char *pending) {
-    int workers = s->size - 1;
+    int workers = (s->size - 1) / (int)s->cfg.ranks_per_trial;  // group leaders
     char (*model_of)[32] = ct_calloc((size_t)s->size, sizeof *model_of);
     Buf b = {0};
     double backoff = 0.2;
@@ -846,6 +884,22 @@ int sweep_main(const SweepArgs *a) {
         ok = ct_mkdirs(trials, &err) == 0;
     }
     if (!agree(ok)) goto fail;
+    // Worker groups of ranks_per_trial ranks train one trial data-parallel.
+    size_t G = s->cfg.ranks_per_trial ? s->cfg.ranks_per_trial : 1;
+    if (G > 1 && (s->size < 2 || (size_t)(s->size - 1) % G != 0)) {
+        ct_errorf(&err, "%s: ranks_per_trial %zu needs the %d worker rank(s) (all ranks but the master) to form "
+                  "whole groups", a->config_path, G, s->size - 1);
+        ok = 0;
+    }
+    if (!agree(ok)) goto fail;
+    int color = s->size == 1 ? 0 : s->rank == 0 ? MPI_UNDEFINED : (s->rank - 1) / (int)G;
+    MPI_Comm_split(MPI_COMM_WORLD, color, s->rank, &s->group);
+    s->group_rank = 0;
+    s->group_size = 1;
+    if (s->group != MPI_COMM_NULL) {
+        MPI_Comm_rank(s->group, &s->group_rank);
+        MPI_Comm_size(s->group, &s->group_size);
+    }
     // Threads: the node's cores shared among the workers on it.
     MPI_Comm node;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, s->rank, MPI_INFO_NULL, &node);
@@ -962,6 +1016,7 @@ done:
     for (int sp = 0; sp < DATA_SPLITS; sp++) free(s->index[sp]);
     free(s->test_labels);
     fcache_free(s->fc);
+    if (s->group != MPI_COMM_NULL && s->group != 0) MPI_Comm_free(&s->group);
     grid_free(&s->grid);
     image_cache_free(&s->ic);
     dataset_free(&s->ds);

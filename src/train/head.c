@@ -175,26 +175,35 @@ float head_dropout_scale(uint64_t seed, uint64_t iteration, uint32_t layer, size
     return u < (float)p ? 0.0f : (float)(1.0 / (1.0 - p));
 }
 
-// Masks for a whole (rows, width) activation, 4 elements per Philox block.
-static void dropout_masks(float *mask, size_t rows, size_t width, uint64_t seed, uint64_t iteration, uint32_t layer,
-                          double p) {
-    size_t n = rows * width;
+// Masks for rows [row0, row0 + rows) of a (batch, width) activation; element
+// e of the whole batch takes word e % 4 of Philox block e / 4.
+static void dropout_masks(float *mask, size_t rows, size_t width, size_t row0, uint64_t seed, uint64_t iteration,
+                          uint32_t layer, double p) {
+    size_t first = row0 * width, n = rows * width;
     float keep_scale = (float)(1.0 / (1.0 - p)), pf = (float)p;
     uint32_t key[2] = {(uint32_t)seed ^ (RNG_DROPOUT * 0x85EBCA6Bu), (uint32_t)(seed >> 32) ^ (RNG_DROPOUT * 0xC2B2AE35u)};
-    for (size_t blk = 0; blk * 4 < n; blk++) {
-        uint32_t ctr[4] = {(uint32_t)iteration, (uint32_t)(iteration >> 32), layer, (uint32_t)blk};
-        uint32_t out[4];
-        rng_philox4x32(out, ctr, key);
-        for (size_t j = 0; j < 4 && blk * 4 + j < n; j++) {
-            float u = (float)(out[j] >> 8) * (1.0f / 16777216.0f);
-            mask[blk * 4 + j] = u < pf ? 0.0f : keep_scale;
+    uint32_t out[4];
+    size_t have_blk = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        size_t e = first + i, blk = e / 4;
+        if (blk != have_blk) {
+            uint32_t ctr[4] = {(uint32_t)iteration, (uint32_t)(iteration >> 32), layer, (uint32_t)blk};
+            rng_philox4x32(out, ctr, key);
+            have_blk = blk;
         }
+        float u = (float)(out[e % 4] >> 8) * (1.0f / 16777216.0f);
+        mask[i] = u < pf ? 0.0f : keep_scale;
     }
 }
 
 // ---- forward / backward ----
 
 const float *head_forward(Head *h, const float *x, size_t n, int train, uint64_t seed, uint64_t iteration) {
+    return head_forward_rows(h, x, n, 0, train, seed, iteration);
+}
+
+const float *head_forward_rows(Head *h, const float *x, size_t n, size_t row0, int train, uint64_t seed,
+                               uint64_t iteration) {
     size_t D = h->spec.in_dim;
     // h[0] holds the (standardised) input that backward reads.
     if (h->mean) {
@@ -212,7 +221,7 @@ const float *head_forward(Head *h, const float *x, size_t n, int train, uint64_t
         size_t m = n * O;
         for (size_t i = 0; i < m; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
         if (train && h->spec.dropout > 0) {
-            dropout_masks(h->mask[l + 1], n, O, seed, iteration, (uint32_t)(l + 1), h->spec.dropout);
+            dropout_masks(h->mask[l + 1], n, O, row0, seed, iteration, (uint32_t)(l + 1), h->spec.dropout);
             for (size_t i = 0; i < m; i++) y[i] *= h->mask[l + 1][i];
         } else {
             for (size_t i = 0; i < m; i++) h->mask[l + 1][i] = 1.0f;
@@ -222,11 +231,16 @@ const float *head_forward(Head *h, const float *x, size_t n, int train, uint64_t
 }
 
 double head_loss_backward(Head *h, const uint8_t *labels, size_t n, size_t *correct, int backward) {
+    return head_loss_backward_shard(h, labels, n, n, correct, backward) / (double)n;
+}
+
+double head_loss_backward_shard(Head *h, const uint8_t *labels, size_t n, size_t batch_rows, size_t *correct,
+                                int backward) {
     const float *logits = h->h[h->n_lin];
     float *d = h->dh[0];
     double loss = 0.0;
     size_t ok = 0;
-    float inv_n = 1.0f / (float)n;
+    float inv_n = 1.0f / (float)batch_rows;
     for (size_t r = 0; r < n; r++) {
         float l0 = logits[2 * r], l1 = logits[2 * r + 1];
         float m = l0 > l1 ? l0 : l1;
@@ -256,7 +270,7 @@ double head_loss_backward(Head *h, const uint8_t *labels, size_t n, size_t *corr
             cur = 1 - cur;
         }
     }
-    return loss / (double)n;
+    return loss;
 }
 
 void head_probs(const Head *h, size_t n, float *p) {

@@ -63,10 +63,18 @@ void head_fit_standardize(Head *h, const float *x /* (n, in_dim) */, size_t n);
 // keyed by (seed, iteration). Returns the logits (n, 2) inside the workspace.
 const float *head_forward(Head *h, const float *x /* (n, in_dim) */, size_t n, int train, uint64_t seed,
                           uint64_t iteration);
+// The same for rows [row0, row0 + n) of a larger batch (data-parallel
+// shards): dropout masks are those of the whole batch's rows.
+const float *head_forward_rows(Head *h, const float *x, size_t n, size_t row0, int train, uint64_t seed,
+                               uint64_t iteration);
 // Softmax cross-entropy of the last forward's logits: returns the mean loss
 // over n rows, fills correct (argmax == label count) and, when backward is
 // set, accumulates parameter gradients (grads += d mean loss / d params).
 double head_loss_backward(Head *h, const uint8_t *labels, size_t n, size_t *correct, int backward);
+// The same with the gradient of (sum of losses) / batch_rows, for a shard of
+// a batch of batch_rows rows; returns the shard's sum of losses.
+double head_loss_backward_shard(Head *h, const uint8_t *labels, size_t n, size_t batch_rows, size_t *correct,
+                                int backward);
 // P(label 1) = softmax(logits)[1] for each row of the last forward.
 void head_probs(const Head *h, size_t n, float *p);
 void head_zero_grads(Head *h);

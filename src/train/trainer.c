@@ -101,6 +101,9 @@ int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, cons
     const size_t B = spec->batch_size, D = data->dim, ipe = st->iters_per_epoch;
     const size_t epochs = spec->budgets[spec->n_budgets - 1];
     Head *h = &st->head;
+    int dp = hooks && hooks->dp_size > 1 ? hooks->dp_size : 1, dp_rank = dp > 1 ? hooks->dp_rank : 0;
+    if (dp > 1 && (!hooks->allreduce_f32 || !hooks->allreduce_f64 || dp_rank < 0 || dp_rank >= dp))
+        return ct_errorf(err, "data-parallel training without a valid group");
     // Gathered rows of one batch live in the head's input buffer h[0] is
     // overwritten by forward, so a separate gather buffer is used.
     float *xb = ct_try_aligned_alloc(B * D, sizeof(float));
@@ -122,23 +125,36 @@ int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, cons
         epoch_order(st->perm, data->n_train, spec->seed, e);
         size_t it_in_epoch = st->iter - e * ipe;
         for (; it_in_epoch < ipe; it_in_epoch++) {
-            if (hooks && hooks->should_stop && hooks->should_stop(hooks->ctx)) {
+            double stop = hooks && hooks->should_stop && hooks->should_stop(hooks->ctx) ? 1.0 : 0.0;
+            if (dp > 1) hooks->allreduce_f64(hooks->ctx, &stop, 1);  // the whole group stops together
+            if (stop > 0) {
                 st->epoch_t0_offset = ct_now() - t0;
                 rc = 1;
                 goto out;
             }
             size_t r0 = it_in_epoch * B, m = data->n_train - r0 < B ? data->n_train - r0 : B;
-            for (size_t k = 0; k < m; k++) {
+            size_t lo = m * (size_t)dp_rank / (size_t)dp, hi = m * (size_t)(dp_rank + 1) / (size_t)dp;
+            for (size_t k = lo; k < hi; k++) {
                 uint32_t src = st->perm[r0 + k];
-                memcpy(xb + k * D, xtr + (size_t)src * D, D * sizeof(float));
-                yb[k] = data->y_train[src];
+                memcpy(xb + (k - lo) * D, xtr + (size_t)src * D, D * sizeof(float));
+                yb[k - lo] = data->y_train[src];
             }
             double lr = clr_lr_at(&clr, st->iter, st->total_iters);
             st->lr_trace[it_in_epoch] = lr;
-            head_forward(h, xb, m, 1, spec->seed, st->iter);
             head_zero_grads(h);
-            size_t correct;
-            double loss = head_loss_backward(h, yb, m, &correct, 1);
+            double sums[2] = {0, 0};  // loss sum, correct
+            if (hi > lo) {
+                head_forward_rows(h, xb, hi - lo, lo, 1, spec->seed, st->iter);
+                size_t c;
+                sums[0] = head_loss_backward_shard(h, yb, hi - lo, m, &c, 1);
+                sums[1] = (double)c;
+            }
+            if (dp > 1) {
+                hooks->allreduce_f32(hooks->ctx, h->grads, h->n_params);
+                hooks->allreduce_f64(hooks->ctx, sums, 2);
+            }
+            double loss = sums[0] / (double)m;
+            size_t correct = (size_t)sums[1];
             if (!isfinite(loss)) {
                 rc = ct_errorf(err, "non-finite training loss at epoch %zu, iteration %zu (lr %.3g)", e + 1,
                                it_in_epoch + 1, lr);

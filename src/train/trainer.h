@@ -71,6 +71,14 @@ typedef struct {
     // state then resumes mid-epoch).
     int (*should_stop)(void *ctx);
     void *ctx;
+    // Data parallel (dp_size > 1): this rank trains its share
+    // [m * dp_rank / dp_size, m * (dp_rank + 1) / dp_size) of each batch's m
+    // rows, and allreduce sums gradients, losses and flags over the group;
+    // every rank then takes the same optimiser step. Evaluation runs whole
+    // on every rank. The hooks run on every rank of the group.
+    int dp_rank, dp_size;
+    void (*allreduce_f32)(void *ctx, float *buf, size_t n);
+    void (*allreduce_f64)(void *ctx, double *buf, size_t n);
 } TrainHooks;
 
 typedef struct {
