@@ -3,7 +3,6 @@
  */
 #include "results/checkpoint.h"
 
-#include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,36 +12,18 @@
 
 int checkpoint_write(const char *path, size_t epoch, size_t iteration, const void *state, size_t len, CtError *err) {
     char *tmp = ct_asprintf("%s.tmp", path);
-    hid_t f = -1, s = -1, d = -1;
+    hid_t f = -1;
     int rc = -1;
     hsize_t dims[1] = {len};
     h5_try(f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), tmp);
-    h5_try(s = H5Screate_simple(1, dims, NULL), "state");
-    h5_try(d = H5Dcreate2(f, "state", H5T_STD_U8LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "state");
-    if (len) h5_try(H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, state), "state");
-    if (h5io_attr_i64(f, "epoch", (long long)epoch, err) || h5io_attr_i64(f, "iteration", (long long)iteration, err))
+    if (h5io_write_array(f, "state", H5T_NATIVE_UINT8, H5T_STD_U8LE, 1, dims, state, err) ||
+        h5io_attr_i64(f, "epoch", (long long)epoch, err) || h5io_attr_i64(f, "iteration", (long long)iteration, err))
         goto fail;
-    H5Dclose(d);
-    d = -1;
-    H5Sclose(s);
-    s = -1;
-    if (H5Fclose(f) < 0) {
-        f = -1;
-        h5io_error(err, tmp);
-        goto fail;
-    }
+    hid_t closing = f;
     f = -1;
-    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-    int ok = fd >= 0 && fsync(fd) == 0;
-    if (fd >= 0) close(fd);
-    if (!ok || rename(tmp, path) != 0) {
-        ct_errorf(err, "%s: cannot flush or rename the checkpoint into place", path);
-        goto fail;
-    }
+    if (h5io_close_and_rename(closing, tmp, path, 1, err)) goto fail;
     rc = 0;
 fail:
-    if (d >= 0) H5Dclose(d);
-    if (s >= 0) H5Sclose(s);
     if (f >= 0) H5Fclose(f);
     if (rc) unlink(tmp);
     free(tmp);

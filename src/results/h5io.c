@@ -4,7 +4,9 @@
  */
 #include "results/h5io.h"
 
+#include <fcntl.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 void h5io_init(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
@@ -141,4 +143,33 @@ fail:
     if (ms >= 0) H5Sclose(ms);
     if (fs >= 0) H5Sclose(fs);
     return -1;
+}
+
+int h5io_write_array(hid_t loc, const char *name, hid_t mem, hid_t file_type, int rank, const hsize_t *dims,
+                     const void *data, CtError *err) {
+    hid_t s = -1, d = -1;
+    h5_try(s = H5Screate_simple(rank, dims, NULL), name);
+    h5_try(d = H5Dcreate2(loc, name, file_type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), name);
+    hsize_t n = 1;
+    for (int i = 0; i < rank; i++) n *= dims[i];
+    if (n) h5_try(H5Dwrite(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), name);
+    H5Dclose(d);
+    H5Sclose(s);
+    return 0;
+fail:
+    if (d >= 0) H5Dclose(d);
+    if (s >= 0) H5Sclose(s);
+    return -1;
+}
+
+int h5io_close_and_rename(hid_t file, const char *tmp, const char *path, int durable, CtError *err) {
+    if (H5Fclose(file) < 0) return h5io_error(err, tmp);
+    if (durable) {
+        int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+        int ok = fd >= 0 && fsync(fd) == 0;
+        if (fd >= 0) close(fd);
+        if (!ok) return ct_errorf(err, "%s: cannot flush to disk", tmp);
+    }
+    if (rename(tmp, path) != 0) return ct_errorf(err, "%s: cannot rename into place", path);
+    return 0;
 }

@@ -29,6 +29,13 @@ int h5io_attr_i64(hid_t obj, const char *name, long long value, CtError *err);
 int h5io_attr_f64(hid_t obj, const char *name, double value, CtError *err);
 // A 1-D dataset of variable-length UTF-8 strings.
 int h5io_write_strings(hid_t loc, const char *name, const char *const *s, size_t n, CtError *err);
+// A whole dataset of `rank` dims written from memory of type mem, stored as
+// file_type (empty datasets are created without a write).
+int h5io_write_array(hid_t loc, const char *name, hid_t mem, hid_t file_type, int rank, const hsize_t *dims,
+                     const void *data, CtError *err);
+// Closes a file written under a temporary name and moves it into place:
+// optionally fsync, then rename (atomic against kills). Errors name path.
+int h5io_close_and_rename(hid_t file, const char *tmp, const char *path, int durable, CtError *err);
 // Creates a float32 dataset of the given dims (chunked by first-dim rows
 // when rows_per_chunk > 0).
 hid_t h5io_create_f32(hid_t loc, const char *name, const size_t *dims, int ndim, size_t rows_per_chunk,

@@ -80,18 +80,8 @@ void manifest_utc_now(char *buf, size_t n) {
 }
 
 static int write_u8(hid_t loc, const char *name, const uint8_t *v, size_t n, CtError *err) {
-    hid_t s = -1, d = -1;
     hsize_t dims[1] = {n};
-    h5_try(s = H5Screate_simple(1, dims, NULL), name);
-    h5_try(d = H5Dcreate2(loc, name, H5T_STD_U8LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), name);
-    if (n) h5_try(H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), name);
-    H5Dclose(d);
-    H5Sclose(s);
-    return 0;
-fail:
-    if (d >= 0) H5Dclose(d);
-    if (s >= 0) H5Sclose(s);
-    return -1;
+    return h5io_write_array(loc, name, H5T_NATIVE_UINT8, H5T_STD_U8LE, 1, dims, v, err);
 }
 
 static int write_dataset_group(hid_t f, const DataSet *ds, CtError *err) {
@@ -186,19 +176,9 @@ int manifest_write(const char *outdir, const ManifestView *m, CtError *err) {
         h5io_attr_str(f, "dataset_fingerprint", m->ds->fingerprint, err) || h5io_attr_str(f, "state", m->state, err) ||
         write_dataset_group(f, m->ds, err) || write_trials(f, m, err))
         goto fail;
-    if (H5Fclose(f) < 0) {
-        f = -1;
-        h5io_error(err, tmp);
-        goto fail;
-    }
+    hid_t closing = f;
     f = -1;
-    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-    int synced = fd >= 0 && fsync(fd) == 0;
-    if (fd >= 0) close(fd);
-    if (!synced || rename(tmp, path) != 0) {
-        ct_errorf(err, "%s: cannot flush or rename the new manifest into place", path);
-        goto fail;
-    }
+    if (h5io_close_and_rename(closing, tmp, path, 1, err)) goto fail;
     rc = 0;
 fail:
     if (f >= 0) H5Fclose(f);

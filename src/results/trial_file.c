@@ -3,7 +3,6 @@
  */
 #include "results/trial_file.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,31 +23,6 @@ static hid_t epoch_type(void) {
     H5Tinsert(t, "val_auc", HOFFSET(EpochRecord, val_auc), H5T_NATIVE_DOUBLE);
     H5Tinsert(t, "seconds", HOFFSET(EpochRecord, seconds), H5T_NATIVE_DOUBLE);
     return t;
-}
-
-static int write_array(hid_t loc, const char *name, hid_t mem, hid_t file_type, int rank, const hsize_t *dims,
-                       const void *data, CtError *err) {
-    hid_t s = -1, d = -1;
-    h5_try(s = H5Screate_simple(rank, dims, NULL), name);
-    h5_try(d = H5Dcreate2(loc, name, file_type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), name);
-    hsize_t n = 1;
-    for (int i = 0; i < rank; i++) n *= dims[i];
-    if (n) h5_try(H5Dwrite(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), name);
-    H5Dclose(d);
-    H5Sclose(s);
-    return 0;
-fail:
-    if (d >= 0) H5Dclose(d);
-    if (s >= 0) H5Sclose(s);
-    return -1;
-}
-
-static int fsync_path(const char *path) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
 }
 
 int trial_file_write(const char *path, const GridTrial *t, const TrialRecord *r, const int64_t *val_index,
@@ -78,19 +52,19 @@ int trial_file_write(const char *path, const GridTrial *t, const TrialRecord *r,
         goto fail;
     et = epoch_type();
     hsize_t ne[1] = {r->epochs_done};
-    if (write_array(f, "epochs", et, et, 1, ne, r->epochs, err)) goto fail;
+    if (h5io_write_array(f, "epochs", et, et, 1, ne, r->epochs, err)) goto fail;
     hsize_t nl[1] = {r->epochs_done * r->iters_per_epoch};
-    if (write_array(f, "lr_trace", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 1, nl, r->lr_trace, err)) goto fail;
+    if (h5io_write_array(f, "lr_trace", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 1, nl, r->lr_trace, err)) goto fail;
     h5_try(g = H5Gcreate2(f, "val", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "val");
     hsize_t vp[2] = {r->epochs_done, r->n_val}, vi[1] = {r->n_val};
-    if (write_array(g, "prob", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 2, vp, r->val_prob, err) ||
-        write_array(g, "index", H5T_NATIVE_INT64, H5T_STD_I64LE, 1, vi, val_index, err))
+    if (h5io_write_array(g, "prob", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 2, vp, r->val_prob, err) ||
+        h5io_write_array(g, "index", H5T_NATIVE_INT64, H5T_STD_I64LE, 1, vi, val_index, err))
         goto fail;
     H5Gclose(g);
     h5_try(g = H5Gcreate2(f, "test", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "test");
     hsize_t tp[1] = {r->status == TRIAL_DONE ? r->n_test : 0}, ti[1] = {r->n_test};
-    if (write_array(g, "prob", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 1, tp, r->test_prob, err) ||
-        write_array(g, "index", H5T_NATIVE_INT64, H5T_STD_I64LE, 1, ti, test_index, err))
+    if (h5io_write_array(g, "prob", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 1, tp, r->test_prob, err) ||
+        h5io_write_array(g, "index", H5T_NATIVE_INT64, H5T_STD_I64LE, 1, ti, test_index, err))
         goto fail;
     H5Gclose(g);
     g = -1;
@@ -105,20 +79,13 @@ int trial_file_write(const char *path, const GridTrial *t, const TrialRecord *r,
     }
     H5Tclose(et);
     et = -1;
-    if (H5Fclose(f) < 0) {
-        f = -1;
-        h5io_error(err, tmp);
-        goto fail;
-    }
-    f = -1;
     // A rename is atomic against kills; finished and failed trials are also
     // flushed to the disk against power loss (per-epoch updates are not: they
     // are rewritten within seconds anyway).
-    int durable = r->status == TRIAL_DONE || r->status == TRIAL_FAILED;
-    if ((durable && fsync_path(tmp) != 0) || rename(tmp, path) != 0) {
-        ct_errorf(err, "%s: cannot write: %s", path, "flush or rename failed");
+    hid_t closing = f;
+    f = -1;
+    if (h5io_close_and_rename(closing, tmp, path, r->status == TRIAL_DONE || r->status == TRIAL_FAILED, err))
         goto fail;
-    }
     rc = 0;
 fail:
     if (et >= 0) H5Tclose(et);

@@ -21,19 +21,7 @@
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
-static int g_pass, g_fail;
-
-#define CHECK(cond, ...)                                \
-    do {                                                \
-        if (cond) {                                     \
-            g_pass++;                                   \
-        } else {                                        \
-            g_fail++;                                   \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-            printf(__VA_ARGS__);                        \
-            printf("\n");                               \
-        }                                               \
-    } while (0)
+#include "check.h"
 
 static void write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "wb");
@@ -114,9 +102,9 @@ static void test_demo(const char *repo, const char *scratch) {
     int rc = config_load(&cfg, path, &err);
     CHECK(rc == 0, "demo.yaml: %s", err.msg);
     if (rc) return;
-    CHECK(!cfg.data_root_set && cfg.phantoms_count == 120 && cfg.phantoms_size == 96 && cfg.phantoms_seed == 1,
+    CHECK(!cfg.data_root_set && cfg.phantoms_count == 200 && cfg.phantoms_size == 112 && cfg.phantoms_seed == 1,
           "demo: phantoms %zu %zu %llu", cfg.phantoms_count, cfg.phantoms_size, (unsigned long long)cfg.phantoms_seed);
-    CHECK(cfg.image_size == 64 && cfg.data.split == DATA_SPLIT_FRACTIONS && cfg.data.fractions[0] == 0.8,
+    CHECK(cfg.image_size == 80 && cfg.data.split == DATA_SPLIT_FRACTIONS && cfg.data.fractions[0] == 0.8,
           "demo: image size %zu, split %d", cfg.image_size, (int)cfg.data.split);
     CHECK(cfg.augment.aug_views == 2 && cfg.augment.rotate_prob > 0 && cfg.augment.zoom_min == 0.95,
           "demo: augmentation (views %u)", cfg.augment.aug_views);

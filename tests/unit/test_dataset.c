@@ -15,19 +15,7 @@
 // Scratch paths are short; a truncated one would fail the test loudly anyway.
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
-static int g_pass, g_fail;
-
-#define CHECK(cond, ...)                        \
-    do {                                        \
-        if (cond) {                             \
-            g_pass++;                           \
-        } else {                                \
-            g_fail++;                           \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-            printf(__VA_ARGS__);                \
-            printf("\n");                       \
-        }                                       \
-    } while (0)
+#include "check.h"
 
 static void write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "wb");

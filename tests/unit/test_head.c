@@ -9,17 +9,7 @@
 
 #include "train/head.h"
 
-static int g_pass, g_fail;
-#define CHECK(cond, ...)                                    \
-    do {                                                    \
-        if (cond) g_pass++;                                 \
-        else {                                              \
-            g_fail++;                                       \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);     \
-            printf(__VA_ARGS__);                            \
-            printf("\n");                                   \
-        }                                                   \
-    } while (0)
+#include "check.h"
 
 int main(void) {
     const double ps[] = {0.1, 0.5, 0.8};
