@@ -294,6 +294,35 @@ def case_groups(ctsweep, work):
            f"ranks_per_trial 2 with 1 worker refused: {line[0] if line else bad.stderr[-200:]}")
 
 
+def case_badimage(ctsweep, work):
+    data = os.path.join(work, "baddata")
+    shutil.rmtree(data, ignore_errors=True)
+    r = run([ctsweep, "phantoms", "-o", data, "-n", "40", "--size", "64", "--seed", "4"])
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(data, "CT_COVID", "broken.png"), "w") as f:
+        f.write("not an image\n")
+    for policy in ("error", "skip"):
+        cfg = os.path.join(work, f"bad_{policy}.yaml")
+        text = (CONFIG % "").replace("  phantoms: {count: 64, size: 64, seed: 2}\n",
+                                      f"  root: {data}\n  on_bad_image: {policy}\n")
+        with open(cfg, "w") as f:
+            f.write(text.replace("model: [resnet34, vgg16]", "model: [resnet34]").replace("epochs: [2, 4]", "epochs: [1]"))
+        out = os.path.join(work, f"bad_{policy}_out")
+        shutil.rmtree(out, ignore_errors=True)
+        r = run(mpirun(2, [ctsweep, "run", cfg, "-o", out]))
+        lines = [l for l in r.stderr.splitlines() if "broken.png" in l]
+        if policy == "error":
+            report(r.returncode == 1 and len(lines) == 1 and "not a PNG or JPEG" in lines[0] and
+                   not os.path.exists(os.path.join(out, "sweep.h5")),
+                   f"on_bad_image error: exit {r.returncode}, stops before training: {lines[0] if lines else '-'}")
+        else:
+            with h5py.File(os.path.join(out, "sweep.h5"), "r") as h:
+                skipped = [x.decode() if isinstance(x, bytes) else x for x in h["dataset/skipped"][...]]
+                n = len(h["dataset/path"])
+            report(r.returncode == 0 and len(skipped) == 1 and "broken.png" in skipped[0] and n == 40 and lines,
+                   f"on_bad_image skip: exit {r.returncode}, {n} images kept, skipped {skipped}, warned on stderr")
+
+
 def case_resume(ctsweep, work):
     cfg = write_config(work, "sweep.yaml")
     ref_out, ref = reference(ctsweep, work, cfg)
@@ -343,7 +372,7 @@ def main():
     ctsweep, work, case = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(work, exist_ok=True)
     {"ranks": case_ranks, "signal": case_signal, "kill": case_kill, "failure": case_failure,
-     "config": case_config, "resume": case_resume, "groups": case_groups, "status": case_status}[case](ctsweep, work)
+     "config": case_config, "resume": case_resume, "groups": case_groups, "badimage": case_badimage, "status": case_status}[case](ctsweep, work)
     print(f"{PASSED} passed, {FAILED} failed")
     sys.exit(1 if FAILED else 0)
 
