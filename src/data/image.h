@@ -44,8 +44,8 @@ void image_free(ImageRGB8 *img);
 // ---- reusable workspace ----
 
 // Everything one decode needs besides the input: the file's bytes, the PNG
-// scanlines (or JPEG CMYK samples), the decoded image, and the zlib and
-// TurboJPEG decoders. Each buffer grows to the largest image seen and is
+// scanlines (or JPEG CMYK samples), the decoded image, and the PNG inflater
+// and TurboJPEG decoder. Each buffer grows to the largest image seen and is
 // kept, so a thread decoding a whole data set allocates a few times, not
 // per image. One workspace per thread; never shared.
 typedef struct {
@@ -55,7 +55,9 @@ typedef struct {
     size_t raw_cap;
     uint8_t *rgb;   // the decoded image, (height, width, 3)
     size_t rgb_cap;
-    void *zs;       // z_stream, made on first use
+    uint8_t *zdata; // PNG: the image data of several IDAT chunks, joined
+    size_t zdata_cap;
+    void *inflater; // PNG inflater tables, made on first use
     void *tj;       // tjhandle, made on first use
 } ImageWork;
 
@@ -67,6 +69,12 @@ int image_work_decode_rgb8(ImageWork *w, ImageRGB8 *out, const uint8_t *data, si
                            const ImageLimits *lim, const char *name, CtError *err);
 int image_work_load_rgb8(ImageWork *w, ImageRGB8 *out, const char *path, const ImageLimits *lim,
                          CtError *err);
+
+// Tests only: the PNG decoder's inflater on a bare zlib stream in[0, in_len),
+// into out[0, out_len), stopping when out is full (*done: bytes written).
+// Returns 0, or -1 with err (zlib's words).
+int image_inflate(uint8_t *out, size_t out_len, size_t *done, const uint8_t *in, size_t in_len,
+                  CtError *err);
 
 // Writes an 8-bit greyscale PNG (used by the phantom generator).
 int image_write_png_gray8(const char *path, const uint8_t *pix, uint32_t width, uint32_t height,

@@ -1,7 +1,8 @@
 /*
  * image_cache.c — parallel decode + resize of a whole data set, with the
  * bad-image policy applied in index order so the outcome does not depend on
- * thread timing.
+ * thread timing, and one decode/resize workspace per thread so that
+ * decoding allocates per thread, not per image.
  */
 #include "data/image_cache.h"
 
@@ -27,9 +28,18 @@ int image_cache_build(ImageCache *c, DataSet *ds, size_t size, const ImageLimits
     if (!pix) return ct_errorf(err, "out of memory for the image cache (%zu MiB)", total >> 20);
     CtError *errs = ct_calloc(ds->n ? ds->n : 1, sizeof *errs);
     char *bad = ct_calloc(ds->n ? ds->n : 1, 1);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (size_t i = 0; i < ds->n; i++)
-        bad[i] = preprocess_load_rgb8(pix + i * per, ds->items[i].path, size, lim, &errs[i]) != 0;
+    // One workspace per thread: after the first few images nothing is
+    // allocated per image.
+#pragma omp parallel
+    {
+        PreprocessWork w;
+        preprocess_work_init(&w);
+#pragma omp for schedule(dynamic, 1)
+        for (size_t i = 0; i < ds->n; i++)
+            bad[i] = preprocess_work_load_rgb8(&w, pix + i * per, ds->items[i].path, size, lim,
+                                               &errs[i]) != 0;
+        preprocess_work_free(&w);
+    }
     int rc = 0;
     // Walk in index order: the first bad image is the error, or each is skipped.
     size_t n0 = ds->n, r = 0;

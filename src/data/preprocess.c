@@ -1,17 +1,37 @@
 /*
  * preprocess.c — the decode, resize and normalise chain shared by
- * `ctsweep features` and the data pipeline.
+ * `ctsweep features` and the data pipeline, with or without a reusable
+ * per-thread workspace.
  */
 #include "data/preprocess.h"
 
 #include <stdlib.h>
 
-int preprocess_load_rgb8(uint8_t *dst, const char *path, size_t size, const ImageLimits *lim, CtError *err) {
-    ImageRGB8 img = {0};
-    if (image_load_rgb8(&img, path, lim, err)) return -1;
-    int rc = resize_bilinear_rgb8(dst, size, size, img.rgb, img.width, img.height, err);
+void preprocess_work_init(PreprocessWork *w) {
+    image_work_init(&w->image);
+    resize_work_init(&w->resize);
+}
+
+void preprocess_work_free(PreprocessWork *w) {
+    image_work_free(&w->image);
+    resize_work_free(&w->resize);
+}
+
+int preprocess_work_load_rgb8(PreprocessWork *w, uint8_t *dst, const char *path, size_t size,
+                              const ImageLimits *lim, CtError *err) {
+    ImageRGB8 img;
+    if (image_work_load_rgb8(&w->image, &img, path, lim, err)) return -1;
+    int rc = resize_work_bilinear_rgb8(&w->resize, dst, size, size, img.rgb, img.width,
+                                       img.height, err);
     if (rc) ct_error_prefix(err, "%s", path);
-    image_free(&img);
+    return rc;
+}
+
+int preprocess_load_rgb8(uint8_t *dst, const char *path, size_t size, const ImageLimits *lim, CtError *err) {
+    PreprocessWork w;
+    preprocess_work_init(&w);
+    int rc = preprocess_work_load_rgb8(&w, dst, path, size, lim, err);
+    preprocess_work_free(&w);
     return rc;
 }
 

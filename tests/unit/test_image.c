@@ -2,7 +2,10 @@
  * test_image.c — the image decoder on a corpus this test builds itself: the
  * Pillow conversion rules on small hand-made PNGs (grey 1/2/4/8/16-bit,
  * grey+alpha, RGB 8/16, RGBA, palette with tRNS and out-of-range indices),
- * JPEGs from TurboJPEG (RGB, grey, CMYK, 1x1), and bad input that must be
+ * JPEGs from TurboJPEG (RGB, grey, CMYK, 1x1); every colour type and bit
+ * depth through every filter type, Adam7 interlacing, stored / fixed /
+ * dynamic deflate blocks and split IDATs, against Pillow's rules written out
+ * here; one reused workspace against the one-off decoder; and bad input that must be
  * refused with a message naming the file and never crash (empty, text,
  * truncated, bad CRC, missing EOI, headers claiming huge sizes, and every
  * prefix and many random mutations of valid files; run under ASan/UBSan).
@@ -20,6 +23,7 @@
 #include <string.h>
 
 #include <turbojpeg.h>
+#include <zlib.h>
 
 #include "data/image.h"
 #include "util/util.h"
@@ -662,6 +666,381 @@ static void test_fuzz(void) {
     free(jpg.p);
 }
 
+// ---- every colour type and depth, every filter, Adam7 ----
+
+static const unsigned k_channels[7] = {1, 0, 3, 1, 2, 0, 4};
+
+// Packs n samples (each < 2^depth) big-endian into out (row bytes).
+static void pack_samples(uint8_t *out, const uint16_t *s, size_t n, unsigned depth) {
+    if (depth == 16) {
+        for (size_t i = 0; i < n; i++) {
+            out[2 * i] = (uint8_t)(s[i] >> 8);
+            out[2 * i + 1] = (uint8_t)s[i];
+        }
+        return;
+    }
+    memset(out, 0, (n * depth + 7) / 8);
+    for (size_t i = 0; i < n; i++) {
+        size_t bit = i * depth;
+        out[bit / 8] |= (uint8_t)(s[i] << (8 - depth - bit % 8));
+    }
+}
+
+// The PNG encoder's side of the filters, as the specification states them.
+static void filter_row(uint8_t *out, const uint8_t *cur, const uint8_t *prev, size_t n, size_t bpp,
+                       unsigned ft) {
+    for (size_t i = 0; i < n; i++) {
+        int a = i >= bpp ? cur[i - bpp] : 0, b = prev[i], c = i >= bpp ? prev[i - bpp] : 0;
+        int pred = 0;
+        switch (ft) {
+            case 1: pred = a; break;
+            case 2: pred = b; break;
+            case 3: pred = (a + b) / 2; break;
+            case 4: {
+                int p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
+                pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+                break;
+            }
+            default: break;
+        }
+        out[i] = (uint8_t)(cur[i] - pred);
+    }
+}
+
+// A zlib stream made by zlib itself (real Huffman blocks), strategy as given.
+static void zlib_deflate(Buf *out, const uint8_t *raw, size_t n, int level, int strategy) {
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, level, Z_DEFLATED, 15, 8, strategy) != Z_OK) exit(2);
+    size_t cap = deflateBound(&z, n);
+    uint8_t *tmp = ct_malloc(cap);
+    z.next_in = (uint8_t *)raw;
+    z.avail_in = (uInt)n;
+    z.next_out = tmp;
+    z.avail_out = (uInt)cap;
+    if (deflate(&z, Z_FINISH) != Z_STREAM_END) exit(2);
+    buf_put(out, tmp, z.total_out);
+    deflateEnd(&z);
+    free(tmp);
+}
+
+// A PNG of w x h pixels whose samples (h, w, channels) are s: interlaced or
+// not, every row filtered with filter (row number % 5) when `filters`,
+// deflated as stored blocks (zmode 0) or by zlib (1 default, 2 fixed
+// Huffman only), the image data split over IDATs of idat_max bytes.
+static Buf png_from_samples(uint32_t w, uint32_t h, uint8_t color, uint8_t depth,
+                            const uint16_t *s, int interlace, int filters, int zmode,
+                            size_t idat_max, const Buf *extra) {
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    static const uint8_t passes[7][4] = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4},
+                                         {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};
+    unsigned ch = k_channels[color];
+    size_t bpp = ch * depth >= 8 ? ch * depth / 8 : 1;
+    Buf raw = {0};
+    uint16_t *line = ct_malloc_array((size_t)w * ch, sizeof(uint16_t));
+    size_t rb_max = ((size_t)w * ch * depth + 7) / 8;
+    uint8_t *cur = ct_calloc(rb_max + 1, 1), *prev = ct_calloc(rb_max + 1, 1),
+            *out = ct_malloc(rb_max + 1);
+    unsigned row_no = 0;
+    for (int p = 0; p < (interlace ? 7 : 1); p++) {
+        size_t x0 = interlace ? passes[p][0] : 0, y0 = interlace ? passes[p][1] : 0;
+        size_t dx = interlace ? passes[p][2] : 1, dy = interlace ? passes[p][3] : 1;
+        size_t pw = w > x0 ? (w - x0 + dx - 1) / dx : 0, ph = h > y0 ? (h - y0 + dy - 1) / dy : 0;
+        if (!pw || !ph) continue;
+        size_t rb = (pw * ch * depth + 7) / 8;
+        memset(prev, 0, rb_max + 1);
+        for (size_t yy = 0; yy < ph; yy++) {
+            for (size_t xx = 0; xx < pw; xx++)
+                for (unsigned c = 0; c < ch; c++)
+                    line[xx * ch + c] = s[(((y0 + yy * dy) * w) + x0 + xx * dx) * ch + c];
+            pack_samples(cur, line, pw * ch, depth);
+            unsigned ft = filters ? row_no++ % 5 : 0;
+            filter_row(out, cur, prev, rb, bpp, ft);
+            buf_u8(&raw, (uint8_t)ft);
+            buf_put(&raw, out, rb);
+            memcpy(prev, cur, rb);
+        }
+    }
+    Buf z = {0}, b = {0}, ihdr = {0};
+    if (zmode == 0) zlib_stored(&z, raw.p, raw.n);
+    else zlib_deflate(&z, raw.p, raw.n, 9, zmode == 2 ? Z_FIXED : Z_DEFAULT_STRATEGY);
+    buf_put(&b, sig, 8);
+    buf_u32be(&ihdr, w);
+    buf_u32be(&ihdr, h);
+    uint8_t rest[5] = {depth, color, 0, 0, (uint8_t)(interlace ? 1 : 0)};
+    buf_put(&ihdr, rest, 5);
+    png_chunk(&b, "IHDR", ihdr.p, ihdr.n);
+    if (extra) buf_put(&b, extra->p, extra->n);
+    for (size_t off = 0; off < z.n; off += idat_max)
+        png_chunk(&b, "IDAT", z.p + off, z.n - off < idat_max ? z.n - off : idat_max);
+    png_chunk(&b, "IEND", NULL, 0);
+    free(raw.p);
+    free(z.p);
+    free(ihdr.p);
+    free(line);
+    free(cur);
+    free(prev);
+    free(out);
+    return b;
+}
+
+// Pillow's convert('RGB') of the samples (16-bit grey: the high byte, see
+// image.c), written out independently of the decoder.
+static void expected_rgb(uint8_t *rgb, const uint16_t *s, size_t npix, uint8_t color,
+                         uint8_t depth, const uint8_t pal[][3], unsigned pal_n) {
+    unsigned ch = k_channels[color];
+    for (size_t i = 0; i < npix; i++) {
+        const uint16_t *p = s + i * ch;
+        uint8_t *o = rgb + 3 * i;
+        unsigned v[3];
+        for (unsigned c = 0; c < 3; c++) {
+            unsigned x = p[color == 2 || color == 6 ? c : 0];
+            v[c] = depth == 16 ? x >> 8 : depth == 8 ? x : x * (255u / ((1u << depth) - 1));
+        }
+        if (color == 3) {
+            unsigned idx = p[0];
+            for (unsigned c = 0; c < 3; c++) v[c] = idx < pal_n ? pal[idx][c] : idx;
+        }
+        for (unsigned c = 0; c < 3; c++) o[c] = (uint8_t)v[c];
+    }
+}
+
+static void test_png_all_kinds(void) {
+    static const struct {
+        uint8_t color, depth;
+    } kinds[] = {{0, 1}, {0, 2}, {0, 4}, {0, 8}, {0, 16}, {2, 8}, {2, 16}, {3, 1}, {3, 2},
+                 {3, 4}, {3, 8}, {4, 8}, {4, 16}, {6, 8}, {6, 16}};
+    int checked = 0;
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        for (int it = 0; it < 8; it++) {
+            uint8_t color = kinds[k].color, depth = kinds[k].depth;
+            uint32_t w = 1 + next_rand() % 37, h = 1 + next_rand() % 19;
+            if (it == 0) w = h = 1;
+            unsigned ch = k_channels[color];
+            size_t n = (size_t)w * h * ch;
+            uint16_t *s = ct_malloc_array(n, sizeof(uint16_t));
+            unsigned maxv = depth == 16 ? 65535u : (1u << depth) - 1;
+            for (size_t i = 0; i < n; i++)
+                s[i] = (uint16_t)(it & 1 ? next_rand() % (maxv + 1) : (i * 7 / 3) % (maxv + 1));
+            // A short palette for the indexed kinds (3 entries, 2 at 1 bit:
+            // libspng refuses more entries than the depth can index), the
+            // indices past it grey.
+            uint8_t pal[3][3] = {{200, 10, 30}, {0, 255, 128}, {17, 34, 51}};
+            unsigned pal_n = depth == 1 ? 2 : 3;
+            Buf extra = {0};
+            if (color == 3) png_chunk(&extra, "PLTE", &pal[0][0], pal_n * 3);
+            uint8_t *want = ct_malloc_array((size_t)w * h, 3);
+            expected_rgb(want, s, (size_t)w * h, color, depth, (const uint8_t(*)[3])pal, pal_n);
+            for (int variant = 0; variant < 4; variant++) {
+                int interlace = variant & 1, filters = variant >= 1;
+                int zmode = (it + variant) % 3;
+                size_t idat_max = it % 4 == 3 ? 7 : 1 << 16;
+                Buf f = png_from_samples(w, h, color, depth, s, interlace, filters, zmode,
+                                         idat_max, color == 3 ? &extra : NULL);
+                char name[96];
+                snprintf(name, sizeof name, "kind_c%u_d%u_%ux%u_%s%s_z%d.png", color, depth, w,
+                         h, interlace ? "adam7" : "plain", filters ? "_filtered" : "", zmode);
+                expect_pixels(name, &f, w, h, want);
+                checked++;
+                free(f.p);
+            }
+            free(extra.p);
+            free(want);
+            free(s);
+        }
+    }
+    printf("ok   %d PNGs of every colour type, depth, filter and interlace decoded as Pillow would\n",
+           checked);
+}
+
+// ---- one workspace for many images ----
+
+// A workspace reused over images of changing kinds and sizes, good and
+// bad, decodes each good one as the one-off call does.
+static void test_workspace(void) {
+    Buf files[8];
+    int nf = 0;
+    files[nf++] = png_pattern(300, 200);
+    uint8_t rgb[64 * 48 * 3];
+    for (size_t i = 0; i < sizeof rgb; i++) rgb[i] = (uint8_t)(i * 5 + i / 97);
+    files[nf++] = jpeg_make(rgb, 64, 48, TJPF_RGB, TJSAMP_420, 80);
+    Buf bad = png_pattern(50, 40);
+    bad.p[bad.n - 20] ^= 0x10;  // a bad IDAT CRC
+    files[nf++] = bad;
+    uint8_t cmyk[16 * 16 * 4];
+    for (size_t i = 0; i < sizeof cmyk; i++) cmyk[i] = (uint8_t)(i * 3);
+    files[nf++] = jpeg_make(cmyk, 16, 16, TJPF_CMYK, TJSAMP_444, 90);
+    Buf cut = {0};
+    buf_put(&cut, files[1].p, files[1].n - 30);  // truncated JPEG
+    files[nf++] = cut;
+    files[nf++] = png_pattern(3, 2);
+    uint16_t s[40 * 30 * 4];
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) s[i] = (uint16_t)(i * 2654435761u >> 16);
+    files[nf++] = png_from_samples(40, 30, 6, 16, s, 1, 1, 1, 100, NULL);
+    files[nf++] = png_pattern(301, 199);
+    ImageWork w;
+    image_work_init(&w);
+    int ok = 1;
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < nf; i++) {
+            ImageRGB8 a, b;
+            CtError ea, eb;
+            int ra = image_work_decode_rgb8(&w, &a, files[i].p, files[i].n, NULL, "ws", &ea);
+            int rb = image_decode_rgb8(&b, files[i].p, files[i].n, NULL, "ws", &eb);
+            if (ra != rb || (ra && strcmp(ea.msg, eb.msg) != 0) ||
+                (!ra && (a.width != b.width || a.height != b.height ||
+                         memcmp(a.rgb, b.rgb, (size_t)a.width * a.height * 3) != 0))) {
+                fail(2, "workspace decode of file %d (round %d) differs from the one-off decode", i,
+                     round);
+                ok = 0;
+            }
+            if (!rb) image_free(&b);
+        }
+    }
+    image_work_free(&w);
+    image_work_free(&w);  // freeing twice is harmless
+    for (int i = 0; i < nf; i++) free(files[i].p);
+    if (ok) pass();
+}
+
+// ---- the PNG inflater against zlib ----
+
+// Streams zlib writes with every level, strategy and window size, from
+// smooth, repetitive and random data (stored, fixed and dynamic blocks,
+// long and overlapping matches), must inflate to the original; so must the
+// first bytes of each when the output is shorter than the stream; and every
+// truncation of the deflate data must be refused.
+static void test_inflate(void) {
+    static const int strategies[5] = {Z_DEFAULT_STRATEGY, Z_FILTERED, Z_HUFFMAN_ONLY, Z_RLE, Z_FIXED};
+    int checked = 0, bad = 0;
+    for (int it = 0; it < 120 && bad < 5; it++) {
+        size_t n = it % 7 == 0 ? (size_t)(next_rand() % 40) : 1 + next_rand() % 200000;
+        uint8_t *raw = ct_malloc(n ? n : 1);
+        for (size_t i = 0; i < n; i++) {
+            switch (it % 4) {
+                case 0: raw[i] = (uint8_t)(i * 7 / 3 + i / 500); break;
+                case 1: raw[i] = (uint8_t)((i / 13) % 3); break;
+                case 2: raw[i] = (uint8_t)next_rand(); break;
+                default: raw[i] = i % 1000 < 600 ? (uint8_t)(i % 4) : (uint8_t)next_rand(); break;
+            }
+        }
+        int level = it % 10, strategy = strategies[(it / 10) % 5], wbits = 8 + it % 8;
+        if (wbits == 8) wbits = 9;  // zlib writes windowBits 8 as 9
+        z_stream z;
+        memset(&z, 0, sizeof z);
+        if (deflateInit2(&z, level, Z_DEFLATED, wbits, 1 + it % 9, strategy) != Z_OK) exit(2);
+        size_t cap = deflateBound(&z, n);
+        uint8_t *zd = ct_malloc(cap), *out = ct_malloc(n + 1);
+        z.next_in = raw;
+        z.avail_in = (uInt)n;
+        z.next_out = zd;
+        z.avail_out = (uInt)cap;
+        if (deflate(&z, Z_FINISH) != Z_STREAM_END) exit(2);
+        size_t zn = z.total_out, done;
+        deflateEnd(&z);
+        CtError err;
+        if (image_inflate(out, n, &done, zd, zn, &err) || done != n || (n && memcmp(out, raw, n))) {
+            fail(2, "inflate: %zu bytes (level %d, strategy %d, window %d) came back wrong: %s", n,
+                 level, strategy, wbits, err.msg);
+            bad++;
+        }
+        if (n > 1 && (image_inflate(out, n / 2, &done, zd, zn, &err) || done != n / 2 ||
+                      memcmp(out, raw, n / 2))) {
+            fail(2, "inflate: the first %zu of %zu bytes came back wrong: %s", n / 2, n, err.msg);
+            bad++;
+        }
+        // Truncations, anywhere and just before the Adler-32 trailer (which
+        // is not read): refused exactly when zlib cannot produce all n bytes
+        // either (the end-of-block code after the last byte is not needed).
+        for (int t = 0; t < 6 && zn > 6; t++) {
+            size_t cut = t < 3 ? 2 + next_rand() % (zn - 6) : zn - 4 - (size_t)(t - 2);
+            uint8_t *ref = ct_malloc(n + 1);
+            memset(&z, 0, sizeof z);
+            if (inflateInit(&z) != Z_OK) exit(2);
+            z.next_in = zd;
+            z.avail_in = (uInt)cut;
+            z.next_out = ref;
+            z.avail_out = (uInt)n;
+            inflate(&z, Z_NO_FLUSH);
+            int zlib_full = z.avail_out == 0;
+            inflateEnd(&z);
+            int ours_full = image_inflate(out, n, &done, zd, cut, &err) == 0 && done == n;
+            if (n && ours_full != zlib_full) {
+                fail(2, "inflate: a stream cut to %zu of %zu bytes: %s, zlib %s (%s)", cut, zn,
+                     ours_full ? "decoded" : "refused", zlib_full ? "decoded" : "refused",
+                     ours_full ? "" : err.msg);
+                bad++;
+            }
+            free(ref);
+        }
+        checked++;
+        free(raw);
+        free(zd);
+        free(out);
+    }
+    // Header and block errors, in zlib's words.
+    static const struct {
+        uint8_t d[8];
+        size_t n;
+        const char *what;
+    } cases[] = {
+        {{0x78, 0x9d}, 2, "incorrect header check"},
+        {{0x79, 0x18}, 2, "unknown compression method"},
+        {{0x88, 0x98}, 2, "invalid window size"},
+        {{0x78, 0xbb}, 2, "needs a preset dictionary"},
+        {{0x78, 0x9c, 0x07}, 3, "invalid block type"},
+        {{0x78, 0x9c, 0x01, 0x05, 0x00, 0xfa, 0xfe}, 7, "invalid stored block lengths"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t out[16];
+        size_t done;
+        CtError err;
+        if (image_inflate(out, sizeof out, &done, cases[i].d, cases[i].n, &err) == 0 ||
+            !strstr(err.msg, cases[i].what))
+            fail(1, "inflate: case %zu should say \"%s\"", i, cases[i].what);
+        else
+            pass();
+    }
+    // Found by tests/fuzz (fuzz_image's inflate comparison): a fixed-Huffman
+    // stream whose 64th byte is its last needed one, cut right after it.
+    // The inflater decoded the following length code from missing bits and
+    // refused the stream, where zlib (and the zlib-based decoder before it)
+    // returns the 64 bytes. Once the output is full nothing more is read.
+    {
+        static const uint8_t cut_after_output[75] = {
+            0x78, 0x9c, 0x12, 0x8a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x48};
+        uint8_t ours[64], ref[64];
+        size_t done = 0;
+        CtError err;
+        z_stream z;
+        memset(&z, 0, sizeof z);
+        if (inflateInit(&z) != Z_OK) exit(2);
+        z.next_in = (uint8_t *)cut_after_output;
+        z.avail_in = sizeof cut_after_output;
+        z.next_out = ref;
+        z.avail_out = sizeof ref;
+        inflate(&z, Z_NO_FLUSH);
+        int zlib_full = z.avail_out == 0;
+        inflateEnd(&z);
+        if (!zlib_full) {
+            fail(1, "inflate regression: zlib no longer fills 64 bytes from the stream");
+        } else if (image_inflate(ours, sizeof ours, &done, cut_after_output,
+                                 sizeof cut_after_output, &err) ||
+                   done != sizeof ours || memcmp(ours, ref, sizeof ours) != 0) {
+            fail(2, "inflate regression: 64 bytes cut after the output: %s", err.msg);
+        } else {
+            pass();
+        }
+    }
+    if (!bad) pass();
+    printf("ok   %d zlib streams inflated equal to their data\n", checked);
+}
+
 static void test_sniff(void) {
     static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     static const uint8_t jpg[3] = {0xFF, 0xD8, 0xFF};
@@ -687,6 +1066,9 @@ int main(int argc, char **argv) {
     test_png_modes();
     test_png_bad();
     test_jpeg();
+    test_png_all_kinds();
+    test_inflate();
+    test_workspace();
     test_fuzz();
     if (g_fail) printf("worst failure: %s\n", g_worst);
     printf("%d passed, %d failed\n", g_pass, g_fail);
