@@ -204,6 +204,7 @@ int fcache_get(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, const
         return ct_errorf(err, "image cache (%zu images at %zu px) does not match the data set (%zu) or size (%zu)",
                          ic->n, ic->size, ds->n, fs->image_size);
     if (split != SPLIT_TRAIN || augment_spec_is_identity(&fs->aug)) view = 0;
+    else view %= augment_view_count(&fs->aug);  // view of epoch e is e mod aug_views
     uint8_t key[32];
     entry_key(key, fs, ds, split, view);
     for (size_t i = 0; i < fc->n_entries; i++) {
