@@ -1224,43 +1224,7 @@ int image_work_decode_rgb8(ImageWork *w, ImageRGB8 *out, const uint8_t *data, si
 // Reads path into w->file, as ct_read_file does but into the reused buffer.
 static int work_read_file(ImageWork *w, const char *path, size_t max_len, size_t *len,
                           CtError *err) {
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ct_errorf(err, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return ct_errorf(err, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return ct_errorf(err, "%s: not a regular file", path);
-    }
-    size_t n = (size_t)st.st_size;
-    if (n > max_len) {
-        close(fd);
-        return ct_errorf(err, "%s: file is %zu bytes, more than the limit of %zu", path, n, max_len);
-    }
-    if (work_grow(&w->file, &w->file_cap, n)) {
-        close(fd);
-        return ct_errorf(err, "%s: out of memory reading %zu bytes", path, n);
-    }
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, w->file + got, n - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            int e = errno;
-            close(fd);
-            return ct_errorf(err, "%s: read failed: %s", path,
-                             r < 0 ? strerror(e) : "unexpected end of file");
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    *len = n;
-    return 0;
+    return ct_read_file_reuse(path, &w->file, &w->file_cap, len, max_len, err);
 }
 
 int image_work_load_rgb8(ImageWork *w, ImageRGB8 *out, const char *path, const ImageLimits *lim,

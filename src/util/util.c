@@ -166,8 +166,7 @@ void ct_aligned_free(void *p) { free(p); }
 
 // ---- files ----
 
-int ct_read_file(const char *path, uint8_t **data, size_t *len, size_t max_len, CtError *err) {
-    *data = NULL;
+int ct_read_file_reuse(const char *path, uint8_t **buf, size_t *cap, size_t *len, size_t max_len, CtError *err) {
     *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return ct_errorf(err, "%s: cannot open: %s", path, strerror(errno));
@@ -186,26 +185,40 @@ int ct_read_file(const char *path, uint8_t **data, size_t *len, size_t max_len, 
         close(fd);
         return ct_errorf(err, "%s: file is %zu bytes, more than the limit of %zu", path, n, max_len);
     }
-    uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) {
-        close(fd);
-        return ct_errorf(err, "%s: out of memory reading %zu bytes", path, n);
+    if (!*buf || *cap < n) {
+        free(*buf);
+        *buf = malloc(n ? n : 1);
+        *cap = *buf ? n : 0;
+        if (!*buf) {
+            close(fd);
+            return ct_errorf(err, "%s: out of memory reading %zu bytes", path, n);
+        }
     }
     size_t got = 0;
     while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
+        ssize_t r = read(fd, *buf + got, n - got);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) {
             int e = errno;
-            free(buf);
             close(fd);
             return ct_errorf(err, "%s: read failed: %s", path, r < 0 ? strerror(e) : "unexpected end of file");
         }
         got += (size_t)r;
     }
     close(fd);
-    *data = buf;
     *len = n;
+    return 0;
+}
+
+int ct_read_file(const char *path, uint8_t **data, size_t *len, size_t max_len, CtError *err) {
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    *data = NULL;
+    if (ct_read_file_reuse(path, &buf, &cap, len, max_len, err)) {
+        free(buf);
+        return -1;
+    }
+    *data = buf;
     return 0;
 }
 

@@ -63,6 +63,9 @@ void ct_aligned_free(void *p);
 // ---- files ----
 // Reads a whole file into a new buffer. Returns 0 or -1 with err naming path.
 int ct_read_file(const char *path, uint8_t **data, size_t *len, size_t max_len, CtError *err);
+// The same into a reusable buffer *buf of *cap bytes, grown as needed (the
+// caller frees it), so loops over many files allocate rarely.
+int ct_read_file_reuse(const char *path, uint8_t **buf, size_t *cap, size_t *len, size_t max_len, CtError *err);
 // Writes atomically (temp file in the same directory, fsync, rename).
 int ct_write_file_atomic(const char *path, const void *data, size_t len, CtError *err);
 // mkdir -p. Returns 0 or -1 with err.
