@@ -13,6 +13,7 @@ if(NOT DNNL_INCLUDE_DIR OR NOT DNNL_LIBRARY)
   message(FATAL_ERROR "oneDNN not found: install libdnnl-dev (scripts/bootstrap)")
 endif()
 find_package(OpenMP REQUIRED COMPONENTS C)
+find_package(ZLIB REQUIRED)  # the PNG decoder's CRCs and its inflater test
 
 function(ctsweep_pkg var module debian)
   pkg_check_modules(${var} IMPORTED_TARGET ${module})
@@ -28,5 +29,5 @@ add_library(ctsweep_deps INTERFACE)
 target_include_directories(ctsweep_deps INTERFACE ${HDF5_C_INCLUDE_DIRS} ${DNNL_INCLUDE_DIR})
 target_compile_definitions(ctsweep_deps INTERFACE ${HDF5_C_DEFINITIONS})
 target_link_libraries(ctsweep_deps INTERFACE
-  MPI::MPI_C ${HDF5_C_LIBRARIES} ${DNNL_LIBRARY} OpenMP::OpenMP_C
+  MPI::MPI_C ${HDF5_C_LIBRARIES} ZLIB::ZLIB ${DNNL_LIBRARY} OpenMP::OpenMP_C
   PkgConfig::FYAML PkgConfig::SPNG PkgConfig::TURBOJPEG)
