@@ -21,6 +21,10 @@ Deliberate choices, noted where they bias the comparison:
   RandomApply([RandomRotation(15)], p=.5), RandomHorizontalFlip(.5),
   RandomApply([RandomAffine(0, scale=(0.9, 1.1))], p=.5), Gaussian noise
   std .01 with p .5, then ImageNet normalisation.
+- nn.Linear runs on whatever libblas.so.3 torch finds: on Debian with
+  only libblas3 installed that is netlib's unoptimised reference BLAS,
+  which makes the head slow (bench/trial --torch-blas points it at
+  OpenBLAS instead). The line printed names the library (blas=).
 - The backbone is torchvision's model with weights=None, eval(),
   channels_last, as bench/torch_backbone.py runs it.
 
@@ -47,6 +51,18 @@ def cpu_seconds():
     """User + system CPU of this process (imports included, as bench/trial's wall clock is)."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
+
+
+def blas_library():
+    """The BLAS library torch's nn.Linear runs on: Debian's torch links the
+    generic libblas.so.3, which is netlib's reference BLAS unless another
+    implementation is selected (update-alternatives, or LD_LIBRARY_PATH)."""
+    with open("/proc/self/maps", encoding="utf-8") as f:
+        for line in f:
+            path = line.split()[-1]
+            if "blas" in os.path.basename(path):
+                return os.path.realpath(path)
+    return "none"
 
 
 def read_split(root):
@@ -176,7 +192,7 @@ def trial(name, size, epochs, batch, aug, threads, root):
         print(f"torch_trial: epoch {len(epoch_s)} val acc {val_acc:.3f} {epoch_s[-1]:.2f} s", file=sys.stderr)
     total = time.perf_counter() - t_start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"mode=trial model={name} torch={torch.__version__} size={size} epochs={epochs} batch={batch} "
+    print(f"mode=trial model={name} torch={torch.__version__} blas={blas_library()} size={size} epochs={epochs} batch={batch} "
           f"aug={'on' if aug else 'off'} threads={threads} seconds_total={total:.2f} seconds_decode={t_decode:.2f} "
           f"forwards={forwards} epoch_seconds={','.join(f'{s:.2f}' for s in epoch_s)} "
           f"val_acc={val_acc:.4f} test_acc={test_acc:.4f} peak_rss_mib={rss:.1f} cpu_seconds={cpu_seconds():.2f}")
@@ -207,7 +223,7 @@ def head_only(name, batch, iters, threads):
         r0 += batch
     t = time.perf_counter() - t0
     n_params = sum(p.numel() for p in hd.parameters())
-    print(f"mode=head_only model={name} torch={torch.__version__} dim={dim} batch={batch} threads={threads} "
+    print(f"mode=head_only model={name} torch={torch.__version__} blas={blas_library()} dim={dim} batch={batch} threads={threads} "
           f"iters={iters} params={n_params} seconds={t:.3f} samples_per_s={iters * batch / t:.1f} "
           f"cpu_seconds={cpu_seconds():.2f}")
 

@@ -66,7 +66,7 @@ void adam_step(AdamState *a, float *params, const float *grads, double lr) {
     int adamw = s->kind == OPT_ADAMW, l2 = s->kind == OPT_ADAM && s->weight_decay != 0.0;
     float *m = a->m, *v = a->v;
     size_t n = a->n;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > ((size_t)1 << 20))
     for (size_t i = 0; i < n; i++) {
         float g = grads[i];
         if (adamw) params[i] *= decay;

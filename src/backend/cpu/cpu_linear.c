@@ -12,6 +12,12 @@
 
 #define COL_BLOCK 64
 
+// Below this many multiply-adds a layer runs on one thread: the blocks are the
+// same either way (so are the results), and a small head's layers finish
+// faster than a parallel region wakes its threads, more so when the cores are
+// shared with other processes.
+#define PARALLEL_MIN_MACS ((size_t)1 << 23)
+
 static void sgemm(char ta, char tb, size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Bm,
                   size_t ldb, float beta, float *C, size_t ldc) {
     dnnl_status_t st = dnnl_sgemm(ta, tb, (dnnl_dim_t)M, (dnnl_dim_t)N, (dnnl_dim_t)K, 1.0f, A, (dnnl_dim_t)lda, Bm,
@@ -21,7 +27,7 @@ static void sgemm(char ta, char tb, size_t M, size_t N, size_t K, const float *A
 
 void cpu_linear_forward(float *y, const float *x, const float *w, const float *b, size_t B, size_t I, size_t O) {
     size_t nblk = (O + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (B * I * O >= PARALLEL_MIN_MACS)
     for (size_t k = 0; k < nblk; k++) {
         size_t o0 = k * COL_BLOCK, n = O - o0 < COL_BLOCK ? O - o0 : COL_BLOCK;
         // y[:, o0:o0+n] = x (B, I) * w[o0:o0+n, :]^T
@@ -34,7 +40,7 @@ void cpu_linear_forward(float *y, const float *x, const float *w, const float *b
 
 void cpu_linear_backward_params(float *dw, float *db, const float *dy, const float *x, size_t B, size_t I, size_t O) {
     size_t nblk = (I + COL_BLOCK * 8 - 1) / (COL_BLOCK * 8);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (B * I * O >= PARALLEL_MIN_MACS)
     for (size_t k = 0; k < nblk; k++) {
         size_t i0 = k * COL_BLOCK * 8, n = I - i0 < COL_BLOCK * 8 ? I - i0 : COL_BLOCK * 8;
         // dw[:, i0:i0+n] += dy^T (O, B) * x[:, i0:i0+n] (B, n)
@@ -50,7 +56,7 @@ void cpu_linear_backward_params(float *dw, float *db, const float *dy, const flo
 
 void cpu_linear_backward_input(float *dx, const float *dy, const float *w, size_t B, size_t I, size_t O) {
     size_t nblk = (I + COL_BLOCK * 8 - 1) / (COL_BLOCK * 8);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (B * I * O >= PARALLEL_MIN_MACS)
     for (size_t k = 0; k < nblk; k++) {
         size_t i0 = k * COL_BLOCK * 8, n = I - i0 < COL_BLOCK * 8 ? I - i0 : COL_BLOCK * 8;
         // dx[:, i0:i0+n] = dy (B, O) * w[:, i0:i0+n] (O, n)
