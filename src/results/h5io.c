@@ -4,7 +4,10 @@
  */
 #include "results/h5io.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <string.h>
@@ -17,8 +20,23 @@ typedef struct {
 
 static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
     WalkCtx *ctx = data;
-    // The innermost entry (n == 0) says what went wrong at the bottom.
-    if (n == 0) snprintf(ctx->buf, sizeof ctx->buf, "%s", e->desc ? e->desc : "unknown error");
+    // The innermost entry (n == 0) says what went wrong at the bottom. A
+    // failed system call's entry is long (time, descriptor, buffer address);
+    // its "error message = '...'" part is what the user needs (e.g. "No
+    // space left on device", "Permission denied").
+    if (n != 0) return 0;
+    const char *d = e->desc ? e->desc : "unknown error", *m = strstr(d, "error message = '");
+    if (m) {
+        m += strlen("error message = '");
+        const char *q = strchr(m, '\'');
+        int len = q ? (int)(q - m) : (int)strlen(m);
+        const char *what = strncmp(d, "unable to open file", 19) == 0 ? "cannot create or open the file"
+                           : strstr(d, "write failed")                  ? "write failed"
+                                                                        : "system call failed";
+        snprintf(ctx->buf, sizeof ctx->buf, "%s: %.*s", what, len, m);
+    } else {
+        snprintf(ctx->buf, sizeof ctx->buf, "%s", d);
+    }
     return 0;
 }
 
@@ -162,14 +180,34 @@ fail:
     return -1;
 }
 
+// Fault injection for crash tests: CTSWEEP_KILL_POINT=POINT:N makes the
+// process SIGKILL itself during its N-th results-file commit (counted from 1
+// over every file it writes), at POINT: `open` (the new file written but not
+// yet closed), `closed` (closed and flushed, not yet renamed) or `renamed`.
+static void kill_point(const char *point, int first, const char *path) {
+    static long calls;
+    const char *v = getenv("CTSWEEP_KILL_POINT");
+    if (first) calls++;
+    if (!v) return;
+    size_t n = strlen(point);
+    if (strncmp(v, point, n) == 0 && v[n] == ':' && atol(v + n + 1) == calls) {
+        fprintf(stderr, "ctsweep: kill point %s:%ld at %s\n", point, calls, path);
+        fflush(stderr);
+        raise(SIGKILL);
+    }
+}
+
 int h5io_close_and_rename(hid_t file, const char *tmp, const char *path, int durable, CtError *err) {
+    kill_point("open", 1, path);
     if (H5Fclose(file) < 0) return h5io_error(err, tmp);
     if (durable) {
         int fd = open(tmp, O_RDONLY | O_CLOEXEC);
         int ok = fd >= 0 && fsync(fd) == 0;
         if (fd >= 0) close(fd);
-        if (!ok) return ct_errorf(err, "%s: cannot flush to disk", tmp);
+        if (!ok) return ct_errorf(err, "%s: cannot flush to disk: %s", tmp, strerror(errno));
     }
-    if (rename(tmp, path) != 0) return ct_errorf(err, "%s: cannot rename into place", path);
+    kill_point("closed", 0, path);
+    if (rename(tmp, path) != 0) return ct_errorf(err, "%s: cannot rename into place: %s", path, strerror(errno));
+    kill_point("renamed", 0, path);
     return 0;
 }

@@ -8,7 +8,7 @@
  * budget completes), END (the run finished or failed; also asks for more
  * work). Master -> worker: ASSIGN (a run index) or STOP. The master waits
  * with MPI_Iprobe and a sleeping back-off, so it never spins a core that
- * a worker on the same node needs.
+ * a worker on the same node needs; idle workers wait the same way.
  */
 #include "sweep/sweep.h"
 
@@ -120,6 +120,51 @@ static void remove_tree(const char *dir) {
     free(cmd);
 }
 
+// ---- waiting without spinning ----
+// Open MPI's blocking calls poll at full speed: a rank with nothing to do
+// (a worker waiting for work or for the end, the rest of a group waiting for
+// its leader) would take a core from the ranks that train. These poll with a
+// sleeping back-off instead, adding at most 2 ms of latency.
+
+static void sleep_ms(double ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(fmod(ms, 1000.0) * 1e6)};
+    nanosleep(&ts, NULL);
+}
+
+static void wait_quietly(MPI_Request *req) {
+    double backoff = 0.02;
+    for (;;) {
+        int flag = 0;
+        MPI_Test(req, &flag, MPI_STATUS_IGNORE);
+        if (flag) return;
+        sleep_ms(backoff);
+        backoff = backoff * 2 > 2 ? 2 : backoff * 2;
+    }
+}
+
+static void probe_quietly(int source, MPI_Comm comm, MPI_Status *st) {
+    double backoff = 0.02;
+    for (;;) {
+        int flag = 0;
+        MPI_Iprobe(source, MPI_ANY_TAG, comm, &flag, st);
+        if (flag) return;
+        sleep_ms(backoff);
+        backoff = backoff * 2 > 2 ? 2 : backoff * 2;
+    }
+}
+
+static void barrier_quietly(MPI_Comm comm) {
+    MPI_Request req;
+    MPI_Ibarrier(comm, &req);
+    wait_quietly(&req);
+}
+
+static void bcast_quietly(void *buf, int count, MPI_Datatype type, MPI_Comm comm) {
+    MPI_Request req;
+    MPI_Ibcast(buf, count, type, 0, comm, &req);
+    wait_quietly(&req);
+}
+
 static int setup_data(Sweep *s, int dry_run, char *tmp_phantoms, CtError *err) {
     SweepConfig *c = &s->cfg;
     if (!c->data_root_set) {
@@ -130,7 +175,7 @@ static int setup_data(Sweep *s, int dry_run, char *tmp_phantoms, CtError *err) {
             const char *t = getenv("TMPDIR");
             snprintf(tmp_phantoms, 4096, "%s/ctsweep-phantoms-XXXXXX", t && t[0] ? t : "/tmp");
             if (s->rank == 0 && !mkdtemp(tmp_phantoms)) return ct_errorf(err, "%s: %s", tmp_phantoms, strerror(errno));
-            MPI_Bcast(tmp_phantoms, 4096, MPI_CHAR, 0, MPI_COMM_WORLD);
+            bcast_quietly(tmp_phantoms, 4096, MPI_CHAR, MPI_COMM_WORLD);
             snprintf(c->data.root, sizeof c->data.root, "%s", tmp_phantoms);
         }
         if (s->rank == 0 && (!path_exists(c->data.root) || tmp_phantoms[0])) {
@@ -139,7 +184,7 @@ static int setup_data(Sweep *s, int dry_run, char *tmp_phantoms, CtError *err) {
             if (phantom_write_set(c->data.root, c->phantoms_count, c->phantoms_seed, c->phantoms_size, err))
                 return -1;
         }
-        MPI_Barrier(MPI_COMM_WORLD);
+        barrier_quietly(MPI_COMM_WORLD);
     }
     if (dataset_open(&s->ds, &c->data, err)) return -1;
     // Every rank decodes with the same policy and so leaves out the same images.
@@ -351,7 +396,7 @@ static void worker_loop(Sweep *s) {
         uint64_t kind = 0, len = 0;
         if (leader) {
             MPI_Status stt;
-            MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &stt);
+            probe_quietly(0, MPI_COMM_WORLD, &stt);
             int count;
             MPI_Get_count(&stt, MPI_BYTE, &count);
             buf_reset(&in);
@@ -365,14 +410,14 @@ static void worker_loop(Sweep *s) {
         }
         if (s->group_size > 1) {
             uint64_t head[2] = {kind, len};
-            MPI_Bcast(head, 2, MPI_UINT64_T, 0, s->group);
+            bcast_quietly(head, 2, MPI_UINT64_T, s->group);
             kind = head[0];
             len = head[1];
             if (!leader && len > in.cap) {
                 in.p = ct_realloc(in.p, (size_t)len);
                 in.cap = (size_t)len;
             }
-            if (len) MPI_Bcast(in.p, (int)len, MPI_BYTE, 0, s->group);
+            if (len) bcast_quietly(in.p, (int)len, MPI_BYTE, s->group);
         }
         if (kind == TAG_STOP) break;
         Rd r;
@@ -391,13 +436,24 @@ static void trial_path(const Sweep *s, size_t t, char *buf, size_t n) {
     snprintf(buf, n, "%s/trials/%s.h5", s->outdir, s->grid.trials[t].id);
 }
 
+// A results file that cannot be written (disk full, read-only file system,
+// quota): every file is written under a new name and renamed into place, so
+// what is on disk stays valid. The whole job stops at once with the resume
+// code; once the cause is fixed, --resume continues from there.
+static _Noreturn void results_unwritable(const char *msg) {
+    fprintf(stderr, "ctsweep: error: %s; the results on disk are intact: fix this and rerun with --resume\n", msg);
+    fflush(NULL);
+    MPI_Abort(MPI_COMM_WORLD, SWEEP_EXIT_RESUME);
+    _exit(SWEEP_EXIT_RESUME);
+}
+
 static void write_trial(Sweep *s, size_t t) {
     char path[4200];
     trial_path(s, t, path, sizeof path);
     CtError err = {{0}};
     const CheckpointRef *ck = s->ckpt && s->rec[t].status != TRIAL_DONE ? &s->ckpt[s->grid.trials[t].run] : NULL;
     if (trial_file_write(path, &s->grid.trials[t], &s->rec[t], s->index[SPLIT_VAL], s->index[SPLIT_TEST], ck, &err))
-        fatal("%s", err.msg);
+        results_unwritable(err.msg);
     s->manifest_dirty = 1;
 }
 
@@ -405,7 +461,7 @@ static void write_manifest(Sweep *s, const char *state) {
     ManifestView m = {.cfg = &s->cfg, .ds = &s->ds, .grid = &s->grid, .records = s->rec, .created_utc = s->created,
                       .state = state};
     CtError err = {{0}};
-    if (manifest_write(s->outdir, &m, &err)) fatal("%s", err.msg);
+    if (manifest_write(s->outdir, &m, &err)) results_unwritable(err.msg);
     s->manifest_dirty = 0;
     s->last_manifest = ct_now();
 }
@@ -511,7 +567,7 @@ static void master_checkpoint(Sweep *s, size_t run, size_t epoch, size_t iter, c
     snprintf(dir, sizeof dir, "%s/checkpoints", s->outdir);
     snprintf(path, sizeof path, "%s/%s", s->outdir, ck->file);
     CtError err = {{0}};
-    if (ct_mkdirs(dir, &err) || checkpoint_write(path, epoch, iter, blob, len, &err)) fatal("%s", err.msg);
+    if (ct_mkdirs(dir, &err) || checkpoint_write(path, epoch, iter, blob, len, &err)) results_unwritable(err.msg);
     for (size_t k = 0; k < gr->n_trials; k++)
         if (s->rec[gr->trials[k]].status != TRIAL_DONE) write_trial(s, gr->trials[k]);
 }
@@ -544,11 +600,6 @@ static void master_end(Sweep *s, size_t run, int outcome, const char *error, dou
         write_trial(s, t);
     }
     if (ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
-}
-
-static void sleep_ms(double ms) {
-    struct timespec ts = {(time_t)(ms / 1000), (long)(fmod(ms, 1000.0) * 1e6)};
-    nanosleep(&ts, NULL);
 }
 
 // Pending runs: the costliest first, preferring the worker's cached model.
@@ -852,7 +903,9 @@ static int check_resume_config(Sweep *s, CtError *err) {
 
 static int agree(int ok) {
     int all = 0;
-    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Request req;
+    MPI_Iallreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD, &req);
+    wait_quietly(&req);
     return all;
 }
 
@@ -998,13 +1051,13 @@ int sweep_main(const SweepArgs *a) {
         code = SWEEP_EXIT_OK;
     }
     // Every rank leaves with the master's verdict.
-    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    bcast_quietly(&code, 1, MPI_INT, MPI_COMM_WORLD);
     goto done;
 fail:
     if (s->rank == 0) fprintf(stderr, "ctsweep: error: %s\n", err.msg[0] ? err.msg : "failed on another rank");
     code = SWEEP_EXIT_ERROR;
 done:
-    MPI_Barrier(MPI_COMM_WORLD);
+    barrier_quietly(MPI_COMM_WORLD);
     if (tmp_phantoms[0] && s->rank == 0) remove_tree(tmp_phantoms);
     if (s->rec)
         for (size_t t = 0; t < s->grid.n_trials; t++) trial_record_free(&s->rec[t]);

@@ -116,10 +116,47 @@ static float bf16_to_f32(uint16_t b) {
     return f;
 }
 
+// IEEE binary16, round to nearest even (as a C cast to _Float16 does, which
+// not every compiler offers on x86-64): normals, subnormals, overflow to
+// infinity, NaN kept quiet.
+static uint16_t f32_to_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
+    uint32_t a = u & 0x7fffffff;
+    if (a > 0x7f800000) return sign | 0x7e00 | (uint16_t)((a >> 13) & 0x3ff);  // NaN
+    if (a >= 0x477ff000) return sign | 0x7c00;  // rounds to >= 65520: infinity
+    if (a < 0x38800000) {                       // below 2^-14: subnormal or zero
+        if (a < 0x33000000) return sign;        // below half the smallest subnormal
+        uint32_t mant = (a & 0x7fffff) | 0x800000, shift = 126 - (a >> 23);  // 14..24
+        uint32_t q = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (q & 1))) q++;
+        return sign | (uint16_t)q;
+    }
+    uint32_t q = ((a - 0x38000000) >> 13), rem = a & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (q & 1))) q++;  // a carry into the exponent is right
+    return sign | (uint16_t)q;
+}
+
+static float f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, u;
+    if (e == 0x1f) u = sign | 0x7f800000 | (m << 13);
+    else if (e) u = sign | ((e + 112) << 23) | (m << 13);
+    else if (!m) u = sign;
+    else {  // subnormal: normalise
+        int k = 0;
+        while (!(m & 0x400)) { m <<= 1; k++; }
+        u = sign | ((uint32_t)(113 - k) << 23) | ((m & 0x3ff) << 13);
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 static void encode(void *dst, const float *src, size_t n, FeatureStore s) {
     if (s == FSTORE_FP32) memcpy(dst, src, n * sizeof(float));
     else if (s == FSTORE_FP16)
-        for (size_t i = 0; i < n; i++) ((_Float16 *)dst)[i] = (_Float16)src[i];
+        for (size_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = f32_to_f16(src[i]);
     else
         for (size_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = f32_to_bf16(src[i]);
 }
@@ -127,7 +164,7 @@ static void encode(void *dst, const float *src, size_t n, FeatureStore s) {
 static void decode(float *dst, const void *src, size_t n, FeatureStore s) {
     if (s == FSTORE_FP32) memcpy(dst, src, n * sizeof(float));
     else if (s == FSTORE_FP16)
-        for (size_t i = 0; i < n; i++) dst[i] = (float)((const _Float16 *)src)[i];
+        for (size_t i = 0; i < n; i++) dst[i] = f16_to_f32(((const uint16_t *)src)[i]);
     else
         for (size_t i = 0; i < n; i++) dst[i] = bf16_to_f32(((const uint16_t *)src)[i]);
 }

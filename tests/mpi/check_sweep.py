@@ -15,6 +15,21 @@ CASE:
   resume    --resume with a changed configuration is refused naming the keys;
             new grid values run only the new trials
   status    `ctsweep status` on a running sweep and on a finished one
+  chaos     20 SIGKILLs of the whole job, resuming after each: half at
+            random moments, half injected by CTSWEEP_KILL_POINT inside the
+            master's file commits (new file open, closed, renamed; manifest,
+            trial files, checkpoints): every file validates after every kill,
+            nothing finished is lost, the final results equal an
+            uninterrupted run; prints the kill points covered
+  limits    under `ulimit -v`: a sweep whose feature_cache_mb holds almost
+            nothing recomputes features instead of growing (same results as
+            the cached run, more forwards), and a PNG declaring 50000 x 50000
+            pixels is refused by the image guards with one line naming it
+  disk      the output on a small tmpfs that fills mid-sweep, then on one
+            remounted read-only mid-sweep: one error line naming the file
+            and the cause, exit 75, every file valid, nothing finished lost,
+            and --resume once the space (or write access) is back gives the
+            uninterrupted results (needs root, for mount)
 """
 import glob
 import os
@@ -368,11 +383,172 @@ def case_status(ctsweep, work):
            f"status after: {last}")
 
 
+def case_chaos(ctsweep, work):
+    cfg = write_config(work, "sweep.yaml")
+    _, ref = reference(ctsweep, work, cfg)
+    out = os.path.join(work, "chaos")
+    shutil.rmtree(out, ignore_errors=True)
+    rng = random.Random(int(os.environ.get("CTSWEEP_CHAOS_SEED", "11")))
+    covered = {}
+    finished_before = {}
+    for k in range(20):
+        env = dict(ENV, CTSWEEP_CHECKPOINT_EVERY="1")
+        args = [ctsweep, "run", cfg, "-o", out] + (["--resume"] if os.path.exists(os.path.join(out, "sweep.h5")) else [])
+        if k % 2:
+            point = ("open", "closed", "renamed")[(k // 2) % 3]
+            env["CTSWEEP_KILL_POINT"] = f"{point}:{rng.randint(1, 25)}"
+            delay = 300
+        else:
+            delay = rng.uniform(2.0, 10.0)
+        p = subprocess.Popen(mpirun(3, args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             env=env, start_new_session=True)
+        try:
+            _, err = p.communicate(timeout=delay)
+            hit = [l for l in err.splitlines() if l.startswith("ctsweep: kill point")]
+            if hit:
+                where = hit[0].split(" at ")[-1]
+                kind = ("manifest" if where.endswith("sweep.h5") else
+                        "checkpoint" if "/checkpoints/" in where else "trial file")
+                point = hit[0].split()[3]  # e.g. closed:5
+                what = f"{point} ({kind})"
+                key = f"{point.split(':')[0]} ({kind})"
+                covered[key] = covered.get(key, 0) + 1
+            else:
+                what = f"{env.get('CTSWEEP_KILL_POINT', 'no kill')} not reached: exit {p.returncode}"
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+            what = f"SIGKILL at {delay:.1f}s"
+            covered["random moment"] = covered.get("random moment", 0) + 1
+        if os.path.exists(os.path.join(out, "sweep.h5")):
+            ok_v, msg = validate(ctsweep, out)
+        else:
+            ok_v, msg = True, ["no manifest yet"]
+        now = results(out) if ok_v else {}
+        lost = [t for t, v in finished_before.items() if t not in now or not same({t: v}, {t: now[t]})]
+        finished_before = {t: v for t, v in now.items() if v[4] == "done"}
+        report(ok_v and not lost, f"chaos kill {k + 1}: {what}: {msg}, {len(finished_before)} done, "
+               f"{len(lost)} finished trial(s) lost or changed")
+    r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out, "--resume"]))
+    ok_v, msg = validate(ctsweep, out)
+    report(r.returncode == 0 and ok_v and same(ref, results(out)),
+           f"chaos: final resume: exit {r.returncode}, {msg}, results identical to an uninterrupted run")
+    print("kill points covered: " + ", ".join(f"{k} x{v}" for k, v in sorted(covered.items())), flush=True)
+
+
+def png_header_only(path, w, h):
+    """A PNG whose IHDR declares w x h RGB pixels, with one tiny IDAT."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+                chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def limited(cmd, kib):
+    return ["bash", "-c", f"ulimit -v {kib} && exec \"$@\"", "limited"] + cmd
+
+
+def case_limits(ctsweep, work):
+    cfg = write_config(work, "sweep.yaml")
+    ref_out, ref = reference(ctsweep, work, cfg)
+    # The same grid with the cache budget cut to 1 MiB (the phantoms'
+    # features need several).
+    small = os.path.join(work, "small_cache.yaml")
+    with open(cfg) as f:
+        text = f.read().replace("train: {feature_batch: 16}", "train: {feature_batch: 16, feature_cache_mb: 1}")
+    with open(small, "w") as f:
+        f.write(text)
+    out = os.path.join(work, "limits")
+    shutil.rmtree(out, ignore_errors=True)
+    # Enough address space for MPI, oneDNN and the backbone plans.
+    r = run(limited(mpirun(2, [ctsweep, "run", small, "-o", out]), 6 << 20))
+    res = results(out) if r.returncode == 0 else {}
+
+    def forwards(o):
+        with h5py.File(os.path.join(o, "sweep.h5"), "r") as h:
+            t = h["trials"][...]
+        return int(sum(t["forwards"]))
+    report(r.returncode == 0 and same(ref, res) and forwards(out) > forwards(ref_out),
+           f"feature_cache_mb 1 under ulimit -v 6 GiB: exit {r.returncode}, results identical to the cached run, "
+           f"forwards {forwards(out) if r.returncode == 0 else '?'} > {forwards(ref_out)} (recomputed, not stored)"
+           + (f"; {r.stderr.strip().splitlines()[-1:]}" if r.returncode else ""))
+    bomb = os.path.join(work, "bomb.png")
+    png_header_only(bomb, 50000, 50000)
+    r = run(limited([ctsweep, "features", "--model", "identity", "--image-size", "32", "-o",
+                     os.path.join(work, "bomb.h5"), bomb], 1 << 20))
+    lines = r.stderr.strip().splitlines()
+    report(r.returncode == 1 and len(lines) == 1 and bomb in lines[0] and "limit" in lines[0],
+           f"50000 x 50000 PNG under ulimit -v 1 GiB: exit {r.returncode}, {lines}")
+
+
+def mount_tmpfs(path, size_mb):
+    os.makedirs(path, exist_ok=True)
+    subprocess.run(["umount", path], capture_output=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", path], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"FAIL cannot mount a tmpfs at {path} (this case needs root): {r.stderr.strip()}")
+
+
+def disk_trouble(ctsweep, work, name, cause, make_trouble, undo):
+    """Runs the sweep into a fresh tmpfs, causes trouble once a trial is
+    done, checks the failure, undoes it and resumes."""
+    cfg = write_config(work, "sweep.yaml")
+    _, ref = reference(ctsweep, work, cfg)
+    mnt = os.path.join(work, name)
+    mount_tmpfs(mnt, 64)
+    try:
+        out = os.path.join(mnt, "out")
+        p = subprocess.Popen(mpirun(3, [ctsweep, "run", cfg, "-o", out]), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, env=ENV)
+        wait_for_done(out, 1)
+        make_trouble(mnt)
+        _, err = p.communicate(timeout=300)
+        before = {k: v for k, v in results(out).items() if v[4] == "done"}
+        lines = [l for l in err.splitlines() if l.startswith("ctsweep: error:")]
+        named = lines and out in lines[0] and cause in lines[0]
+        ok_v, msg = validate(ctsweep, out)
+        report(p.returncode == 75 and named and ok_v and before,
+               f"{name}: exit {p.returncode} (want 75), {lines[0] if lines else 'no error line'!r}, {msg}, "
+               f"{len(before)} trial(s) done")
+        undo(mnt)
+        r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out, "--resume"]))
+        after = results(out)
+        kept = all(same({k: v}, {k: after[k]}) for k, v in before.items())
+        ok_v, msg = validate(ctsweep, out)
+        report(r.returncode == 0 and ok_v and kept and same(ref, after),
+               f"{name}: resume once fixed: exit {r.returncode}, {msg}, the {len(before)} finished trial(s) "
+               f"unchanged, results identical to an uninterrupted run")
+    finally:
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
+
+
+def case_disk(ctsweep, work):
+    def fill(mnt):
+        # Everything left on the file system goes to one file.
+        with open(os.path.join(mnt, "filler"), "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+                    f.flush()
+            except OSError:
+                pass
+
+    disk_trouble(ctsweep, work, "full", "No space left on device", fill,
+                 lambda mnt: os.unlink(os.path.join(mnt, "filler")))
+    remount = lambda mode: lambda mnt: subprocess.run(["mount", "-o", f"remount,{mode}", mnt], check=True)
+    disk_trouble(ctsweep, work, "readonly", "Read-only file system", remount("ro"), remount("rw"))
+
+
 def main():
     ctsweep, work, case = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(work, exist_ok=True)
     {"ranks": case_ranks, "signal": case_signal, "kill": case_kill, "failure": case_failure,
-     "config": case_config, "resume": case_resume, "groups": case_groups, "badimage": case_badimage, "status": case_status}[case](ctsweep, work)
+     "config": case_config, "resume": case_resume, "groups": case_groups, "badimage": case_badimage, "status": case_status, "disk": case_disk, "chaos": case_chaos, "limits": case_limits}[case](ctsweep, work)
     print(f"{PASSED} passed, {FAILED} failed")
     sys.exit(1 if FAILED else 0)
 
