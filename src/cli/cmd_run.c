@@ -53,6 +53,7 @@ int cmd_run(int argc, char **argv) {
     a.config_path = argv[optind];
     if (!a.outdir) a.outdir = ".";
     int provided;
+    sweep_install_signals();
     MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
     int code = sweep_main(&a);
     MPI_Finalize();

@@ -10,9 +10,11 @@
  * with MPI_Iprobe and a sleeping back-off, so it never spins a core that
  * a worker on the same node needs; idle workers wait the same way.
  */
+#define _GNU_SOURCE
 #include "sweep/sweep.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <hdf5.h>
 #include <signal.h>
 #include <math.h>
@@ -21,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -50,7 +54,7 @@ static void on_signal(int sig) {
     g_stop = 1;
 }
 
-static void install_signals(void) {
+void sweep_install_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -901,6 +905,24 @@ static int check_resume_config(Sweep *s, CtError *err) {
 
 // ---- entry ----
 
+// One sweep writes to an OUTDIR at a time: the master holds an exclusive
+// lock on OUTDIR/.lock for its lifetime (released by the kernel whenever the
+// process ends, however it ends).
+static int lock_outdir(const char *outdir, CtError *err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/.lock", outdir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return ct_errorf(err, "%s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return ct_errorf(err, "%s: another ctsweep run is writing to this folder (it holds %s)", outdir, path);
+        return ct_errorf(err, "%s: %s", path, strerror(e));
+    }
+    return 0;  // fd stays open until the process ends
+}
+
 static int agree(int ok) {
     int all = 0;
     MPI_Request req;
@@ -915,7 +937,7 @@ int sweep_main(const SweepArgs *a) {
     MPI_Comm_rank(MPI_COMM_WORLD, &s->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &s->size);
     ct_log_set_rank(s->rank, s->size);
-    install_signals();
+    sweep_install_signals();
     snprintf(s->outdir, sizeof s->outdir, "%s", a->outdir);
     gethostname(s->host, sizeof s->host - 1);
     CtError err = {{0}};
@@ -934,7 +956,7 @@ int sweep_main(const SweepArgs *a) {
     if (ok && !a->dry_run && s->rank == 0) {
         char trials[4200];
         snprintf(trials, sizeof trials, "%s/trials", s->outdir);
-        ok = ct_mkdirs(trials, &err) == 0;
+        ok = ct_mkdirs(trials, &err) == 0 && lock_outdir(s->outdir, &err) == 0;
     }
     if (!agree(ok)) goto fail;
     // Worker groups of ranks_per_trial ranks train one trial data-parallel.
@@ -963,9 +985,15 @@ int sweep_main(const SweepArgs *a) {
     MPI_Allreduce(&is_master_local, &master_here, 1, MPI_INT, MPI_MAX, node);
     MPI_Comm_free(&node);
     int workers_here = local_size - (s->size > 1 ? master_here : 0);
+    // A rank bound to some of the node's cores (srun --cpu-bind, mpirun
+    // --bind-to core with PE=n, a cgroup) uses the cores it was given;
+    // unbound ranks share the node's cores.
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int threads = s->cfg.backend.threads > 0 ? s->cfg.backend.threads
-                                              : (int)(cores / (workers_here > 0 ? workers_here : 1));
+    cpu_set_t mask;
+    int bound = sched_getaffinity(0, sizeof mask, &mask) == 0 ? CPU_COUNT(&mask) : 0;
+    int threads = s->cfg.backend.threads > 0                ? s->cfg.backend.threads
+                  : bound > 0 && bound < cores              ? bound
+                                                            : (int)(cores / (workers_here > 0 ? workers_here : 1));
     omp_set_num_threads(threads > 0 ? threads : 1);
 
     ok = setup_data(s, a->dry_run, tmp_phantoms, &err) == 0;
@@ -1050,8 +1078,11 @@ int sweep_main(const SweepArgs *a) {
         worker_loop(s);
         code = SWEEP_EXIT_OK;
     }
-    // Every rank leaves with the master's verdict.
+    // Every rank leaves with the master's verdict; from here on a signal
+    // (mpirun cleaning up after a rank's error exit) ends the process.
     bcast_quietly(&code, 1, MPI_INT, MPI_COMM_WORLD);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGUSR1, SIG_DFL);
     goto done;
 fail:
     if (s->rank == 0) fprintf(stderr, "ctsweep: error: %s\n", err.msg[0] ? err.msg : "failed on another rank");

@@ -27,5 +27,8 @@ typedef struct {
 // Runs the sweep on MPI_COMM_WORLD (MPI must be initialised). Returns the
 // exit code; every rank returns the same one.
 int sweep_main(const SweepArgs *a);
+// SIGTERM, SIGUSR1 and SIGINT ask for a clean stop (exit SWEEP_EXIT_RESUME);
+// installed before MPI_Init so that a signal during start-up is not lost.
+void sweep_install_signals(void);
 
 #endif

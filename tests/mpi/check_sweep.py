@@ -14,7 +14,8 @@ CASE:
             an existing OUTDIR untouched
   resume    --resume with a changed configuration is refused naming the keys;
             new grid values run only the new trials
-  status    `ctsweep status` on a running sweep and on a finished one
+  status    `ctsweep status` on a running sweep and on a finished one; a
+            second run on the same OUTDIR meanwhile is refused
   chaos     20 SIGKILLs of the whole job, resuming after each: half at
             random moments, half injected by CTSWEEP_KILL_POINT inside the
             master's file commits (new file open, closed, renamed; manifest,
@@ -375,6 +376,10 @@ def case_status(ctsweep, work):
     r = run([ctsweep, "status", out])
     running = r.returncode == 0 and "trials:" in r.stdout and "sweep running" in r.stdout
     report(running, f"status while running: {r.stdout.strip().splitlines()[-1] if r.stdout else r.stderr}")
+    r = run([ctsweep, "run", cfg, "-o", out, "--resume"])
+    lines = r.stderr.strip().splitlines()
+    report(r.returncode == 1 and len(lines) == 1 and "another ctsweep run is writing" in lines[0],
+           f"a second run on the same OUTDIR while the first runs: exit {r.returncode}, {lines}")
     p.wait(timeout=300)
     r = run([ctsweep, "status", out])
     last = r.stdout.strip().splitlines()[-1] if r.stdout else r.stderr
