@@ -95,7 +95,7 @@ typedef struct {
     size_t n_split[DATA_SPLITS];
     uint8_t *test_labels;
     char created[32];
-    double t_start, last_manifest;
+    double t_start, cpu_start, last_manifest;  // cpu_start: the process's CPU seconds at t_start
     size_t n_done, n_failed, n_skipped_done;
     int interrupted;
     double last_progress;
@@ -908,6 +908,13 @@ static int check_resume_config(Sweep *s, CtError *err) {
 // One sweep writes to an OUTDIR at a time: the master holds an exclusive
 // lock on OUTDIR/.lock for its lifetime (released by the kernel whenever the
 // process ends, however it ends).
+static double process_cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+           1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
 static int lock_outdir(const char *outdir, CtError *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/.lock", outdir);
@@ -1030,6 +1037,7 @@ int sweep_main(const SweepArgs *a) {
         s->resume_state = ct_calloc(s->grid.n_runs ? s->grid.n_runs : 1, sizeof *s->resume_state);
         manifest_utc_now(s->created, sizeof s->created);
         s->t_start = ct_now();
+        s->cpu_start = process_cpu_seconds();
         char *pending = ct_calloc(s->grid.n_runs ? s->grid.n_runs : 1, 1);
         memset(pending, 1, s->grid.n_runs);
         if (a->resume) {
@@ -1062,10 +1070,8 @@ int sweep_main(const SweepArgs *a) {
                    s->n_done, s->n_failed, s->grid.n_trials, SWEEP_EXIT_RESUME);
             code = SWEEP_EXIT_RESUME;
         } else {
-            struct rusage ru;
-            getrusage(RUSAGE_SELF, &ru);
-            double cpu = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
-                         1e-6 * (double)ru.ru_stime.tv_usec;
+            // The queue's share: from the first assignment to the last record.
+            double cpu = process_cpu_seconds() - s->cpu_start;
             double wall = ct_now() - s->t_start;
             printf("sweep done: %zu done, %zu failed of %zu trials in %.1f s (%.1f trials/s); master process CPU "
                    "%.1f s (%.0f%% of one core) -> %s/sweep.h5\n",
