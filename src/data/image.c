@@ -1262,40 +1262,6 @@ int image_load_rgb8(ImageRGB8 *out, const char *path, const ImageLimits *lim, Ct
 
 // ---- writing ----
 
-// Writes through a temporary name and renames, so a reader never sees half
-// a file. No fsync: these files (phantoms) are regenerable and a sweep
-// writes hundreds of them, where a sync each would dominate the run time.
-static int write_file_renamed(const char *path, const void *buf, size_t len, CtError *err) {
-    char *tmp = ct_asprintf("%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        ct_errorf(err, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    size_t wrote = fwrite(buf, 1, len, f);
-    int bad = wrote != len;
-    int e = errno;
-    if (fclose(f) != 0 && !bad) {
-        bad = 1;
-        e = errno;
-    }
-    if (bad) {
-        ct_errorf(err, "%s: write failed: %s", path, strerror(e));
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    if (rename(tmp, path) != 0) {
-        ct_errorf(err, "%s: rename failed: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    free(tmp);
-    return 0;
-}
-
 int image_write_png_gray8(const char *path, const uint8_t *pix, uint32_t width, uint32_t height,
                           CtError *err) {
     size_t len;
@@ -1322,7 +1288,9 @@ int image_write_png_gray8(const char *path, const uint8_t *pix, uint32_t width, 
         ct_errorf(err, "%s: PNG encode: %s", path, spng_strerror(r));
         goto done;
     }
-    rc = write_file_renamed(path, png, png_len, err);
+    // No fsync: phantoms are regenerable and a sweep writes hundreds of them,
+    // where a sync each would dominate the run time.
+    rc = ct_write_file_renamed(path, png, png_len, 0, err);
 done:
     free(png);
     spng_ctx_free(ctx);

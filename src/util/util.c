@@ -222,7 +222,7 @@ int ct_read_file(const char *path, uint8_t **data, size_t *len, size_t max_len, 
     return 0;
 }
 
-int ct_write_file_atomic(const char *path, const void *data, size_t len, CtError *err) {
+int ct_write_file_renamed(const char *path, const void *data, size_t len, int durable, CtError *err) {
     char *tmp = ct_asprintf("%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -232,32 +232,32 @@ int ct_write_file_atomic(const char *path, const void *data, size_t len, CtError
     }
     const uint8_t *p = data;
     size_t done = 0;
-    while (done < len) {
+    const char *failed = NULL;
+    while (done < len && !failed) {
         ssize_t w = write(fd, p + done, len - done);
         if (w < 0 && errno == EINTR) continue;
-        if (w < 0) {
-            ct_errorf(err, "%s: write failed: %s", tmp, strerror(errno));
-            close(fd);
-            unlink(tmp);
-            free(tmp);
-            return -1;
-        }
-        done += (size_t)w;
+        if (w < 0) failed = "write failed";
+        else done += (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        ct_errorf(err, "%s: flush failed: %s", tmp, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return -1;
+    if (!failed && durable && fsync(fd) != 0) failed = "flush failed";
+    int e = errno;
+    if (close(fd) != 0 && !failed) {
+        failed = "write failed";
+        e = errno;
     }
-    if (rename(tmp, path) != 0) {
+    if (!failed && rename(tmp, path) != 0) {
         ct_errorf(err, "%s: rename failed: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return -1;
+        failed = "";
+    } else if (failed) {
+        ct_errorf(err, "%s: %s: %s", tmp, failed, strerror(e));
     }
+    if (failed) unlink(tmp);
     free(tmp);
-    return 0;
+    return failed ? -1 : 0;
+}
+
+int ct_write_file_atomic(const char *path, const void *data, size_t len, CtError *err) {
+    return ct_write_file_renamed(path, data, len, 1, err);
 }
 
 int ct_mkdirs(const char *path, CtError *err) {

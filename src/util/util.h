@@ -66,7 +66,10 @@ int ct_read_file(const char *path, uint8_t **data, size_t *len, size_t max_len, 
 // The same into a reusable buffer *buf of *cap bytes, grown as needed (the
 // caller frees it), so loops over many files allocate rarely.
 int ct_read_file_reuse(const char *path, uint8_t **buf, size_t *cap, size_t *len, size_t max_len, CtError *err);
-// Writes atomically (temp file in the same directory, fsync, rename).
+// Writes through a temporary name in the same directory and renames, so a
+// reader never sees half a file; durable: fsync before the rename.
+int ct_write_file_renamed(const char *path, const void *data, size_t len, int durable, CtError *err);
+// ct_write_file_renamed with fsync: survives a power cut as well as a kill.
 int ct_write_file_atomic(const char *path, const void *data, size_t len, CtError *err);
 // mkdir -p. Returns 0 or -1 with err.
 int ct_mkdirs(const char *path, CtError *err);
