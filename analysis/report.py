@@ -1,0 +1,574 @@
+"""The HTML report: REPORTDIR/index.html with its figures (fig/*.png),
+gallery thumbnails (thumbs/*.png) and leaderboard.csv. The folder is
+self-contained (no network, inline CSS and a few lines of JavaScript for
+the sortable tables) and opens from disk.
+"""
+import datetime
+import glob
+import html
+import math
+import os
+
+import numpy as np
+
+from analysis import figures, images, leaderboard
+from analysis.evaluate import SweepEval
+
+GALLERY_MAX = 24
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0 auto;max-width:1320px;
+padding:0 20px 60px;color:#1b1b1b;line-height:1.45}
+h1{margin:18px 0 4px}h2{border-bottom:2px solid #ddd;padding-bottom:3px;margin-top:34px}
+nav{background:#f6f6f6;padding:6px 10px;border-radius:6px;font-size:14px}nav a{margin-right:12px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #d4d4d4;padding:3px 7px;
+text-align:right;white-space:nowrap}th{background:#f0f0f0;position:sticky;top:0}td.l,th.l{text-align:left}
+table.sortable th{cursor:pointer;user-select:none}table.sortable th[data-dir=asc]::after{content:" \\25B2"}
+table.sortable th[data-dir=desc]::after{content:" \\25BC"}tr.best td{background:#fff6d6}tr.sel td{background:#eef6ff}
+tr.failed td{color:#a00}.banner{padding:8px 12px;border-radius:6px;margin:10px 0;font-weight:600}
+.done{background:#e5f5e5}.running{background:#fff3cd}.interrupted{background:#ffe0cc}.bad{background:#fde2e2}
+.cap{font-size:13px;color:#444;max-width:1100px}img.fig{max-width:100%;border:1px solid #eee}
+.gallery{display:flex;flex-wrap:wrap;gap:10px}.gallery figure{margin:0;width:140px;font-size:11px;text-align:center}
+.gallery img{width:128px;height:128px;object-fit:contain;background:#000;border:2px solid #ccc}
+.gallery .fp img{border-color:#d62728}.gallery .fn img{border-color:#ff7f0e}.missing{width:128px;height:128px;
+display:flex;align-items:center;justify-content:center;background:#eee;font-size:10px;word-break:break-all}
+.swatch{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:4px;vertical-align:-1px}
+pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}details{margin:6px 0}summary{cursor:pointer}
+code{background:#f3f3f3;padding:0 3px}
+"""
+
+JS = """
+function openTarget() {
+  var e = location.hash && document.getElementById(decodeURIComponent(location.hash.slice(1)));
+  if (e && e.tagName === 'DETAILS') e.open = true;
+}
+window.addEventListener('hashchange', openTarget);
+openTarget();
+document.querySelectorAll('table.sortable').forEach(function (tbl) {
+  var heads = tbl.tHead.rows[0].cells;
+  Array.prototype.forEach.call(heads, function (th, col) {
+    th.addEventListener('click', function () {
+      var body = tbl.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      var asc = th.getAttribute('data-dir') !== 'asc';
+      Array.prototype.forEach.call(heads, function (h) { h.removeAttribute('data-dir'); });
+      th.setAttribute('data-dir', asc ? 'asc' : 'desc');
+      var num = th.getAttribute('data-type') === 'num';
+      rows.sort(function (a, b) {
+        var x = a.cells[col].getAttribute('data-v'), y = b.cells[col].getAttribute('data-v');
+        if (x === '' && y === '') return 0;
+        if (x === '') return 1;
+        if (y === '') return -1;
+        if (num) { x = parseFloat(x); y = parseFloat(y); }
+        return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
+
+
+def esc(x):
+    return html.escape(str(x), quote=True)
+
+
+def _f(x, fmt="{:.3f}"):
+    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else fmt.format(x)
+
+
+def _pct(x):
+    return _f(x, "{:.1f}%") if x is None else _f(100 * x, "{:.1f}%")
+
+
+def _p(x):
+    if x is None or not math.isfinite(x):
+        return "–"
+    return "< 0.0001" if x < 1e-4 else f"{x:.4f}"
+
+
+def _ci(x, ci, pct=False):
+    if x is None or not math.isfinite(x):
+        return "–"
+    if pct:
+        return f"{100 * x:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+    return f"{x:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _swatch(colour):
+    return f'<span class="swatch" style="background:{colour}"></span>'
+
+
+def _img(rel, alt, caption=None):
+    s = f'<p><img class="fig" src="{esc(rel)}" alt="{esc(alt)}"></p>'
+    if caption:
+        s += f'<p class="cap">{caption}</p>'
+    return s
+
+
+class Report:
+    def __init__(self, sweep, outdir, n_boot=2000, g=10, seed=0, gallery_max=GALLERY_MAX):
+        self.sweep = sweep
+        self.dir = os.path.abspath(outdir)
+        self.sev = SweepEval(sweep, n_boot=n_boot, g=g, seed=seed)
+        self.colours = figures.model_colours(sweep.models())
+        self.gallery_max = gallery_max
+        self.warnings = []
+
+    # ---- files ----
+
+    def _prepare(self):
+        os.makedirs(self.dir, exist_ok=True)
+        for sub in ("fig", "thumbs"):
+            d = os.path.join(self.dir, sub)
+            os.makedirs(d, exist_ok=True)
+            for f in glob.glob(os.path.join(d, "*.png")):
+                os.remove(f)
+
+    def _fig(self, name):
+        return os.path.join(self.dir, "fig", name), "fig/" + name
+
+    def write(self):
+        self._prepare()
+        body = [self._header(), self._summary(), self._leaderboard(), self._comparison(), self._roc(),
+                self._confusion(), self._calibration(), self._galleries(), self._curves(), self._hyper(),
+                self._problems(), self._checks(), self._methods(), self._config()]
+        with open(os.path.join(self.dir, "leaderboard.csv"), "w") as f:
+            f.write(leaderboard.csv_text(self.sev))
+        title = f"ctsweep report: {os.path.basename(self.sweep.outdir)}"
+        doc = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+               f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(title)}</title>"
+               f"<link rel=\"icon\" href=\"data:,\"><style>{CSS}</style></head><body>\n" + "\n".join(body) +
+               f"\n<script>{JS}</script>\n</body></html>\n")
+        path = os.path.join(self.dir, "index.html")
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(doc)
+        os.replace(tmp, path)
+        return path
+
+    # ---- sections ----
+
+    def _header(self):
+        s = self.sweep
+        c = s.status_counts()
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        state = s.state
+        if state == "done":
+            banner = f'<div class="banner done">Sweep finished: {c["done"]} trials done, {c["failed"]} failed.</div>'
+        elif state == "interrupted":
+            banner = (f'<div class="banner interrupted">Sweep interrupted by a signal (resume it with '
+                      f'<code>ctsweep run ... --resume</code>); reported as far as it got: {c["done"]} done, '
+                      f'{c["running"]} running, {c["pending"]} pending, {c["failed"]} failed.</div>')
+        else:
+            banner = (f'<div class="banner running">Sweep {esc(state)} as of {esc(s.updated_utc)} (the manifest\'s '
+                      f'last update; a killed sweep also reads "running"): reported as far as it got: '
+                      f'{c["done"]} done, '
+                      f'{c["running"]} running, {c["pending"]} pending, {c["failed"]} failed.</div>')
+        sc = s.split_counts()
+        rows = "".join(f"<tr><td class=l>{k}</td><td>{n}</td><td>{pos}</td><td>{n - pos}</td></tr>"
+                       for k, (n, pos) in sc.items())
+        nav = ("<nav><a href=#summary>summary</a><a href=#leaderboard>leaderboard</a><a href=#comparison>model "
+               "comparison</a><a href=#roc>ROC</a><a href=#confusion>confusion</a><a href=#calibration>calibration"
+               "</a><a href=#galleries>errors</a><a href=#curves>curves</a><a href=#hyper>hyperparameters</a>"
+               "<a href=#problems>failed/unfinished</a><a href=#checks>checks</a><a href=#methods>methods</a></nav>")
+        skipped = (f"<p>{len(s.skipped)} image(s) skipped as unreadable: {esc('; '.join(s.skipped[:10]))}</p>"
+                   if s.skipped else "")
+        return (f"<h1>ctsweep report</h1>{nav}{banner}"
+                f"<p>Results <code>{esc(s.outdir)}</code>; configuration <code>{esc(s.config_path)}</code>; "
+                f"ctsweep {esc(s.software_version)}; sweep created {esc(s.created_utc)}, updated {esc(s.updated_utc)}; "
+                f"report generated {now}. Data set fingerprint <code>{esc(s.dataset_fingerprint[:16])}…</code>, "
+                f"root <code>{esc(s.root)}</code>.</p>"
+                f"<table><thead><tr><th class=l>split</th><th>images</th><th>positive</th><th>negative</th></tr>"
+                f"</thead><tbody>{rows}</tbody></table>{skipped}")
+
+    def _summary(self):
+        sev = self.sev
+        out = ['<h2 id="summary">Summary</h2>']
+        if sev.best is None:
+            out.append("<p>No trial is done yet: there are no test results. Training curves of the trials that "
+                       "have epochs are below.</p>")
+            return "".join(out)
+        n_test = len(sev.best.y_test)
+        items = []
+        for m, e in sev.best_by_model.items():
+            star = " (best overall)" if e is sev.best else ""
+            items.append(f"<li>{_swatch(self.colours[m])}<b>{esc(m)}</b>{star}: trial "
+                         f"<a href=#t-{e.t.trial_id}>{e.t.trial_id}</a> ({esc(e.t.schedule_label())}, batch "
+                         f"{e.t.batch_size}, {e.t.epochs} epochs): val accuracy {_pct(e.final_val_acc)} at the final "
+                         f"epoch; test AUC {_ci(e.auc, e.auc_ci)}, test accuracy {_ci(e.acc, e.acc_ci, True)}.</li>")
+        out.append("<p>Each model's selected trial (chosen on val at the final epoch, the network state whose test "
+                   "predictions are recorded; the test set takes no part in the choice):</p><ul>" + "".join(items) +
+                   "</ul>")
+        if n_test < 100:
+            out.append(f"<p class=cap>The test set has {n_test} images: intervals are wide and differences of a few "
+                       f"images are not evidence. See the model comparison for the paired tests.</p>")
+        return "".join(out)
+
+    def _leaderboard(self):
+        rows = leaderboard.rows(self.sev, "val_acc")
+        cols = [("rank", "#", "num"), ("trial_id", "trial", "str"), ("model", "model", "str"),
+                ("batch_size", "batch", "num"), ("clr_mode", "schedule", "str"), ("base_lr", "base lr", "num"),
+                ("max_lr", "max lr", "num"), ("step_iters", "half cycle (it)", "num"), ("gamma", "γ", "num"),
+                ("epochs", "epochs", "num"), ("status", "status", "str"), ("epochs_done", "epochs done", "num"),
+                ("best_epoch", "best epoch", "num"), ("best_val_acc", "best val acc", "num"),
+                ("final_val_acc", "val acc (final ep)", "num"), ("test_acc", "test acc [95% CI]", "num"),
+                ("test_auc", "test AUC [95% CI]", "num"), ("brier", "Brier", "num"), ("hl_p", "HL p", "num"),
+                ("wall_seconds", "wall (s)", "num")]
+        head = "".join(f'<th data-key="{k}" data-type="{t}"{" class=l" if t == "str" else ""}>{esc(h)}</th>'
+                       for k, h, t in cols)
+        body = []
+        for r in rows:
+            cells = []
+            for k, _, t in cols:
+                v = r[k]
+                dv = "" if v is None else (repr(float(v)) if t == "num" else str(v))
+                if k == "trial_id":
+                    txt = f"<a href=#t-{esc(v)}>{esc(v)}</a>"
+                elif k == "model":
+                    txt = _swatch(self.colours[v]) + esc(v)
+                elif k in ("best_val_acc", "final_val_acc"):
+                    txt = _pct(v)
+                elif k == "test_acc":
+                    txt = "–" if v is None else f"{100 * v:.1f}% [{100 * r['test_acc_lo']:.1f}, " \
+                                                 f"{100 * r['test_acc_hi']:.1f}]"
+                elif k == "test_auc":
+                    txt = "–" if v is None else f"{v:.3f} [{r['test_auc_lo']:.3f}, {r['test_auc_hi']:.3f}]"
+                elif k == "status":
+                    txt = esc(v if v != "running" else f"running ({r['epochs_done']}/{r['epochs']})")
+                    if r["error"]:
+                        txt = f'<span title="{esc(r["error"])}">{txt}</span>'
+                elif k in ("brier",):
+                    txt = _f(v)
+                elif k == "hl_p":
+                    txt = _p(v)
+                elif k == "wall_seconds":
+                    txt = _f(v, "{:.1f}")
+                elif v is None:
+                    txt = "–"
+                elif isinstance(v, float):
+                    txt = f"{v:g}"
+                else:
+                    txt = esc(v)
+                cl = ' class=l' if t == "str" else ""
+                cells.append(f'<td{cl} data-v="{esc(dv)}">{txt}</td>')
+            cls = "best" if r["best_overall"] else ("sel" if r["selected"] else ("failed" if r["status"] == "failed"
+                                                                                   else ""))
+            body.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
+        return ('<h2 id="leaderboard">Leaderboard</h2><p class=cap>One row per trial, sorted by best val accuracy '
+                '(click a column header to sort; again to reverse). Yellow: best overall; blue: best of its model. '
+                'Test accuracy at P &gt; 0.5 and test AUC with 95% intervals from '
+                f'{self.sev.n_boot} stratified bootstrap resamples (seeded by trial id). Test results are those of '
+                'the final epoch; "best epoch" is where val accuracy peaked. <a href="leaderboard.csv">CSV</a>.</p>'
+                f'<div style="overflow-x:auto"><table class="sortable" id="leaderboard-table"><thead><tr>{head}</tr>'
+                f'</thead><tbody>{"".join(body)}</tbody></table></div>')
+
+    def _cmp_rows(self, comps, holm):
+        out = []
+        for c in comps:
+            a, b = c["a"], c["b"]
+            d, mc = c["delong"], c["mcnemar"]
+            cells = [f'{_swatch(self.colours[a.t.model])}{esc(a.t.model)} <a href=#t-{a.t.trial_id}>'
+                     f'{a.t.trial_id[:8]}</a>',
+                     f'{_swatch(self.colours[b.t.model])}{esc(b.t.model)} <a href=#t-{b.t.trial_id}>'
+                     f'{b.t.trial_id[:8]}</a>',
+                     _f(a.auc), _f(b.auc)]
+            if d:
+                cells += [f"{d['diff']:+.3f}", _f(d["se"], "{:.4f}"), _f(d["z"], "{:.2f}"), _p(d["p"])]
+                if holm:
+                    cells.append(_p(d.get("p_holm")))
+            else:
+                cells += ["–"] * (5 if holm else 4)
+            cells += [_pct(a.acc), _pct(b.acc)]
+            if mc:
+                cells += [str(mc["b"]), str(mc["c"]), _p(mc["p"])]
+                if holm:
+                    cells.append(_p(mc.get("p_holm")))
+            else:
+                cells += ["–"] * (4 if holm else 3)
+            note = c["note"]
+            out.append("<tr>" + "".join(f"<td{' class=l' if i < 2 else ''}>{x}</td>" for i, x in enumerate(cells)) +
+                       f"<td class=l>{esc(note)}</td></tr>")
+        return "".join(out)
+
+    def _comparison(self):
+        sev = self.sev
+        out = ['<h2 id="comparison">Model comparison</h2>']
+        if sev.best is None:
+            return out[0] + "<p>No trial is done yet.</p>"
+        n = len(sev.best.y_test)
+        head = ("<tr><th class=l>trial A</th><th class=l>trial B</th><th>AUC A</th><th>AUC B</th><th>ΔAUC</th>"
+                "<th>SE (DeLong)</th><th>z</th><th>p (DeLong)</th>{h1}<th>acc A</th><th>acc B</th>"
+                "<th>only A right</th><th>only B right</th><th>p (McNemar)</th>{h2}<th class=l>note</th></tr>")
+        out.append(f"<p class=cap>Each model's selected trial against the best overall on the same {n} test "
+                   "images. DeLong's test compares the two correlated AUCs (DeLong et al. 1988, computed as Sun &amp; "
+                   "Xu 2014); McNemar's exact test compares accuracy at P &gt; 0.5 through the images exactly one of "
+                   "the two gets right (two-sided binomial test on the discordant pairs). Both p-values are "
+                   "two-sided.</p>")
+        out.append("<table><thead>" + head.format(h1="", h2="") + "</thead><tbody>" +
+                   self._cmp_rows(sev.vs_best, False) + "</tbody></table>")
+        if sev.pairwise:
+            out.append("<p class=cap>Every pair of models (selected trials), with Holm-adjusted p-values for the "
+                       f"{len(sev.pairwise)} comparisons of each test.</p>")
+            out.append("<table><thead>" + head.format(h1="<th>p Holm</th>", h2="<th>p Holm</th>") +
+                       "</thead><tbody>" + self._cmp_rows(sev.pairwise, True) + "</tbody></table>")
+        return "".join(out)
+
+    def _selected(self):
+        return list(self.sev.best_by_model.values())
+
+    def _roc(self):
+        sel = self._selected()
+        out = ['<h2 id="roc">ROC curves</h2>']
+        if not sel or all(e.roc is None for e in sel):
+            return out[0] + "<p>No done trial has both classes in its test set.</p>"
+        path, rel = self._fig("roc.png")
+        figures.roc(sel, self.colours, path)
+        out.append(_img(rel, "ROC curves", "ROC curve of each model's selected trial on the test set (every "
+                        "distinct score is a point, as sklearn.metrics.roc_curve with drop_intermediate=False). "
+                        "Circles: the operating point at P &gt; 0.5; crosses: at the Youden threshold chosen on val "
+                        "and applied to test."))
+        path, rel = self._fig("forest.png")
+        if figures.forest(self.sev.evals, self.colours, sel, path):
+            out.append(_img(rel, "test AUC and accuracy per trial",
+                            "Test AUC and accuracy of every done trial with 95% stratified bootstrap intervals."))
+        return "".join(out)
+
+    def _confusion(self):
+        out = ['<h2 id="confusion">Confusion matrices</h2><p class=cap>Rows: true class; columns: predicted class. '
+               'Rates are within the true class (specificity, false-positive rate / false-negative rate, '
+               'sensitivity). Left: P &gt; 0.5 (as ctsweep computes test accuracy). Right: P ≥ t with t the Youden '
+               'threshold (maximum sensitivity + specificity − 1) chosen on the val set at the same epoch, then '
+               'applied unchanged to test.</p>']
+        sel = self._selected()
+        if not sel:
+            return out[0] + "<p>No trial is done yet.</p>"
+        rows = []
+        for e in sel:
+            path, rel = self._fig(f"confusion_{e.t.model}.png")
+            figures.confusion(e, self.colours[e.t.model], path)
+            out.append(_img(rel, f"confusion matrices of {e.t.model}"))
+            for name, cm in (("P > 0.5", e.cm05), ("Youden (val) P ≥ " + (_f(e.youden["threshold"], "{:.4g}")
+                                                                        if e.youden else "–"), e.cm_youden)):
+                if cm is None:
+                    continue
+                tn, fp, fn, tp = (int(x) for x in cm.ravel())
+                sens = tp / (tp + fn) if tp + fn else None
+                spec = tn / (tn + fp) if tn + fp else None
+                ppv = tp / (tp + fp) if tp + fp else None
+                npv = tn / (tn + fn) if tn + fn else None
+                rows.append(f"<tr><td class=l>{_swatch(self.colours[e.t.model])}{esc(e.t.model)} "
+                            f"{e.t.trial_id[:8]}</td><td class=l>{esc(name)}</td><td>{tn}</td><td>{fp}</td>"
+                            f"<td>{fn}</td><td>{tp}</td><td>{_pct(sens)}</td><td>{_pct(spec)}</td><td>{_pct(ppv)}</td>"
+                            f"<td>{_pct(npv)}</td><td>{_pct((tp + tn) / cm.sum())}</td></tr>")
+        out.append("<table><thead><tr><th class=l>trial</th><th class=l>threshold</th><th>TN</th><th>FP</th>"
+                   "<th>FN</th><th>TP</th><th>sensitivity</th><th>specificity</th><th>PPV</th><th>NPV</th>"
+                   "<th>accuracy</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+        return "".join(out)
+
+    def _calibration(self):
+        sel = self._selected()
+        out = ['<h2 id="calibration">Calibration</h2>']
+        if not sel:
+            return out[0] + "<p>No trial is done yet.</p>"
+        path, rel = self._fig("reliability.png")
+        figures.reliability(sel, self.colours, path)
+        out.append(_img(rel, "reliability diagram", "Reliability diagram of each model's selected trial on the test "
+                        "set: the Hosmer–Lemeshow groups below, mean predicted P(positive) against the observed "
+                        "fraction of positives, with 95% Wilson intervals; underneath, the distribution of the "
+                        "predicted probabilities."))
+        g = self.sev.g
+        out.append(f"<p class=cap>Hosmer–Lemeshow test as R's <code>ResourceSelection::hoslem.test(y, P, g = {g})"
+                   f"</code>: groups cut at type-7 quantiles of P(positive) (duplicate breaks merged), chi-square "
+                   f"over observed and expected counts of both classes, df = g − 2 = {g - 2}. A small p-value means "
+                   "miscalibration; with few test images the test has little power. Brier score: mean squared "
+                   "difference between P(positive) and the 0/1 truth (0 is perfect, 0.25 is a constant 0.5).</p>")
+        for e in sel:
+            head = (f"<h3>{_swatch(self.colours[e.t.model])}{esc(e.t.model)} — trial {e.t.trial_id}: "
+                    f"Brier {_f(e.brier)}</h3>")
+            if e.hl is None:
+                out.append(head + f"<p>Hosmer–Lemeshow not computable: {esc(e.hl_error)}</p>")
+                continue
+            h = e.hl
+            rows = "".join(f"<tr><td class=l>{esc(h['labels'][j])}</td><td>{h['n'][j]}</td><td>{h['obs0'][j]:g}</td>"
+                           f"<td>{h['exp0'][j]:.3f}</td><td>{h['obs1'][j]:g}</td><td>{h['exp1'][j]:.3f}</td></tr>"
+                           for j in range(h["n_groups"]))
+            merged = f" ({h['n_groups']} groups after merging duplicate breaks)" if h["n_groups"] < g else ""
+            out.append(head + f"<p>X² = {_f(h['chisq'], '{:.4f}')}, df = {h['df']}, p = {_p(h['p'])}{merged}.</p>"
+                       "<table><thead><tr><th class=l>group (P range)</th><th>images</th><th>observed negative</th>"
+                       "<th>expected negative</th><th>observed positive</th><th>expected positive</th></tr></thead>"
+                       f"<tbody>{rows}</tbody></table>")
+        return "".join(out)
+
+    def _thumb(self, row):
+        name = f"{row}.png"
+        dst = os.path.join(self.dir, "thumbs", name)
+        if os.path.exists(dst):
+            return "thumbs/" + name, None
+        src = self.sweep.image_path(row)
+        if src is None:
+            return None, f"not found: {self.sweep.paths[row]}"
+        try:
+            images.write_thumbnail(src, dst)
+        except (OSError, ValueError) as ex:
+            return None, str(ex)
+        return "thumbs/" + name, None
+
+    def _gallery(self, e, kind):
+        y, p, pred = e.y_test, e.p_test, e.pred05
+        if kind == "fp":
+            idx = np.flatnonzero((y == 0) & (pred == 1))
+            idx = idx[np.argsort(-p[idx], kind="mergesort")]
+        else:
+            idx = np.flatnonzero((y == 1) & (pred == 0))
+            idx = idx[np.argsort(p[idx], kind="mergesort")]
+        items = []
+        for i in idx[:self.gallery_max]:
+            row = int(e.t.test_index[i])
+            rel, err = self._thumb(row)
+            name = os.path.basename(self.sweep.paths[row])
+            if rel:
+                pic = f'<img src="{esc(rel)}" alt="{esc(name)}">'
+            else:
+                self.warnings.append(f"gallery image of /dataset row {row}: {err}")
+                pic = f'<div class="missing">{esc(err)}</div>'
+            items.append(f'<figure class="{kind}">{pic}<figcaption>P(positive) = {p[i]:.3f}<br>'
+                         f'<span title="{esc(self.sweep.paths[row])}">{esc(name)}</span></figcaption></figure>')
+        label = "False positives (true negative, P > 0.5), most confident first" if kind == "fp" else \
+            "False negatives (true positive, P ≤ 0.5), most confident first"
+        more = f" — showing {self.gallery_max} of {len(idx)}" if len(idx) > self.gallery_max else ""
+        if not items:
+            return f"<h4>{label}: none</h4>"
+        return f"<h4>{label}: {len(idx)}{more}</h4><div class=gallery>{''.join(items)}</div>"
+
+    def _galleries(self):
+        out = ['<h2 id="galleries">Misclassified test images</h2><p class=cap>Each model\'s selected trial at '
+               'P &gt; 0.5; thumbnails from the data set paths recorded in sweep.h5, each with its predicted '
+               'P(positive) and file name (hover for the full path).</p>']
+        for e in self._selected():
+            out.append(f"<h3>{_swatch(self.colours[e.t.model])}{esc(e.t.model)} — trial {e.t.trial_id}</h3>")
+            out.append(self._gallery(e, "fp"))
+            out.append(self._gallery(e, "fn"))
+        if len(out) == 1:
+            out.append("<p>No trial is done yet.</p>")
+        return "".join(out)
+
+    def _curves(self):
+        sev = self.sev
+        out = ['<h2 id="curves">Training curves and learning rates</h2>']
+        with_epochs = [e for e in sev.evals if len(e.t.epochs_rec)]
+        if not with_epochs:
+            return out[0] + "<p>No trial has finished an epoch yet.</p>"
+        path, rel = self._fig("overlay_curves.png")
+        figures.overlay_curves(with_epochs, self.colours, self._selected(), path)
+        out.append(_img(rel, "loss and accuracy of all trials", "Loss and accuracy per epoch of every trial, "
+                        "coloured by model; train values are running means over the epoch's iterations, val values "
+                        "are measured after the epoch."))
+        path, rel = self._fig("lr_overlay.png")
+        if figures.lr_overlay(with_epochs, self.colours, path):
+            out.append(_img(rel, "learning-rate traces",
+                            "Learning rate of every iteration as the trial files record it (<code>/lr_trace</code>: "
+                            "the trainer steps the cyclical schedule once per iteration, as PyTorch's CyclicLR), not "
+                            "reconstructed. Each recorded trace is also checked against CyclicLR's formula rebuilt "
+                            "from the trial's recorded settings (base_lr, max_lr, half cycle, gamma; see Checks)."))
+        out.append("<h3>Per trial</h3>")
+        for e in sev.evals:
+            t = e.t
+            summary = (f"{_swatch(self.colours[t.model])}{t.trial_id} — {esc(figures._trial_title(t))} — "
+                       f"{esc(t.status)}, {t.epochs_done}/{t.epochs} epochs")
+            if t.error:
+                summary += f" — {esc(t.error)}"
+            if len(t.epochs_rec):
+                path, rel = self._fig(f"trial_{t.trial_id}.png")
+                figures.trial_curves(t, self.colours[t.model], path)
+                inner = _img(rel, f"curves of trial {t.trial_id}")
+            else:
+                inner = "<p>No epoch recorded yet.</p>"
+            out.append(f'<details id="t-{t.trial_id}"><summary>{summary}</summary>{inner}</details>')
+        return "".join(out)
+
+    def _hyper(self):
+        out = ['<h2 id="hyper">Hyperparameters against val accuracy</h2>']
+        path, rel = self._fig("parallel.png")
+        if figures.parallel(self.sev.evals, self.colours, path):
+            out.append(_img(rel, "parallel coordinates", "Parallel coordinates: one line per trial with at least one "
+                            "epoch, through the hyperparameters that vary in this sweep (and the model) to its best "
+                            "val accuracy."))
+        else:
+            out.append("<p>No trial has a val record yet.</p>")
+        return "".join(out)
+
+    def _problems(self):
+        s = self.sweep
+        out = ['<h2 id="problems">Failed and unfinished trials</h2>']
+        failed = [t for t in s.trials if t.status == "failed"]
+        if failed:
+            rows = "".join(f"<tr class=failed><td class=l><a href=#t-{t.trial_id}>{t.trial_id}</a></td>"
+                           f"<td class=l>{esc(t.model)}</td><td>{t.batch_size}</td><td class=l>"
+                           f"{esc(t.schedule_label())}</td><td>{t.epochs}</td><td>{t.epochs_done}</td>"
+                           f"<td class=l style='white-space:normal'>{esc(t.error or '(no message)')}</td></tr>"
+                           for t in failed)
+            out.append(f"<p>{len(failed)} failed trial(s), with the error each recorded:</p><table><thead><tr>"
+                       "<th class=l>trial</th><th class=l>model</th><th>batch</th><th class=l>schedule</th>"
+                       f"<th>epochs</th><th>epochs done</th><th class=l>error</th></tr></thead><tbody>{rows}"
+                       "</tbody></table>")
+        else:
+            out.append("<p>No failed trials.</p>")
+        unfinished = [t for t in s.trials if t.status in ("running", "pending")]
+        if unfinished:
+            rows = "".join(f"<tr><td class=l><a href=#t-{t.trial_id}>{t.trial_id}</a></td><td class=l>"
+                           f"{esc(t.model)}</td><td class=l>{esc(t.status)}</td><td>{t.epochs_done} / {t.epochs}</td>"
+                           f"<td>{'yes' if t.has_checkpoint else 'no'}</td></tr>" for t in unfinished)
+            out.append(f"<p>{len(unfinished)} trial(s) not finished: their curves are drawn as far as they got; "
+                       "they have no test results.</p><table><thead><tr><th class=l>trial</th><th class=l>model</th>"
+                       "<th class=l>status</th><th>epochs</th><th>checkpoint</th></tr></thead><tbody>"
+                       f"{rows}</tbody></table>")
+        unreadable = [t for t in s.trials if t.file_error]
+        if unreadable:
+            out.append("<p>Trial files that could not be read (the manifest row is used instead):</p><ul>" +
+                       "".join(f"<li>{esc(t.file_error)}</li>" for t in unreadable) + "</ul>")
+        return "".join(out)
+
+    def _checks(self):
+        sev = self.sev
+        total = sum(len(e.checks) for e in sev.evals)
+        bad = sev.failed_checks()
+        out = ['<h2 id="checks">Checks of the recorded numbers</h2>',
+               f"<p class=cap>The analysis recomputes from the stored probabilities what ctsweep recorded: test "
+               f"accuracy and AUC of every done trial, val accuracy and AUC of every epoch, and the learning-rate "
+               f"trace against CyclicLR rebuilt from the recorded settings. {total} checks, {len(bad)} "
+               f"disagreement(s).</p>"]
+        if bad:
+            out.append('<div class="banner bad">Recorded numbers that disagree with the probabilities:</div><ul>' +
+                       "".join(f"<li>{tid}: {esc(name)} — {esc(d)}</li>" for tid, name, d in bad) + "</ul>")
+        if self.warnings:
+            out.append("<ul>" + "".join(f"<li>{esc(w)}</li>" for w in self.warnings) + "</ul>")
+        return "".join(out)
+
+    def _methods(self):
+        return ('<h2 id="methods">Methods</h2><ul class=cap>'
+                "<li>Data: every number comes from the results files (sweep.h5 and trials/*.h5); labels and splits "
+                "from <code>/dataset</code>.</li>"
+                "<li>AUC: trapezoidal area under the ROC curve, identical to sklearn.metrics.roc_auc_score; ties "
+                "count one half.</li>"
+                f"<li>Intervals: percentile intervals of {self.sev.n_boot} bootstrap resamples, stratified "
+                "(positives and negatives resampled separately, so class counts stay fixed), seeded by trial id.</li>"
+                "<li>Selection: per model, the done trial with the highest val accuracy at its final epoch (ties: "
+                "val AUC, then val loss), because test probabilities are recorded at the final epoch.</li>"
+                "<li>DeLong test: two-sided z-test of the AUC difference with DeLong's covariance of correlated "
+                "AUCs. McNemar: exact two-sided binomial test on the discordant images. Holm's step-down "
+                "adjustment across pairs of models.</li>"
+                "<li>Youden threshold: over every distinct val score, the highest threshold maximising sensitivity "
+                "+ specificity − 1; a test image is positive when P ≥ threshold.</li>"
+                "<li>Hosmer–Lemeshow: as R's ResourceSelection::hoslem.test on P(positive) and the 0/1 truth.</li>"
+                "<li>Learning rates: the per-iteration trace recorded in each trial file.</li></ul>")
+
+    def _config(self):
+        return ('<h2 id="config">Configuration</h2><details><summary>the sweep configuration, verbatim from '
+                f'sweep.h5</summary><pre>{esc(self.sweep.config_yaml)}</pre></details>')
+
+
+def write_report(sweep, outdir, n_boot=2000, g=10, seed=0):
+    r = Report(sweep, outdir, n_boot=n_boot, g=g, seed=seed)
+    path = r.write()
+    return path, r
