@@ -2,11 +2,13 @@
  * bench_backbone.c — images/s and effective GFLOP/s of one backbone on the
  * chosen backend, the number bench/backbone sets beside PyTorch's.
  *
- * usage: bench_backbone MODEL [--batch B] [--size S] [--threads T]
- *            [--precision fp32|bf16] [--conv-algo auto|direct|winograd]
- *            [--iters N] [--warmup N] [--compare-fp32]
- * Prints one line: key=value pairs (images_per_s, gflops, peak_rss_mib,
- * and with --compare-fp32 the max relative error against an fp32 direct run).
+ * usage: bench_backbone MODEL [--backend cpu|cuda] [--batch B] [--size S] [--threads T]
+ *            [--precision fp32|bf16|tf32|fp16] [--conv-algo auto|direct|winograd]
+ *            [--deterministic] [--iters N] [--warmup N] [--compare-fp32]
+ * Prints one line: key=value pairs (images_per_s, gflops, peak_rss_mib, the
+ * GPU's name for cuda, and with --compare-fp32 the max relative error
+ * against an fp32 direct run on the same backend). Times include the copies
+ * of the input to the GPU and of the features back, as every caller pays them.
  */
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +18,9 @@
 #include "backend/backend.h"
 #include "nn/models.h"
 #include "util/rng.h"
+#ifdef CTSWEEP_HAVE_CUDA
+#include "backend/cuda/cuda_device.h"
+#endif
 
 static double max_rel_err(const float *a, const float *ref, size_t n) {
     double md = 0, mr = 0;
@@ -29,8 +34,8 @@ static double max_rel_err(const float *a, const float *ref, size_t n) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_backbone MODEL [--batch B] [--size S] [--threads T] [--precision P] "
-                        "[--conv-algo A] [--iters N] [--warmup N] [--compare-fp32]\n");
+        fprintf(stderr, "usage: bench_backbone MODEL [--backend cpu|cuda] [--batch B] [--size S] [--threads T] "
+                        "[--precision P] [--conv-algo A] [--deterministic] [--iters N] [--warmup N] [--compare-fp32]\n");
         return 2;
     }
     const char *model = argv[1];
@@ -42,6 +47,7 @@ int main(int argc, char **argv) {
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--compare-fp32")) { compare = 1; continue; }
+        if (!strcmp(a, "--deterministic")) { opt.deterministic = 1; continue; }
         if (!v) { fprintf(stderr, "bench_backbone: %s needs a value\n", a); return 2; }
         i++;
         if (!strcmp(a, "--batch")) batch = (size_t)atoi(v);
@@ -87,6 +93,15 @@ int main(int argc, char **argv) {
            model, opt.kind == BACKEND_CUDA ? "cuda" : "cpu", precision_name(opt.precision), batch, size, opt.threads,
            ips, batch / best, 2.0 * macs * ips / 1e9, t_plan, backend_net_bytes(net) / 1048576.0,
            ct_peak_rss_bytes() / 1048576.0);
+#ifdef CTSWEEP_HAVE_CUDA
+    if (opt.kind == BACKEND_CUDA) {
+        char name[256] = "?";
+        if (cuda_device_describe(-1, name, sizeof name, NULL, 0, &err) == 0)
+            for (char *p = name; *p; p++)
+                if (*p == ' ') *p = '_';  // one key=value token
+        printf(" device=%s", name);
+    }
+#endif
     if (compare) {
         BackendOptions ref = opt;
         ref.precision = PRECISION_FP32;

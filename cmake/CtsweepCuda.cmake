@@ -35,6 +35,9 @@ else()
   message(STATUS "ctsweep CUDA backend: ${CTSWEEP_HAVE_CUDA}")
 endif()
 
+# The .c files of src/backend/cuda/ join the target (and its warnings); the
+# .cu files form an object library of their own, compiled by nvcc with host
+# flags it understands, whose objects are added to the target.
 function(ctsweep_cuda_attach target)
   if(NOT CTSWEEP_HAVE_CUDA)
     return()
@@ -42,7 +45,22 @@ function(ctsweep_cuda_attach target)
   if(NOT CTSWEEP_CUDA_SOURCES)
     return()
   endif()
-  target_sources(${target} PRIVATE ${CTSWEEP_CUDA_SOURCES})
+  set(c_sources ${CTSWEEP_CUDA_SOURCES})
+  set(cu_sources ${CTSWEEP_CUDA_SOURCES})
+  list(FILTER c_sources INCLUDE REGEX "\\.c$")
+  list(FILTER cu_sources INCLUDE REGEX "\\.cu$")
+  target_sources(${target} PRIVATE ${c_sources})
+  if(cu_sources)
+    add_library(${target}_kernels OBJECT ${cu_sources})
+    target_include_directories(${target}_kernels PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src
+      ${CTSWEEP_CUDNN_INC} ${CUDAToolkit_INCLUDE_DIRS})
+    target_compile_definitions(${target}_kernels PRIVATE CTSWEEP_HAVE_CUDA=1)
+    target_compile_options(${target}_kernels PRIVATE
+      $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra,-Wno-unused-parameter>)
+    set_target_properties(${target}_kernels PROPERTIES POSITION_INDEPENDENT_CODE ON
+      CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON)
+    target_sources(${target} PRIVATE $<TARGET_OBJECTS:${target}_kernels>)
+  endif()
   target_compile_definitions(${target} PUBLIC CTSWEEP_HAVE_CUDA=1)
   target_include_directories(${target} PRIVATE ${CTSWEEP_CUDNN_INC} ${CTSWEEP_NCCL_INC})
   target_link_libraries(${target} PUBLIC CUDA::cudart CUDA::cublas CUDA::cublasLt

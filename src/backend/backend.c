@@ -1,6 +1,6 @@
 /*
  * backend.c — option parsing and dispatch of the backend interface to the
- * compiled-in implementations.
+ * compiled-in implementations (cuda only in builds with CTSWEEP_HAVE_CUDA).
  */
 #include "backend/backend.h"
 
@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_net.h"
+#ifdef CTSWEEP_HAVE_CUDA
+#include "backend/cuda/cuda_net.h"
+#endif
 
 struct BackendNet {
     BackendKind kind;
@@ -58,7 +61,14 @@ int backend_net_create(BackendNet **out, const NNGraph *g, size_t max_batch, siz
         if (cpu_net_create((CpuNet **)&impl, g, max_batch, h, w, opt, err)) return -1;
         break;
     case BACKEND_CUDA:
+#ifdef CTSWEEP_HAVE_CUDA
+        if (cuda_net_create((CudaNet **)&impl, g, max_batch, h, w, opt, err)) return -1;
+        break;
+#else
         return ct_errorf(err, "backend 'cuda' is not available in this build");
+#endif
+    default:
+        return ct_errorf(err, "unknown backend %d", (int)opt->kind);
     }
     BackendNet *net = ct_calloc(1, sizeof *net);
     net->kind = opt->kind;
@@ -68,15 +78,32 @@ int backend_net_create(BackendNet **out, const NNGraph *g, size_t max_batch, siz
 }
 
 int backend_net_forward(BackendNet *net, const float *in, size_t n, float *out, CtError *err) {
+#ifdef CTSWEEP_HAVE_CUDA
+    if (net->kind == BACKEND_CUDA) return cuda_net_forward(net->impl, in, n, out, err);
+#endif
     return cpu_net_forward(net->impl, in, n, out, err);
 }
 
-size_t backend_net_output_numel(const BackendNet *net) { return cpu_net_output_numel(net->impl); }
+size_t backend_net_output_numel(const BackendNet *net) {
+#ifdef CTSWEEP_HAVE_CUDA
+    if (net->kind == BACKEND_CUDA) return cuda_net_output_numel(net->impl);
+#endif
+    return cpu_net_output_numel(net->impl);
+}
 
-size_t backend_net_bytes(const BackendNet *net) { return cpu_net_bytes(net->impl); }
+size_t backend_net_bytes(const BackendNet *net) {
+#ifdef CTSWEEP_HAVE_CUDA
+    if (net->kind == BACKEND_CUDA) return cuda_net_bytes(net->impl);
+#endif
+    return cpu_net_bytes(net->impl);
+}
 
 void backend_net_free(BackendNet *net) {
     if (!net) return;
-    cpu_net_free(net->impl);
+#ifdef CTSWEEP_HAVE_CUDA
+    if (net->kind == BACKEND_CUDA) cuda_net_free(net->impl);
+    else
+#endif
+        cpu_net_free(net->impl);
     free(net);
 }

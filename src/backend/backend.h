@@ -28,6 +28,7 @@ typedef struct {
     ConvAlgo conv_algo;
     int threads;  // 0: leave the runtime's default
     int verbose;  // print the plan (per-layer implementation, memory)
+    int deterministic;  // cuda: only deterministic algorithms, chosen without timing (0: fastest)
 } BackendOptions;
 
 void backend_options_default(BackendOptions *opt);
