@@ -38,6 +38,10 @@
 #include "train/metrics.h"
 #include "train/trial.h"
 #include "util/buf.h"
+#ifdef CTSWEEP_HAVE_CUDA
+#include "backend/cuda/cuda_device.h"
+#include "backend/cuda/cuda_nccl.h"
+#endif
 
 // ---- signals ----
 
@@ -108,6 +112,8 @@ typedef struct {
     char last_model[32];
     MPI_Comm group;  // the ranks that train one trial together (ranks_per_trial)
     int group_rank, group_size;
+    char device[64];  // "cpu", or the bound GPU's name and UUID
+    void *nccl;       // the group's NCCL communicator (CUDA groups of GPUs)
 } Sweep;
 
 // ---- shared set-up ----
@@ -303,12 +309,28 @@ static int w_on_budget(void *ctx, size_t budget, const float *tp, size_t best, d
 
 static void group_allreduce_f32(void *ctx, float *buf, size_t n) {
     WorkerCtx *w = ctx;
+#ifdef CTSWEEP_HAVE_CUDA
+    if (w->s->nccl) {
+        CtError err = {{0}};
+        if (cuda_nccl_reserve(w->s->nccl, n, &err) || cuda_nccl_allreduce_host_f32(w->s->nccl, buf, n, &err))
+            fatal("%s", err.msg);
+        return;
+    }
+#endif
     if (MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, w->s->group) != MPI_SUCCESS)
         fatal("MPI_Allreduce of %zu gradients failed", n);
 }
 
 static void group_allreduce_f64(void *ctx, double *buf, size_t n) {
     WorkerCtx *w = ctx;
+#ifdef CTSWEEP_HAVE_CUDA
+    if (w->s->nccl) {
+        CtError err = {{0}};
+        if (cuda_nccl_reserve(w->s->nccl, n, &err) || cuda_nccl_allreduce_host_f64(w->s->nccl, buf, n, &err))
+            fatal("%s", err.msg);
+        return;
+    }
+#endif
     if (MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, w->s->group) != MPI_SUCCESS)
         fatal("MPI_Allreduce failed");
 }
@@ -365,7 +387,7 @@ static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob
     FeatureStats after = fcache_stats(s->fc);
     uint64_t fwd = after.forwards - before.forwards, hits = after.hits - before.hits;
     double wall = ct_now() - t0;
-    const char *device = c->backend.kind == BACKEND_CUDA ? "cuda" : "cpu";
+    const char *device = s->device;
     int outcome = rc == 0 ? 1 : rc == 1 ? 2 : 0;  // done, interrupted, failed
     if (s->size == 1) {
         master_end(s, run_index, outcome, err.msg, wall, fwd, hits, s->host, device, 0);
@@ -1003,6 +1025,37 @@ int sweep_main(const SweepArgs *a) {
                                                             : (int)(cores / (workers_here > 0 ? workers_here : 1));
     omp_set_num_threads(threads > 0 ? threads : 1);
 
+    // GPUs: each worker takes one by its place among the node's workers
+    // (modulo the devices it sees); the master uses none. A group of GPU
+    // workers reduces its gradients through NCCL.
+    snprintf(s->device, sizeof s->device, "cpu");
+    if (s->cfg.backend.kind == BACKEND_CUDA && !(s->rank == 0 && s->size > 1) && !a->dry_run) {
+#ifdef CTSWEEP_HAVE_CUDA
+        char name[128] = "", uuid[64] = "";
+        ok = cuda_bind_local_rank(local_rank - (s->size > 1 ? master_here : 0), name, sizeof name, uuid, sizeof uuid,
+                                  &err) >= 0;
+        if (ok) snprintf(s->device, sizeof s->device, "%.40s %s", name, uuid);
+#else
+        ok = ct_errorf(&err, "%s: train.backend: cuda, but this ctsweep was built without the CUDA backend",
+                       a->config_path) == 0;
+#endif
+    }
+    if (!agree(ok)) goto fail;
+#ifdef CTSWEEP_HAVE_CUDA
+    if (s->cfg.backend.kind == BACKEND_CUDA && s->group_size > 1 && s->group != MPI_COMM_NULL && !a->dry_run) {
+        CudaNccl *nc = NULL;
+        int r = cuda_nccl_create(&nc, s->group, 0, 900.0, &err);
+        if (r == CUDA_NCCL_SHARED_GPU) {
+            if (s->group_rank == 0) ct_info("rank %d: %s; the group reduces with MPI", s->rank, err.msg);
+            err.msg[0] = '\0';
+        } else if (r != 0) {
+            ok = 0;
+        }
+        s->nccl = nc;
+    }
+    if (!agree(ok)) goto fail;
+#endif
+
     ok = setup_data(s, a->dry_run, tmp_phantoms, &err) == 0;
     if (!agree(ok)) goto fail;
     size_t n_train = s->ds.count[SPLIT_TRAIN][0] + s->ds.count[SPLIT_TRAIN][1];
@@ -1106,6 +1159,12 @@ done:
     for (int sp = 0; sp < DATA_SPLITS; sp++) free(s->index[sp]);
     free(s->test_labels);
     fcache_free(s->fc);
+#ifdef CTSWEEP_HAVE_CUDA
+    if (s->nccl) {
+        CtError nerr = {{0}};
+        if (cuda_nccl_free(s->nccl, &nerr)) fprintf(stderr, "ctsweep: warning: rank %d: %s\n", s->rank, nerr.msg);
+    }
+#endif
     if (s->group != MPI_COMM_NULL && s->group != 0) MPI_Comm_free(&s->group);
     grid_free(&s->grid);
     image_cache_free(&s->ic);
