@@ -251,7 +251,8 @@ static void worker_checkpoint(WorkerCtx *w) {
 }
 
 // Fault injection for tests: CTSWEEP_FAULT=<trial_id>:<epoch> makes the run
-// holding that trial fail after that epoch, as a worker-side error would.
+// holding that trial fail at the end of that epoch, before the epoch is
+// reported, as a worker-side error would.
 static int injected_fault(const Sweep *s, size_t run, size_t epoch, CtError *err) {
     const char *f = getenv("CTSWEEP_FAULT");
     if (!f) return 0;
@@ -260,7 +261,7 @@ static int injected_fault(const Sweep *s, size_t run, size_t epoch, CtError *err
         const char *id = s->grid.trials[gr->trials[k]].id;
         size_t n = strlen(id);
         if (strncmp(f, id, n) == 0 && f[n] == ':' && (size_t)atol(f + n + 1) == epoch)
-            return ct_errorf(err, "injected fault (CTSWEEP_FAULT) after epoch %zu", epoch);
+            return ct_errorf(err, "injected fault (CTSWEEP_FAULT) at the end of epoch %zu, before it was recorded", epoch);
     }
     return 0;
 }
@@ -628,17 +629,24 @@ static void master_end(Sweep *s, size_t run, int outcome, const char *error, dou
     if (ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
 }
 
-// Pending runs: the costliest first, preferring the worker's cached model.
-static long pick_run(const Sweep *s, const char *pending, const char *model) {
-    long best = -1, best_same = -1;
+// Pending runs, the costliest first: one of the worker's cached model while
+// there are any; else one of a model no other worker holds, so that each
+// model's features are computed by one worker while there are models enough
+// to go round; else any. model_of[k]: the model rank k last took (may be NULL).
+static long pick_run(const Sweep *s, const char *pending, const char *model, char (*model_of)[32], int self) {
+    long best = -1, best_same = -1, best_free = -1;
     for (size_t i = 0; i < s->grid.n_runs; i++) {
         if (!pending[i]) continue;
         const GridRun *r = &s->grid.runs[i];
         if (best < 0 || r->cost > s->grid.runs[best].cost) best = (long)i;
         if (model && strcmp(r->model, model) == 0 && (best_same < 0 || r->cost > s->grid.runs[best_same].cost))
             best_same = (long)i;
+        int held = 0;
+        for (int k = 0; model_of && k < s->size && !held; k++)
+            held = k != self && strcmp(model_of[k], r->model) == 0;
+        if (!held && (best_free < 0 || r->cost > s->grid.runs[best_free].cost)) best_free = (long)i;
     }
-    return best_same >= 0 ? best_same : best;
+    return best_same >= 0 ? best_same : best_free >= 0 ? best_free : best;
 }
 
 static void master_loop(Sweep *s, char *pending) {
@@ -713,9 +721,10 @@ static void master_loop(Sweep *s, char *pending) {
                 master_end(s, (size_t)run, (int)ok, error, wall, fwd, hits, host, device, src);
                 snprintf(model_of[src], sizeof model_of[src], "%s", s->grid.runs[run].model);
             }
-            long next = g_stop ? -1 : pick_run(s, pending, model_of[src][0] ? model_of[src] : NULL);
+            long next = g_stop ? -1 : pick_run(s, pending, model_of[src][0] ? model_of[src] : NULL, model_of, src);
             if (next >= 0) {
                 pending[next] = 0;
+                snprintf(model_of[src], sizeof model_of[src], "%s", s->grid.runs[next].model);
                 Buf *rs = &s->resume_state[next];
                 Buf out = {0};
                 buf_put_u64(&out, (uint64_t)next);
@@ -1104,7 +1113,7 @@ int sweep_main(const SweepArgs *a) {
         if (s->size == 1) {
             s->fc = fcache_create(s->cfg.feature_cache_mb << 20, s->cfg.feature_store);
             long r;
-            while (!g_stop && (r = pick_run(s, pending, s->last_model[0] ? s->last_model : NULL)) >= 0) {
+            while (!g_stop && (r = pick_run(s, pending, s->last_model[0] ? s->last_model : NULL, NULL, 0)) >= 0) {
                 pending[r] = 0;
                 worker_run(s, (size_t)r, s->resume_state[r].n ? s->resume_state[r].p : NULL, s->resume_state[r].n);
                 buf_free(&s->resume_state[r]);

@@ -274,7 +274,7 @@ def test_failed_trial_report(sweeps):
     index, doc, srcs = make_report(out, rep)
     assert "Sweep finished: 3 trials done, 1 failed." in doc
     m = re.search(r"1 failed trial\(s\).*?</table>", doc, re.S)
-    assert m and sweeps.victim in m.group(0) and "injected fault (CTSWEEP_FAULT) after epoch 3" in m.group(0)
+    assert m and sweeps.victim in m.group(0) and "injected fault (CTSWEEP_FAULT) at the end of epoch 3" in m.group(0)
     n_ep = len(failed[sweeps.victim]["epochs"])
     if n_ep:
         assert f"fig/trial_{sweeps.victim}.png" in srcs
