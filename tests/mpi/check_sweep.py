@@ -15,7 +15,8 @@ CASE:
   resume    --resume with a changed configuration is refused naming the keys;
             new grid values run only the new trials
   status    `ctsweep status` on a running sweep and on a finished one; a
-            second run on the same OUTDIR meanwhile is refused
+            second run on the same OUTDIR meanwhile is refused; a truncated
+            trial file fails validate (named) and --resume trains it again
   chaos     20 SIGKILLs of the whole job, resuming after each: half at
             random moments, half injected by CTSWEEP_KILL_POINT inside the
             master's file commits (new file open, closed, renamed; manifest,
@@ -386,6 +387,20 @@ def case_status(ctsweep, work):
     rows = [l for l in r.stdout.splitlines() if len(l.split()) > 5 and l.split()[5] == "done"]
     report(r.returncode == 0 and "8 done" in last and "sweep done" in last and len(rows) == 8,
            f"status after: {last}")
+    # A damaged trial file: validate names it; --resume trains that trial again.
+    _, ref = reference(ctsweep, work, cfg)
+    dmg = os.path.join(work, "damaged")
+    shutil.rmtree(dmg, ignore_errors=True)
+    shutil.copytree(out, dmg)
+    victim = sorted(glob.glob(os.path.join(dmg, "trials", "*.h5")))[0]
+    os.truncate(victim, 2000)
+    r = run([ctsweep, "validate", dmg])
+    named = [l for l in (r.stdout + r.stderr).splitlines() if os.path.basename(victim) in l]
+    report(r.returncode == 1 and named, f"validate on a truncated trial file: exit {r.returncode}, {named[:1]}")
+    r = run(mpirun(2, [ctsweep, "run", cfg, "-o", dmg, "--resume"]))
+    ok_v, msg = validate(ctsweep, dmg)
+    report(r.returncode == 0 and ok_v and same(ref, results(dmg)),
+           f"--resume retrains the damaged trial: exit {r.returncode}, {msg}, results identical to an uninterrupted run")
 
 
 def case_chaos(ctsweep, work):
