@@ -209,7 +209,11 @@ def case_kill(ctsweep, work):
         else:
             ok_v, msg = True, ["no manifest yet"]
         done = len([1 for v in results(out).values() if v[4] == "done"]) if ok_v else -1
-        report(ok_v, f"kill {k + 1} at {delay:.1f}s ({'killed' if killed else 'had finished'}): {msg}, {done} done")
+        # status must not call a killed sweep running.
+        st = run([ctsweep, "status", out]).stdout if os.path.exists(os.path.join(out, "sweep.h5")) else ""
+        live = "sweep running" in st
+        report(ok_v and not live, f"kill {k + 1} at {delay:.1f}s ({'killed' if killed else 'had finished'}): {msg}, "
+               f"{done} done, status: {'RUNNING (wrong)' if live else st.strip().splitlines()[-1:]}")
         args = [ctsweep, "run", cfg, "-o", out]
     r = run(mpirun(3, args + ["--resume"]))
     ok_v, msg = validate(ctsweep, out)
