@@ -837,7 +837,7 @@ static void master_resume(Sweep *s, char *pending, int retry_failed) {
             rec->error[0] = '\0';
             trial_record_truncate(rec, keep);
         }
-        if (keep) printf("resume: run %zu continues from its checkpoint at epoch %zu, iteration %zu\n", i, ck->epoch,
+        if (ck->file[0]) printf("resume: run %zu continues from its checkpoint at epoch %zu, iteration %zu\n", i, ck->epoch,
                          ck->iteration);
     }
 }
@@ -949,7 +949,9 @@ static double process_cpu_seconds(void) {
 static int lock_outdir(const char *outdir, CtError *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/.lock", outdir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    // Read-only: flock needs no write access, and an fd open for writing
+    // would keep the file system from being remounted read-only.
+    int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return ct_errorf(err, "%s: %s", path, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;

@@ -209,9 +209,14 @@ def case_kill(ctsweep, work):
         else:
             ok_v, msg = True, ["no manifest yet"]
         done = len([1 for v in results(out).values() if v[4] == "done"]) if ok_v else -1
-        # status must not call a killed sweep running.
-        st = run([ctsweep, "status", out]).stdout if os.path.exists(os.path.join(out, "sweep.h5")) else ""
-        live = "sweep running" in st
+        # status must not call a killed sweep running (once the killed ranks,
+        # which outlive mpirun by a moment, are gone).
+        live, t_st = True, time.time()
+        while live and time.time() - t_st < 15:
+            st = run([ctsweep, "status", out]).stdout if os.path.exists(os.path.join(out, "sweep.h5")) else ""
+            live = "sweep running" in st
+            if live:
+                time.sleep(0.2)
         report(ok_v and not live, f"kill {k + 1} at {delay:.1f}s ({'killed' if killed else 'had finished'}): {msg}, "
                f"{done} done, status: {'RUNNING (wrong)' if live else st.strip().splitlines()[-1:]}")
         args = [ctsweep, "run", cfg, "-o", out]
@@ -564,7 +569,16 @@ def case_disk(ctsweep, work):
 
     disk_trouble(ctsweep, work, "full", "No space left on device", fill,
                  lambda mnt: os.unlink(os.path.join(mnt, "filler")))
-    remount = lambda mode: lambda mnt: subprocess.run(["mount", "-o", f"remount,{mode}", mnt], check=True)
+    def remount(mode):
+        def do(mnt):
+            # A file open for writing makes a read-only remount fail (EBUSY):
+            # retry until the master is between writes.
+            t = time.time()
+            while subprocess.run(["mount", "-o", f"remount,{mode}", mnt], capture_output=True).returncode != 0:
+                if time.time() - t > 30:
+                    raise SystemExit(f"FAIL cannot remount {mnt} {mode}")
+                time.sleep(0.02)
+        return do
     disk_trouble(ctsweep, work, "readonly", "Read-only file system", remount("ro"), remount("rw"))
 
 
