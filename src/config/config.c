@@ -28,14 +28,17 @@ static int is_digit(int ch) { return ch >= '0' && ch <= '9'; }
 // ---- errors ----
 
 int config_fail(ConfigCtx *c, int line, const char *key, const char *fmt, ...) {
-    char msg[CT_ERROR_MAX];
+    char msg[CT_ERROR_MAX], all[CT_ERROR_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    for (char *p = msg; *p; p++)
-        if ((unsigned char)*p < 0x20) *p = ' ';  // one line, whatever the input held
-    return ct_errorf(c->err, "%s:%d: %s: %s", c->name, line > 0 ? line : 1, key[0] ? key : "(document)", msg);
+    snprintf(all, sizeof all, "%s:%d: %s: %s", c->name, line > 0 ? line : 1, key[0] ? key : "(document)", msg);
+    // One line, whatever the input held: keys are user text too (a class
+    // folder name may hold a line break).
+    for (char *p = all; *p; p++)
+        if ((unsigned char)*p < 0x20) *p = ' ';
+    return ct_errorf(c->err, "%s", all);
 }
 
 // User text for a message: control characters replaced, long text cut.
@@ -417,6 +420,38 @@ static int yaml_fail(ConfigCtx *c, struct fy_diag *diag) {
     return config_fail(c, 1, "yaml", "cannot be parsed");
 }
 
+// The offset of the first byte that is not part of a printable UTF-8
+// character (YAML's c-printable: tab, line breaks, U+0020..U+007E, U+0085,
+// U+00A0..U+D7FF, U+E000..U+FFFD, U+10000..U+10FFFF), or len. Checked before
+// libfyaml sees the text: some malformed bytes send its scanner into an
+// endless loop (0.7.12, in a directive line).
+static size_t text_check(const uint8_t *s, size_t len) {
+    size_t i = 0;
+    while (i < len) {
+        uint32_t c = s[i], min;
+        size_t n;
+        if (c < 0x80) {
+            if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) return i;
+            i++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0) n = 2, c &= 0x1f, min = 0x80;
+        else if ((c & 0xf0) == 0xe0) n = 3, c &= 0x0f, min = 0x800;
+        else if ((c & 0xf8) == 0xf0) n = 4, c &= 0x07, min = 0x10000;
+        else return i;
+        if (len - i < n) return i;
+        for (size_t k = 1; k < n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return i;
+            c = (c << 6) | (s[i + k] & 0x3f);
+        }
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff) || c == 0xfffe || c == 0xffff ||
+            (c < 0xa0 && c != 0x85))
+            return i;
+        i += n;
+    }
+    return len;
+}
+
 // Programming errors in the table: a row whose field size does not match its type.
 static void table_self_check(void) {
     if (config_n_keys > CONFIG_MAX_KEYS)
@@ -451,6 +486,16 @@ int config_parse(SweepConfig *cfg, const char *name, const char *text, size_t le
     if (!slash) snprintf(c.dir, sizeof c.dir, ".");
     else if (slash == name) snprintf(c.dir, sizeof c.dir, "/");
     else snprintf(c.dir, sizeof c.dir, "%.*s", (int)(slash - name), name);
+
+    size_t bad = text_check((const uint8_t *)(text ? text : ""), text ? len : 0);
+    if (bad < (text ? len : 0)) {
+        int line = 1;
+        for (size_t i = 0; i < bad; i++) line += text[i] == '\n';
+        config_fail(&c, line, "yaml", "byte %zu (0x%02x) is not printable UTF-8 text", bad + 1,
+                    (unsigned)(unsigned char)text[bad]);
+        config_free(cfg);
+        return -1;
+    }
 
     struct fy_diag_cfg dc;
     fy_diag_cfg_default(&dc);

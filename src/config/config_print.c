@@ -63,9 +63,21 @@ void cbuf_yaml_str(ConfigBuf *b, const char *s) {
     }
     cbuf_printf(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') cbuf_printf(b, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f) cbuf_printf(b, "\\x%02x", *p);
-        else cbuf_printf(b, "%c", *p);
+        if (*p == '"' || *p == '\\') {
+            cbuf_printf(b, "\\%c", *p);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            cbuf_printf(b, "\\x%02x", *p);
+        } else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f && p[1] != 0x85) {
+            // C1 controls, U+FFFE and U+FFFF are not printable YAML text
+            // (config_parse refuses them raw): escaped, they read back.
+            cbuf_printf(b, "\\u%04x", p[1]);
+            p++;
+        } else if (p[0] == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf)) {
+            cbuf_printf(b, "\\u%04x", 0xff00u | p[2]);
+            p += 2;
+        } else {
+            cbuf_printf(b, "%c", *p);
+        }
     }
     cbuf_printf(b, "\"");
 }

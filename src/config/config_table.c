@@ -154,7 +154,12 @@ static int special_split(ConfigCtx *c, const ConfigKey *k, struct fy_node *n, in
         const char *s = fy_node_get_scalar(n, &len);
         if (s && len == 5 && memcmp(s, "files", 5) == 0) d->split = DATA_SPLIT_FILES;
         else if (s && len == 9 && memcmp(s, "fractions", 9) == 0) d->split = DATA_SPLIT_FRACTIONS;
-        else return config_fail(c, line, key, "expected %s, got %.48s", want, s ? s : "?");
+        else {
+            // The scalar is not NUL-terminated: show it by its length.
+            char shown[CONFIG_SHOW_MAX + 8];
+            config_show_text(shown, sizeof shown, s ? s : "?", s ? len : 1);
+            return config_fail(c, line, key, "expected %s, got %s", want, shown);
+        }
         return 0;
     }
     if (config_node_is_null(n) || fy_node_get_type(n) != FYNT_MAPPING)

@@ -674,7 +674,8 @@ static int validate_tensor(const SafeTensors *st, StTensor *t, CtError *err) {
 
 static int validate_tensors(SafeTensors *st, CtError *err) {
     // Duplicate names first: they are a JSON error, and the sort serves st_find.
-    qsort(st->tensors, st->n_tensors, sizeof *st->tensors, cmp_tensor_name);
+    // (A header without tensors has no array: qsort must not see NULL.)
+    if (st->n_tensors > 1) qsort(st->tensors, st->n_tensors, sizeof *st->tensors, cmp_tensor_name);
     for (size_t i = 1; i < st->n_tensors; i++) {
         if (strcmp(st->tensors[i - 1].name, st->tensors[i].name) == 0) {
             char b[ST_NAME_SHOWN];

@@ -30,32 +30,41 @@ fail:
     return rc;
 }
 
+// Reads an integer attribute that holds exactly one value (a damaged file
+// may hold an array there, which H5Aread would write past v).
+static int read_i64(hid_t f, const char *name, int64_t *v) {
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    if (a < 0) return -1;
+    hid_t s = H5Aget_space(a);
+    int rc = s >= 0 && H5Sget_simple_extent_npoints(s) == 1 && H5Aread(a, H5T_NATIVE_INT64, v) >= 0 ? 0 : -1;
+    if (s >= 0) H5Sclose(s);
+    H5Aclose(a);
+    return rc;
+}
+
 int checkpoint_read(const char *path, size_t epoch, size_t iteration, Buf *out, CtError *err) {
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return h5io_error(err, path);
     int64_t e = -1, it = -1;
-    hid_t a = H5Aopen(f, "epoch", H5P_DEFAULT);
-    if (a >= 0) {
-        H5Aread(a, H5T_NATIVE_INT64, &e);
-        H5Aclose(a);
-    }
-    a = H5Aopen(f, "iteration", H5P_DEFAULT);
-    if (a >= 0) {
-        H5Aread(a, H5T_NATIVE_INT64, &it);
-        H5Aclose(a);
-    }
+    int have = read_i64(f, "epoch", &e) == 0 && read_i64(f, "iteration", &it) == 0;
     int rc = -1;
     hid_t d = H5Dopen2(f, "state", H5P_DEFAULT);
-    if (e != (int64_t)epoch || it != (int64_t)iteration || d < 0) {
+    if (!have || e != (int64_t)epoch || it != (int64_t)iteration || d < 0) {
         ct_errorf(err, "%s: checkpoint is at epoch %lld iteration %lld, the trial files expect %zu/%zu", path,
                   (long long)e, (long long)it, epoch, iteration);
     } else {
         hid_t s = H5Dget_space(d);
         hssize_t n = H5Sget_simple_extent_npoints(s);
         H5Sclose(s);
+        // The size comes from the file: only storage that was written is
+        // read, so a shape that claims terabytes is not allocated for.
+        H5D_space_status_t status = H5D_SPACE_STATUS_ERROR;
+        H5Dget_space_status(d, &status);
         buf_reset(out);
         buf_put(out, NULL, 0);
-        if (n > 0) {
+        if (n > 0 && status != H5D_SPACE_STATUS_ALLOCATED) {
+            ct_errorf(err, "%s: /state is not fully written", path);
+        } else if (n > 0) {
             out->p = ct_realloc(out->p, (size_t)n);
             out->cap = (size_t)n;
             if (H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, out->p) >= 0) {

@@ -97,9 +97,23 @@ fail:
     return rc;
 }
 
+// True when attribute a holds exactly one value: a damaged file may hold an
+// array (or nothing) where one value belongs, and H5Aread writes them all.
+static int attr_is_single(hid_t a) {
+    hid_t s = H5Aget_space(a);
+    if (s < 0) return 0;
+    int one = H5Sget_simple_extent_npoints(s) == 1;
+    H5Sclose(s);
+    return one;
+}
+
 static int read_attr_str(hid_t f, const char *name, char *buf, size_t n) {
     hid_t a = H5Aopen(f, name, H5P_DEFAULT);
     if (a < 0) return -1;
+    if (!attr_is_single(a)) {
+        H5Aclose(a);
+        return -1;
+    }
     hid_t ft = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
     H5Tset_size(mt, H5T_VARIABLE);
     H5Tset_cset(mt, H5Tget_cset(ft));
@@ -116,9 +130,23 @@ static int read_attr_str(hid_t f, const char *name, char *buf, size_t n) {
 static int read_attr_num(hid_t f, const char *name, hid_t type, void *v) {
     hid_t a = H5Aopen(f, name, H5P_DEFAULT);
     if (a < 0) return -1;
-    int rc = H5Aread(a, type, v) < 0 ? -1 : 0;
+    int rc = attr_is_single(a) && H5Aread(a, type, v) >= 0 ? 0 : -1;
     H5Aclose(a);
     return rc;
+}
+
+// Elements of a dataset whose storage is written (-1 when missing or when
+// its shape claims more than was ever stored).
+static hssize_t written_npoints(hid_t f, const char *name) {
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) return -1;
+    hid_t s = H5Dget_space(d);
+    hssize_t n = s >= 0 ? H5Sget_simple_extent_npoints(s) : -1;
+    H5D_space_status_t status = H5D_SPACE_STATUS_ERROR;
+    if (n > 0 && (H5Dget_space_status(d, &status) < 0 || status != H5D_SPACE_STATUS_ALLOCATED)) n = -1;
+    if (s >= 0) H5Sclose(s);
+    H5Dclose(d);
+    return n;
 }
 
 // Reads a dataset of exactly `expect` elements into buf.
@@ -132,6 +160,20 @@ static int read_exact(hid_t f, const char *name, hid_t mem, void *buf, hsize_t e
     H5Sclose(s);
     H5Dclose(d);
     return rc;
+}
+
+// The checkpoint a trial names lives inside OUT (the writer names
+// checkpoints/<id>.h5): resume must not follow a damaged name to an
+// absolute path or up through "..", where a FIFO or device could block it.
+static int inside_outdir(const char *p) {
+    if (p[0] == '/') return 0;
+    for (const char *s = p; *s;) {
+        const char *e = strchr(s, '/');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n == 2 && s[0] == '.' && s[1] == '.') return 0;
+        s += n + (e ? 1 : 0);
+    }
+    return 1;
 }
 
 int trial_file_read(const char *path, TrialRecord *r, CheckpointRef *ckpt, CtError *err) {
@@ -159,13 +201,25 @@ int trial_file_read(const char *path, TrialRecord *r, CheckpointRef *ckpt, CtErr
         H5Fclose(f);
         return ct_errorf(err, "%s: /epochs missing or longer than the trial's %zu epochs", path, r->budget);
     }
+    size_t n = (size_t)ne, n_lr = 0, cap = 0;
+    // iters_per_epoch sizes the learning-rate buffer (the whole budget):
+    // trust it only as far as /lr_trace holds that many values per epoch.
+    // Without epochs it says nothing; the first new epoch sets it.
+    if (n == 0) ipe = 0;
+    hssize_t have_lr = written_npoints(f, "lr_trace");
+    if (ct_mul_size(&n_lr, n, (size_t)ipe) || ct_mul_size(&cap, r->budget, (size_t)ipe) || have_lr < 0 ||
+        (size_t)have_lr != n_lr) {
+        H5Fclose(f);
+        H5Eclear2(H5E_DEFAULT);
+        return ct_errorf(err, "%s: /lr_trace does not hold iters_per_epoch (%lld) values per epoch", path,
+                         (long long)ipe);
+    }
     hid_t et = epoch_type();
-    size_t n = (size_t)ne;
     free(r->lr_trace);
     r->iters_per_epoch = (size_t)ipe;
-    r->lr_trace = ct_calloc(r->budget * (ipe ? (size_t)ipe : 1), sizeof *r->lr_trace);
+    r->lr_trace = ipe ? ct_calloc(cap, sizeof *r->lr_trace) : NULL;
     int rc = read_exact(f, "epochs", et, r->epochs, n) ||
-             read_exact(f, "lr_trace", H5T_NATIVE_DOUBLE, r->lr_trace, n * (size_t)ipe) ||
+             read_exact(f, "lr_trace", H5T_NATIVE_DOUBLE, r->lr_trace, n_lr) ||
              read_exact(f, "val/prob", H5T_NATIVE_FLOAT, r->val_prob, n * r->n_val);
     if (rc == 0 && r->status == TRIAL_DONE) rc = read_exact(f, "test/prob", H5T_NATIVE_FLOAT, r->test_prob, r->n_test);
     H5Tclose(et);
@@ -173,7 +227,8 @@ int trial_file_read(const char *path, TrialRecord *r, CheckpointRef *ckpt, CtErr
         hid_t g = H5Gopen2(f, "checkpoint", H5P_DEFAULT);
         int64_t ce = 0, ci = 0;
         if (g < 0 || read_attr_num(g, "epoch", H5T_NATIVE_INT64, &ce) ||
-            read_attr_num(g, "iteration", H5T_NATIVE_INT64, &ci) || read_attr_str(g, "file", ckpt->file, sizeof ckpt->file))
+            read_attr_num(g, "iteration", H5T_NATIVE_INT64, &ci) || read_attr_str(g, "file", ckpt->file, sizeof ckpt->file) ||
+            ce < 0 || ci < 0 || !inside_outdir(ckpt->file))
             rc = -1;
         ckpt->epoch = (size_t)ce;
         ckpt->iteration = (size_t)ci;

@@ -127,11 +127,21 @@ static int dims_of(hid_t f, const char *path, hsize_t *d0, hsize_t *d1) {
     return r;
 }
 
+// True when attribute a holds exactly one value: a damaged file may hold an
+// array (or nothing) where one value belongs, and H5Aread writes them all.
+static int attr_is_single(hid_t a) {
+    hid_t s = H5Aget_space(a);
+    if (s < 0) return 0;
+    int one = H5Sget_simple_extent_npoints(s) == 1;
+    H5Sclose(s);
+    return one;
+}
+
 static int64_t attr_int(hid_t f, const char *name) {
     int64_t v = -1;
     hid_t a = H5Aopen(f, name, H5P_DEFAULT);
     if (a >= 0) {
-        if (H5Aread(a, H5T_NATIVE_INT64, &v) < 0) v = -1;
+        if (!attr_is_single(a) || H5Aread(a, H5T_NATIVE_INT64, &v) < 0) v = -1;
         H5Aclose(a);
     }
     return v;
@@ -145,7 +155,7 @@ static void attr_text(hid_t f, const char *name, char *buf, size_t n) {
     H5Tset_size(mt, H5T_VARIABLE);
     H5Tset_cset(mt, H5Tget_cset(ft));
     char *s = NULL;
-    if (H5Tis_variable_str(ft) > 0 && H5Aread(a, mt, &s) >= 0 && s) snprintf(buf, n, "%s", s);
+    if (attr_is_single(a) && H5Tis_variable_str(ft) > 0 && H5Aread(a, mt, &s) >= 0 && s) snprintf(buf, n, "%s", s);
     if (s) H5free_memory(s);
     H5Tclose(mt);
     H5Tclose(ft);
@@ -217,6 +227,13 @@ int validate_outdir(const char *outdir, FILE *out, int *n_files) {
         H5Tset_size(s8, 8);
         H5Tinsert(mt, "trial_id", HOFFSET(Row, id), s17);
         H5Tinsert(mt, "status", HOFFSET(Row, status), s8);
+        // The row count comes from the file: a shape whose rows were never
+        // written is a problem, not an allocation of its size.
+        H5D_space_status_t status = H5D_SPACE_STATUS_ERROR;
+        if (nt > 0 && (H5Dget_space_status(d, &status) < 0 || status != H5D_SPACE_STATUS_ALLOCATED)) {
+            problem(&c, "/trials is not fully written%s%s", "", "");
+            nt = 0;
+        }
         Row *rows = ct_calloc(nt > 0 ? (size_t)nt : 1, sizeof *rows);
         if (nt > 0 && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0) {
             problem(&c, "cannot read /trials%s%s", "", "");

@@ -861,14 +861,21 @@ static char *manifest_attr(const char *path, const char *name) {
     char *out = NULL;
     hid_t a = H5Aopen(f, name, H5P_DEFAULT);
     if (a >= 0) {
-        hid_t ft = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, H5T_VARIABLE);
-        H5Tset_cset(mt, H5Tget_cset(ft));
-        char *v = NULL;
-        if (H5Aread(a, mt, &v) >= 0 && v) out = ct_strdup(v);
-        if (v) H5free_memory(v);
-        H5Tclose(mt);
-        H5Tclose(ft);
+        // One variable-length string, nothing else: a damaged manifest's
+        // attribute of another type or shape is not read into one pointer.
+        hid_t ft = H5Aget_type(a), sp = H5Aget_space(a);
+        hssize_t npts = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+        if (ft >= 0 && H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0 && npts == 1) {
+            hid_t mt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mt, H5T_VARIABLE);
+            H5Tset_cset(mt, H5Tget_cset(ft));
+            char *v = NULL;
+            if (H5Aread(a, mt, &v) >= 0 && v) out = ct_strdup(v);
+            if (v) H5free_memory(v);
+            H5Tclose(mt);
+        }
+        if (sp >= 0) H5Sclose(sp);
+        if (ft >= 0) H5Tclose(ft);
         H5Aclose(a);
     }
     H5Fclose(f);
