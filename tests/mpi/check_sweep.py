@@ -17,7 +17,8 @@ CASE:
   status    `ctsweep status` on a running sweep and on a finished one; a
             second run on the same OUTDIR meanwhile is refused; a truncated
             trial file fails validate (named) and --resume trains it again
-  chaos     20 SIGKILLs of the whole job, resuming after each: half at
+  chaos     20 SIGKILLs of the whole job, resuming after each (a sweep
+            that finishes between kills is checked and started afresh): half at
             random moments, half injected by CTSWEEP_KILL_POINT inside the
             master's file commits (new file open, closed, renamed; manifest,
             trial files, checkpoints): every file validates after every kill,
@@ -420,15 +421,19 @@ def case_chaos(ctsweep, work):
     rng = random.Random(int(os.environ.get("CTSWEEP_CHAOS_SEED", "11")))
     covered = {}
     finished_before = {}
-    for k in range(20):
+    kills = rounds = cycles = 0
+    # 20 kills that land: when a sweep finishes between kills, its results
+    # must equal the uninterrupted run's, and a fresh round starts.
+    while kills < 20 and cycles < 80:
+        cycles += 1
         env = dict(ENV, CTSWEEP_CHECKPOINT_EVERY="1")
         args = [ctsweep, "run", cfg, "-o", out] + (["--resume"] if os.path.exists(os.path.join(out, "sweep.h5")) else [])
-        if k % 2:
-            point = ("open", "closed", "renamed")[(k // 2) % 3]
+        if cycles % 2:
+            point = ("open", "closed", "renamed")[(cycles // 2) % 3]
             env["CTSWEEP_KILL_POINT"] = f"{point}:{rng.randint(1, 25)}"
             delay = 300
         else:
-            delay = rng.uniform(2.0, 10.0)
+            delay = rng.uniform(2.0, 12.0)
         p = subprocess.Popen(mpirun(3, args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                              env=env, start_new_session=True)
         try:
@@ -442,13 +447,25 @@ def case_chaos(ctsweep, work):
                 what = f"{point} ({kind})"
                 key = f"{point.split(':')[0]} ({kind})"
                 covered[key] = covered.get(key, 0) + 1
+                kills += 1
             else:
-                what = f"{env.get('CTSWEEP_KILL_POINT', 'no kill')} not reached: exit {p.returncode}"
+                what = None
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
             p.communicate()
             what = f"SIGKILL at {delay:.1f}s"
             covered["random moment"] = covered.get("random moment", 0) + 1
+            kills += 1
+        if what is None:
+            # Not killed: the sweep ran to its end.
+            ok_v, msg = validate(ctsweep, out)
+            report(p.returncode == 0 and ok_v and same(ref, results(out)),
+                   f"chaos round {rounds + 1} finished after {kills} kill(s) so far: exit {p.returncode}, {msg}, "
+                   f"results identical to an uninterrupted run")
+            rounds += 1
+            shutil.rmtree(out, ignore_errors=True)
+            finished_before = {}
+            continue
         if os.path.exists(os.path.join(out, "sweep.h5")):
             ok_v, msg = validate(ctsweep, out)
         else:
@@ -456,12 +473,13 @@ def case_chaos(ctsweep, work):
         now = results(out) if ok_v else {}
         lost = [t for t, v in finished_before.items() if t not in now or not same({t: v}, {t: now[t]})]
         finished_before = {t: v for t, v in now.items() if v[4] == "done"}
-        report(ok_v and not lost, f"chaos kill {k + 1}: {what}: {msg}, {len(finished_before)} done, "
+        report(ok_v and not lost, f"chaos kill {kills}: {what}: {msg}, {len(finished_before)} done, "
                f"{len(lost)} finished trial(s) lost or changed")
-    r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out, "--resume"]))
+    r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out] + (["--resume"] if os.path.exists(os.path.join(out, "sweep.h5")) else [])))
     ok_v, msg = validate(ctsweep, out)
-    report(r.returncode == 0 and ok_v and same(ref, results(out)),
-           f"chaos: final resume: exit {r.returncode}, {msg}, results identical to an uninterrupted run")
+    report(kills == 20 and r.returncode == 0 and ok_v and same(ref, results(out)),
+           f"chaos: {kills} kills in {rounds + 1} round(s); final resume: exit {r.returncode}, {msg}, results "
+           f"identical to an uninterrupted run")
     print("kill points covered: " + ", ".join(f"{k} x{v}" for k, v in sorted(covered.items())), flush=True)
 
 
