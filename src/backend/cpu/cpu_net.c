@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/pool_plan.h"
+
 #define MAX_ARGS 6
 #define BUF_INPUT (-2)
 #define BUF_OWNED (-1)
@@ -117,26 +119,9 @@ static void step_arg(Step *s, int arg, const dnnl_memory_desc_t *md, int buf, vo
     a->ptr = ptr;
 }
 
-// Symbolic buffer pool: best fit among free buffers, else grow the largest
-// free one, else a new buffer. Sizes are final only when planning ends.
+// The symbolic buffer pool (pool_plan.h); sizes are final only when planning ends.
 static int pool_get(CpuNet *net, size_t bytes) {
-    int best = -1, largest = -1;
-    for (size_t i = 0; i < net->n_pool; i++) {
-        if (!net->pool_free[i]) continue;
-        if (net->pool_bytes[i] >= bytes && (best < 0 || net->pool_bytes[i] < net->pool_bytes[best]))
-            best = (int)i;
-        if (largest < 0 || net->pool_bytes[i] > net->pool_bytes[largest]) largest = (int)i;
-    }
-    int b = best >= 0 ? best : largest;
-    if (b < 0) {
-        net->pool_bytes = ct_realloc(net->pool_bytes, (net->n_pool + 1) * sizeof *net->pool_bytes);
-        net->pool_free = ct_realloc(net->pool_free, (net->n_pool + 1) * sizeof *net->pool_free);
-        b = (int)net->n_pool++;
-        net->pool_bytes[b] = 0;
-    }
-    if (net->pool_bytes[b] < bytes) net->pool_bytes[b] = bytes;
-    net->pool_free[b] = 0;
-    return b;
+    return pool_plan_get(&net->pool_bytes, &net->pool_free, &net->n_pool, bytes);
 }
 
 static void pool_put(CpuNet *net, int b) {

@@ -25,6 +25,7 @@
 #include "backend/cuda/cuda_conv.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_net_kernels.h"
+#include "backend/pool_plan.h"
 
 #define WS_CAP_MAX ((size_t)2 << 30)  // workspace offered to the algorithm search
 
@@ -83,22 +84,7 @@ struct CudaNet {
 // ---- planning helpers ----
 
 static int pool_get(CudaNet *net, size_t bytes) {
-    int best = -1, largest = -1;
-    for (size_t i = 0; i < net->n_pool; i++) {
-        if (!net->pool_free[i]) continue;
-        if (net->pool_bytes[i] >= bytes && (best < 0 || net->pool_bytes[i] < net->pool_bytes[best])) best = (int)i;
-        if (largest < 0 || net->pool_bytes[i] > net->pool_bytes[largest]) largest = (int)i;
-    }
-    int b = best >= 0 ? best : largest;
-    if (b < 0) {
-        net->pool_bytes = ct_realloc(net->pool_bytes, (net->n_pool + 1) * sizeof *net->pool_bytes);
-        net->pool_free = ct_realloc(net->pool_free, (net->n_pool + 1) * sizeof *net->pool_free);
-        b = (int)net->n_pool++;
-        net->pool_bytes[b] = 0;
-    }
-    if (net->pool_bytes[b] < bytes) net->pool_bytes[b] = bytes;
-    net->pool_free[b] = 0;
-    return b;
+    return pool_plan_get(&net->pool_bytes, &net->pool_free, &net->n_pool, bytes);
 }
 
 static int tensor_bytes(size_t *out, const CudaNet *net, size_t c, size_t h, size_t w) {
