@@ -77,6 +77,45 @@ def report(ok, msg):
     print(f"{'ok  ' if ok else 'FAIL'} {msg}", flush=True)
 
 
+def session_pids(sid):
+    """Processes in session sid (mpirun started with start_new_session=True
+    leads one; Open MPI puts each rank in a process group of its own, so
+    killpg on mpirun's group alone would leave the ranks running)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                pids.append(int(d))
+    return pids
+
+
+def kill_job(p):
+    """SIGKILL mpirun and every rank at once, as a scheduler killing the job
+    does, and wait until all of them are gone."""
+    deadline = time.time() + 60
+    while True:
+        pids = session_pids(p.pid)
+        if not pids or time.time() > deadline:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if p.poll() is None:
+            try:
+                p.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                pass
+        time.sleep(0.05)
+    p.wait()
+
+
 def write_config(work, name, extra=""):
     path = os.path.join(work, name)
     with open(path, "w") as f:
@@ -202,8 +241,7 @@ def case_kill(ctsweep, work):
             p.wait(timeout=delay)
             killed = False
         except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+            kill_job(p)
             killed = True
         if os.path.exists(os.path.join(out, "sweep.h5")):
             ok_v, msg = validate(ctsweep, out)
@@ -440,6 +478,7 @@ def case_chaos(ctsweep, work):
             _, err = p.communicate(timeout=delay)
             hit = [l for l in err.splitlines() if l.startswith("ctsweep: kill point")]
             if hit:
+                kill_job(p)  # the ranks the injected kill left behind, before the next run takes the lock
                 where = hit[0].split(" at ")[-1]
                 kind = ("manifest" if where.endswith("sweep.h5") else
                         "checkpoint" if "/checkpoints/" in where else "trial file")
@@ -451,7 +490,7 @@ def case_chaos(ctsweep, work):
             else:
                 what = None
         except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
+            kill_job(p)
             p.communicate()
             what = f"SIGKILL at {delay:.1f}s"
             covered["random moment"] = covered.get("random moment", 0) + 1
@@ -459,9 +498,11 @@ def case_chaos(ctsweep, work):
         if what is None:
             # Not killed: the sweep ran to its end.
             ok_v, msg = validate(ctsweep, out)
-            report(p.returncode == 0 and ok_v and same(ref, results(out)),
+            same_v = same(ref, results(out))
+            report(p.returncode == 0 and ok_v and same_v,
                    f"chaos round {rounds + 1} finished after {kills} kill(s) so far: exit {p.returncode}, {msg}, "
-                   f"results identical to an uninterrupted run")
+                   f"results {'identical to' if same_v else 'DIFFERENT from'} an uninterrupted run"
+                   + ("" if p.returncode == 0 else f"; stderr: {err.strip().splitlines()[-3:]}"))
             rounds += 1
             shutil.rmtree(out, ignore_errors=True)
             finished_before = {}
