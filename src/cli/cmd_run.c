@@ -13,10 +13,13 @@
 
 static void run_usage(FILE *f) {
     fprintf(f,
-            "usage: [mpirun -n N] ctsweep run CONFIG.yaml -o OUTDIR [--resume] [--retry-failed] [--dry-run]\n"
+            "usage: [mpirun -n N] ctsweep run CONFIG.yaml -o OUTDIR [--resume] [--retry-failed] [--slice I/N] [--dry-run]\n"
             "  -o, --output DIR   results directory: DIR/sweep.h5 and DIR/trials/<trial_id>.h5\n"
             "  --resume           continue the sweep in DIR: finished trials are kept, the rest run\n"
             "  --retry-failed     with --resume, run failed trials again\n"
+            "  --slice I/N        run only slice I (0 <= I < N) of the grid: about 1/N of the work, a model's\n"
+            "                     runs kept together (Slurm job arrays: one slice per array task, each to its\n"
+            "                     own OUTDIR; then `ctsweep merge -o OUT DIR...`)\n"
             "  --dry-run          list the trials and exit\n"
             "  --help-config      every configuration key with its default\n"
             "exit status: 0 all trials done, 3 done but some trials failed, 1 error, 2 usage,\n"
@@ -28,6 +31,7 @@ int cmd_run(int argc, char **argv) {
                                              {"resume", no_argument, 0, 'r'},
                                              {"retry-failed", no_argument, 0, 'f'},
                                              {"dry-run", no_argument, 0, 'd'},
+                                             {"slice", required_argument, 0, 's'},
                                              {"help-config", no_argument, 0, 'c'},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
@@ -40,6 +44,18 @@ int cmd_run(int argc, char **argv) {
         case 'r': a.resume = 1; break;
         case 'f': a.retry_failed = 1; break;
         case 'd': a.dry_run = 1; break;
+        case 's': {
+            unsigned long long i, n;
+            int used = 0;
+            if (sscanf(optarg, "%llu/%llu%n", &i, &n, &used) != 2 || optarg[used] != '\0' || optarg[0] == '-' ||
+                n == 0 || i >= n || n > 1000000) {
+                fprintf(stderr, "ctsweep run: --slice %s: expected I/N with 0 <= I < N (e.g. 0/4)\n", optarg);
+                return CT_EXIT_USAGE;
+            }
+            a.slice = (size_t)i;
+            a.n_slices = (size_t)n;
+            break;
+        }
         case 'c': config_print_help(stdout); return CT_EXIT_OK;
         case 'h': run_usage(stdout); return CT_EXIT_OK;
         default: run_usage(stderr); return CT_EXIT_USAGE;

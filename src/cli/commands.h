@@ -7,6 +7,7 @@
 #define CTSWEEP_CLI_COMMANDS_H
 
 int cmd_features(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_phantoms(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_status(int argc, char **argv);

@@ -14,7 +14,8 @@ typedef struct {
 } Command;
 
 static const Command COMMANDS[] = {
-    {"run", cmd_run, "run CONFIG.yaml -o OUTDIR [--resume] [--retry-failed] [--dry-run]   (under mpirun -n N)"},
+    {"run", cmd_run, "run CONFIG.yaml -o OUTDIR [--resume] [--retry-failed] [--slice I/N] [--dry-run]   (under mpirun -n N)"},
+    {"merge", cmd_merge, "merge -o OUTDIR SLICE_DIR...   (the folders of `run --slice` into one)"},
     {"status", cmd_status, "status OUTDIR"},
     {"validate", cmd_validate, "validate OUTDIR"},
     {"features", cmd_features,

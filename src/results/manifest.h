@@ -26,6 +26,7 @@ typedef struct {
     const TrialRecord *records;  // (grid->n_trials)
     const char *created_utc;
     const char *state;           // "running", "interrupted", "done"
+    const char *merged_from;     // `ctsweep merge`: the source folders, one per line (NULL otherwise)
 } ManifestView;
 
 int manifest_write(const char *outdir, const ManifestView *m, CtError *err);

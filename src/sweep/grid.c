@@ -3,11 +3,14 @@
  */
 #include "sweep/grid.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "train/head.h"
 #include "util/sha256.h"
+#include "util/util.h"
 
 // Everything every trial shares that changes results. Any change here gives
 // every trial a new id, so a resumed sweep never reuses a stale result.
@@ -45,6 +48,31 @@ static double expected_cost(const char *model, size_t epochs, size_t batch) {
     return per * (double)epochs * (1.0 + 8.0 / (double)batch);
 }
 
+// For slicing, where each slice computes the features of every model it
+// holds: multiply-adds of the run's head training plus an even share of its
+// model's backbone passes (train views, val and test, taken as half the
+// training set), from the backbones' published per-image counts at 224 px.
+static void slice_costs(Grid *g, const SweepConfig *c, size_t n_train) {
+    double px = (double)c->image_size / 224.0, views = c->augment.aug_views > 1 ? (double)c->augment.aug_views : 1.0;
+    for (size_t r = 0; r < g->n_runs; r++) {
+        GridRun *run = &g->runs[r];
+        int vgg = strncmp(run->model, "vgg", 3) == 0;
+        double gmacs = strcmp(run->model, "vgg19") == 0 ? 19.6 : vgg ? 15.5 : 3.6;
+        size_t same = 0;
+        for (size_t k = 0; k < g->n_runs; k++) same += strcmp(g->runs[k].model, run->model) == 0;
+        double backbone = gmacs * 1e9 * px * px * (double)n_train * (views + 0.5) / (double)same;
+        HeadSpec h = c->head;
+        if (!c->head_hidden_set) head_spec_default(&h, run->model, 0);
+        double in = vgg ? 25088.0 : 512.0, macs = 0.0;
+        for (size_t k = 0; k < h.n_hidden; k++) {
+            macs += in * (double)h.hidden[k];
+            in = (double)h.hidden[k];
+        }
+        macs += in * 2.0;
+        run->slice_cost = backbone + 3.0 * macs * (double)n_train * (double)run->epochs;
+    }
+}
+
 int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_train, CtError *err) {
     memset(g, 0, sizeof *g);
     shared_hash(g->shared_hash, c, fingerprint);
@@ -52,7 +80,6 @@ int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_
     if (n == 0) return ct_errorf(err, "grid: empty");
     g->trials = ct_calloc(n, sizeof *g->trials);
     g->runs = ct_calloc(n, sizeof *g->runs);
-    (void)n_train;
     size_t t = 0;
     for (size_t mi = 0; mi < c->n_models; mi++)
         for (size_t bi = 0; bi < c->n_batch_sizes; bi++)
@@ -107,6 +134,7 @@ int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_
                     }
                 }
     g->n_trials = t;
+    slice_costs(g, c, n_train);
     for (size_t i = 0; i < t; i++)
         for (size_t j = 0; j < i; j++)
             if (strcmp(g->trials[i].id, g->trials[j].id) == 0)
@@ -118,6 +146,47 @@ void grid_free(Grid *g) {
     free(g->trials);
     free(g->runs);
     memset(g, 0, sizeof *g);
+}
+
+size_t grid_slice_of(const Grid *g, size_t r, size_t n) {
+    double total = 0.0, before = 0.0;
+    for (size_t k = 0; k < g->n_runs; k++) {
+        total += g->runs[k].slice_cost;
+        if (k < r) before += g->runs[k].slice_cost;
+    }
+    if (n <= 1 || total <= 0.0) return 0;
+    // By the middle of the run's share of the work: every slice's stretch
+    // is as close to total/n as whole runs allow.
+    size_t s = (size_t)((before + 0.5 * g->runs[r].slice_cost) / total * (double)n);
+    return s < n ? s : n - 1;
+}
+
+void grid_slice(Grid *g, size_t i, size_t n) {
+    size_t *run_map = ct_calloc(g->n_runs ? g->n_runs : 1, sizeof *run_map);
+    size_t *trial_map = ct_calloc(g->n_trials ? g->n_trials : 1, sizeof *trial_map);
+    size_t nr = 0, nt = 0;
+    for (size_t r = 0; r < g->n_runs; r++) run_map[r] = grid_slice_of(g, r, n) == i ? nr++ : SIZE_MAX;
+    for (size_t t = 0; t < g->n_trials; t++) {
+        GridTrial tr = g->trials[t];
+        if (run_map[tr.run] == SIZE_MAX) continue;
+        trial_map[t] = nt;
+        tr.index = nt;
+        tr.run = run_map[tr.run];
+        g->trials[nt++] = tr;
+    }
+    for (size_t r = 0; r < g->n_runs; r++) {
+        if (run_map[r] == SIZE_MAX) continue;
+        GridRun run = g->runs[r];
+        run.index = run_map[r];
+        for (size_t k = 0; k < run.n_trials; k++) run.trials[k] = trial_map[run.trials[k]];
+        g->runs[run.index] = run;
+    }
+    g->n_runs = nr;
+    g->n_trials = nt;
+    g->slice = i;
+    g->n_slices = n;
+    free(run_map);
+    free(trial_map);
 }
 
 long grid_find(const Grid *g, const char *id) {

@@ -41,6 +41,7 @@ typedef struct {
     size_t n_trials;
     size_t epochs;                    // the longest budget
     double cost;                      // expected work, for longest-first ordering
+    double slice_cost;                // its share of a slice's work (grid_slice): head and backbone
 } GridRun;
 
 typedef struct {
@@ -49,6 +50,7 @@ typedef struct {
     GridRun *runs;
     size_t n_runs;
     char shared_hash[65];  // hash of the settings every trial shares
+    size_t slice, n_slices;  // slice `slice` of n_slices (grid_slice); n_slices 0: the whole grid
 } Grid;
 
 // Expands cfg's grid for a data set with this fingerprint and n_train
@@ -56,6 +58,14 @@ typedef struct {
 // epochs.
 int grid_build(Grid *g, const SweepConfig *cfg, const char *dataset_fingerprint, size_t n_train, CtError *err);
 void grid_free(Grid *g);
+// Keeps slice i (0-based) of n: the runs in one contiguous stretch of grid
+// order (so a model's runs stay together and share its features) holding
+// about 1/n of the expected work, with their trials, renumbered. Every run
+// belongs to exactly one slice; a slice may be empty when n exceeds the
+// number of runs.
+void grid_slice(Grid *g, size_t i, size_t n);
+// The slice (0-based) that run r of the whole grid belongs to.
+size_t grid_slice_of(const Grid *g, size_t r, size_t n);
 // Index of the trial with this id, or -1.
 long grid_find(const Grid *g, const char *id);
 // One line per trial (for --dry-run).

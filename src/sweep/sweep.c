@@ -107,6 +107,8 @@ typedef struct {
     CheckpointRef *ckpt;     // (n_runs) the latest checkpoint of each run
     Buf *resume_state;       // (n_runs) the state a resumed run starts from
     int manifest_dirty;
+    int merging;              // sweep_merge: no resume messages
+    const char *merged_from;  // sweep_merge: the source folders, one per line
     // worker
     FeatureCache *fc;
     char last_model[32];
@@ -486,7 +488,7 @@ static void write_trial(Sweep *s, size_t t) {
 
 static void write_manifest(Sweep *s, const char *state) {
     ManifestView m = {.cfg = &s->cfg, .ds = &s->ds, .grid = &s->grid, .records = s->rec, .created_utc = s->created,
-                      .state = state};
+                      .state = state, .merged_from = s->merged_from};
     CtError err = {{0}};
     if (manifest_write(s->outdir, &m, &err)) results_unwritable(err.msg);
     s->manifest_dirty = 0;
@@ -837,7 +839,7 @@ static void master_resume(Sweep *s, char *pending, int retry_failed) {
             rec->error[0] = '\0';
             trial_record_truncate(rec, keep);
         }
-        if (ck->file[0]) printf("resume: run %zu continues from its checkpoint at epoch %zu, iteration %zu\n", i, ck->epoch,
+        if (ck->file[0] && !s->merging) printf("resume: run %zu continues from its checkpoint at epoch %zu, iteration %zu\n", i, ck->epoch,
                          ck->iteration);
     }
 }
@@ -889,6 +891,16 @@ static char *manifest_attr(const char *path, const char *name) {
 static int check_resume_config(Sweep *s, CtError *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/sweep.h5", s->outdir);
+    // A slice's folder continues only as the same slice.
+    char *stored = manifest_attr(path, "slice"), now[48] = "";
+    if (s->grid.n_slices) snprintf(now, sizeof now, "%zu/%zu", s->grid.slice, s->grid.n_slices);
+    if (strcmp(stored ? stored : "", now) != 0) {
+        if (stored) ct_errorf(err, "%s holds slice %s of the grid: resume it with --slice %s", path, stored, stored);
+        else ct_errorf(err, "%s holds the whole grid: resume it without --slice", path);
+        free(stored);
+        return -1;
+    }
+    free(stored);
     char *yaml = manifest_attr(path, "config_yaml"), *name = manifest_attr(path, "config_path");
     if (!yaml) {
         free(name);
@@ -976,6 +988,32 @@ static int agree(int ok) {
     MPI_Iallreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD, &req);
     wait_quietly(&req);
     return all;
+}
+
+// Everything a Sweep holds, and the Sweep.
+static void sweep_free(Sweep *s) {
+    if (s->rec)
+        for (size_t t = 0; t < s->grid.n_trials; t++) trial_record_free(&s->rec[t]);
+    free(s->rec);
+    if (s->resume_state)
+        for (size_t i = 0; i < s->grid.n_runs; i++) buf_free(&s->resume_state[i]);
+    free(s->resume_state);
+    free(s->ckpt);
+    for (int sp = 0; sp < DATA_SPLITS; sp++) free(s->index[sp]);
+    free(s->test_labels);
+    fcache_free(s->fc);
+#ifdef CTSWEEP_HAVE_CUDA
+    if (s->nccl) {
+        CtError nerr = {{0}};
+        if (cuda_nccl_free(s->nccl, &nerr)) fprintf(stderr, "ctsweep: warning: rank %d: %s\n", s->rank, nerr.msg);
+    }
+#endif
+    if (s->group != MPI_COMM_NULL && s->group != 0) MPI_Comm_free(&s->group);
+    grid_free(&s->grid);
+    image_cache_free(&s->ic);
+    dataset_free(&s->ds);
+    config_free(&s->cfg);
+    free(s);
 }
 
 int sweep_main(const SweepArgs *a) {
@@ -1078,6 +1116,8 @@ int sweep_main(const SweepArgs *a) {
     if (!agree(ok)) goto fail;
     size_t n_train = s->ds.count[SPLIT_TRAIN][0] + s->ds.count[SPLIT_TRAIN][1];
     ok = grid_build(&s->grid, &s->cfg, s->ds.fingerprint, n_train, &err) == 0;
+    size_t full_runs = s->grid.n_runs;
+    if (ok && a->n_slices) grid_slice(&s->grid, a->slice, a->n_slices);
     if (ok && a->resume && !a->dry_run && s->rank == 0 && path_exists(manifest)) ok = check_resume_config(s, &err) == 0;
     if (!agree(ok)) goto fail;
     if (s->rank == 0) {
@@ -1091,6 +1131,9 @@ int sweep_main(const SweepArgs *a) {
                CTSWEEP_VERSION, s->grid.n_trials, s->grid.n_runs, s->size, s->ds.root, s->ds.n, n_train,
                s->ds.count[SPLIT_VAL][0] + s->ds.count[SPLIT_VAL][1],
                s->ds.count[SPLIT_TEST][0] + s->ds.count[SPLIT_TEST][1], s->ds.n_skipped, s->ds.fingerprint);
+        if (s->grid.n_slices)
+            printf("slice %zu/%zu: %zu of the grid's %zu runs (merge the slices' folders with ctsweep merge)\n",
+                   s->grid.slice, s->grid.n_slices, s->grid.n_runs, full_runs);
         printf("---- resolved configuration ----\n");
         config_print(stdout, &s->cfg);
         printf("--------------------------------\n");
@@ -1167,27 +1210,242 @@ fail:
 done:
     barrier_quietly(MPI_COMM_WORLD);
     if (tmp_phantoms[0] && s->rank == 0) remove_tree(tmp_phantoms);
-    if (s->rec)
-        for (size_t t = 0; t < s->grid.n_trials; t++) trial_record_free(&s->rec[t]);
-    free(s->rec);
-    if (s->resume_state)
-        for (size_t i = 0; i < s->grid.n_runs; i++) buf_free(&s->resume_state[i]);
-    free(s->resume_state);
-    free(s->ckpt);
-    for (int sp = 0; sp < DATA_SPLITS; sp++) free(s->index[sp]);
-    free(s->test_labels);
-    fcache_free(s->fc);
-#ifdef CTSWEEP_HAVE_CUDA
-    if (s->nccl) {
-        CtError nerr = {{0}};
-        if (cuda_nccl_free(s->nccl, &nerr)) fprintf(stderr, "ctsweep: warning: rank %d: %s\n", s->rank, nerr.msg);
+    sweep_free(s);
+    return code;
+}
+
+// ---- merge ----
+
+// One source folder of a merge: its manifest's identity.
+typedef struct {
+    char *yaml, *config_path, *fingerprint, *slice, *created;
+    size_t slice_i, slice_n;
+} MergeSource;
+
+static int merge_sources(MergeSource *src, char *const *dirs, size_t n, CtError *err) {
+    for (size_t i = 0; i < n; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/sweep.h5", dirs[i]);
+        MergeSource *m = &src[i];
+        if (!path_exists(path)) return ct_errorf(err, "%s: no sweep.h5 here, not a ctsweep results folder", dirs[i]);
+        m->yaml = manifest_attr(path, "config_yaml");
+        m->config_path = manifest_attr(path, "config_path");
+        m->fingerprint = manifest_attr(path, "dataset_fingerprint");
+        m->slice = manifest_attr(path, "slice");
+        m->created = manifest_attr(path, "created_utc");
+        if (!m->yaml || !m->fingerprint)
+            return ct_errorf(err, "%s: cannot read %s (see ctsweep validate %s)", path,
+                             m->yaml ? "dataset_fingerprint" : "config_yaml", dirs[i]);
+        int used = 0;
+        if (m->slice && (sscanf(m->slice, "%zu/%zu%n", &m->slice_i, &m->slice_n, &used) != 2 || m->slice[used] ||
+                         m->slice_n == 0 || m->slice_i >= m->slice_n))
+            return ct_errorf(err, "%s: slice attribute '%s' is not I/N", path, m->slice);
+        if (i == 0) continue;
+        if (strcmp(m->yaml, src[0].yaml) != 0)
+            return ct_errorf(err, "%s: its configuration differs from %s's; only folders of one sweep merge", dirs[i],
+                             dirs[0]);
+        if (strcmp(m->fingerprint, src[0].fingerprint) != 0)
+            return ct_errorf(err, "%s: its data set (fingerprint %.16s) differs from %s's (%.16s)", dirs[i],
+                             m->fingerprint, dirs[0], src[0].fingerprint);
+        for (size_t j = 0; j < i; j++) {
+            if (m->slice && src[j].slice && m->slice_n != src[j].slice_n)
+                return ct_errorf(err, "%s holds slice %s but %s holds slice %s: slices of different splits", dirs[i],
+                                 m->slice, dirs[j], src[j].slice);
+            if (m->slice && src[j].slice && m->slice_i == src[j].slice_i)
+                return ct_errorf(err, "%s and %s both hold slice %s", dirs[j], dirs[i], m->slice);
+        }
     }
-#endif
-    if (s->group != MPI_COMM_NULL && s->group != 0) MPI_Comm_free(&s->group);
-    grid_free(&s->grid);
+    return 0;
+}
+
+// How far a trial file got: done > failed > resumable from a checkpoint at
+// a later epoch > nothing usable (-1: no file or unreadable).
+static double trial_progress(const char *path, const GridTrial *t, const Sweep *s, CheckpointRef *ck) {
+    if (!path_exists(path)) return -1.0;
+    TrialRecord r;
+    trial_record_init(&r, t->epochs, s->n_split[SPLIT_VAL], s->n_split[SPLIT_TEST]);
+    CtError err = {{0}};
+    double p = -1.0;
+    memset(ck, 0, sizeof *ck);
+    if (trial_file_read(path, &r, ck, &err) != 0)
+        ct_warn("%s; not merged", err.msg);
+    else
+        p = r.status == TRIAL_DONE ? 3.0 : r.status == TRIAL_FAILED ? 2.0 : ck->file[0] ? 1.0 - 1.0 / (2.0 + (double)ck->epoch) : 0.0;
+    trial_record_free(&r);
+    return p;
+}
+
+static int copy_file(const char *from, const char *to, CtError *err) {
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = ct_read_file(from, &data, &len, SIZE_MAX, err);
+    if (rc == 0) rc = ct_write_file_atomic(to, data, len, err);
+    free(data);
+    return rc;
+}
+
+int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs) {
+    Sweep *s = ct_calloc(1, sizeof *s);
+    MergeSource *src = ct_calloc(n_dirs, sizeof *src);
+    char tmp_phantoms[4096] = "", *merged_from = NULL, *pending = NULL;
+    uint8_t *copied = NULL;
+    size_t merged_len = 0;
+    s->rank = 0;
+    s->size = 1;
+    s->merging = 1;
+    snprintf(s->outdir, sizeof s->outdir, "%s", outdir);
+    gethostname(s->host, sizeof s->host - 1);
+    CtError err = {{0}};
+    int code = SWEEP_EXIT_ERROR;
+    if (merge_sources(src, dirs, n_dirs, &err)) goto fail;
+    FILE *mf = open_memstream(&merged_from, &merged_len);
+    for (size_t i = 0; i < n_dirs && mf; i++) {
+        char *real = realpath(dirs[i], NULL), *out_real = realpath(outdir, NULL);
+        int self = real && out_real && strcmp(real, out_real) == 0;
+        fprintf(mf, "%s%s", i ? "\n" : "", real ? real : dirs[i]);
+        free(real);
+        free(out_real);
+        if (self) {
+            fclose(mf);
+            ct_errorf(&err, "%s: OUTDIR cannot also be a source", dirs[i]);
+            goto fail;
+        }
+    }
+    if (!mf) fatal("open_memstream failed");
+    fclose(mf);
+    s->merged_from = merged_from;
+    // OUTDIR: new, or an earlier merge of the same sweep.
+    char manifest[4200];
+    snprintf(manifest, sizeof manifest, "%s/sweep.h5", outdir);
+    if (path_exists(manifest)) {
+        char *was = manifest_attr(manifest, "merged_from"), *yaml = manifest_attr(manifest, "config_yaml");
+        int same = yaml && strcmp(yaml, src[0].yaml) == 0;
+        free(yaml);
+        free(was);
+        if (!was || !same) {
+            ct_errorf(&err, "%s already holds %s; choose another -o", outdir,
+                      !was ? "a sweep that ctsweep merge did not write" : "the merge of another sweep");
+            goto fail;
+        }
+    }
+    char trials[4200];
+    snprintf(trials, sizeof trials, "%s/trials", outdir);
+    if (ct_mkdirs(trials, &err) || lock_outdir(outdir, &err)) goto fail;
+    CtError perr = {{0}};
+    if (config_parse(&s->cfg, src[0].config_path && src[0].config_path[0] ? src[0].config_path : dirs[0], src[0].yaml,
+                     strlen(src[0].yaml), &perr)) {
+        ct_errorf(&err, "%s/sweep.h5: the stored configuration no longer loads (%s)", dirs[0], perr.msg);
+        goto fail;
+    }
+    if (setup_data(s, 0, tmp_phantoms, &err)) goto fail;
+    if (strcmp(s->ds.fingerprint, src[0].fingerprint) != 0) {
+        ct_errorf(&err, "%s: the data set has changed since the slices ran (fingerprint %.16s, theirs %.16s)",
+                  s->ds.root, s->ds.fingerprint, src[0].fingerprint);
+        goto fail;
+    }
     image_cache_free(&s->ic);
-    dataset_free(&s->ds);
-    config_free(&s->cfg);
-    free(s);
+    size_t n_train = s->ds.count[SPLIT_TRAIN][0] + s->ds.count[SPLIT_TRAIN][1];
+    if (grid_build(&s->grid, &s->cfg, s->ds.fingerprint, n_train, &err)) goto fail;
+    master_index(s);
+    s->rec = ct_calloc(s->grid.n_trials, sizeof *s->rec);
+    for (size_t t = 0; t < s->grid.n_trials; t++)
+        trial_record_init(&s->rec[t], s->grid.trials[t].epochs, s->n_split[SPLIT_VAL], s->n_split[SPLIT_TEST]);
+    s->ckpt = ct_calloc(s->grid.n_runs, sizeof *s->ckpt);
+    s->resume_state = ct_calloc(s->grid.n_runs, sizeof *s->resume_state);
+    // The merged sweep was created when its first slice was.
+    manifest_utc_now(s->created, sizeof s->created);
+    for (size_t i = 0; i < n_dirs; i++)
+        if (src[i].created && strcmp(src[i].created, s->created) < 0)
+            snprintf(s->created, sizeof s->created, "%s", src[i].created);
+    // Each trial from the folder where it got furthest; its run's
+    // checkpoint with it, when the trial is unfinished.
+    copied = ct_calloc(s->grid.n_runs, 1);
+    size_t n_taken = 0;
+    for (size_t t = 0; t < s->grid.n_trials; t++) {
+        const GridTrial *gt = &s->grid.trials[t];
+        double best = -1.0;
+        size_t from = 0;
+        CheckpointRef best_ck = {0};
+        for (size_t i = 0; i < n_dirs; i++) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s/trials/%s.h5", dirs[i], gt->id);
+            CheckpointRef ck;
+            double p = trial_progress(path, gt, s, &ck);
+            if (p > best) {
+                best = p;
+                from = i;
+                best_ck = ck;
+            }
+        }
+        if (best < 0.0) continue;
+        char path[4200], to[4200];
+        snprintf(path, sizeof path, "%s/trials/%s.h5", dirs[from], gt->id);
+        trial_path(s, t, to, sizeof to);
+        if (copy_file(path, to, &err)) goto fail;
+        n_taken++;
+        if (best < 2.0 && best_ck.file[0] && !copied[gt->run]) {
+            char ck_from[4400], ck_to[4400], ck_dir[4200];
+            snprintf(ck_from, sizeof ck_from, "%s/%s", dirs[from], best_ck.file);
+            snprintf(ck_to, sizeof ck_to, "%s/%s", outdir, best_ck.file);
+            snprintf(ck_dir, sizeof ck_dir, "%s/checkpoints", outdir);
+            if (ct_mkdirs(ck_dir, &err)) goto fail;
+            // A checkpoint that cannot be copied only costs the run a restart.
+            CtError cerr = {{0}};
+            if (copy_file(ck_from, ck_to, &cerr) == 0) copied[gt->run] = 1;
+            else ct_warn("%s; the run of trial %s starts again when resumed", cerr.msg, gt->id);
+        }
+    }
+    // From here on OUTDIR is read as --resume reads it.
+    pending = ct_calloc(s->grid.n_runs, 1);
+    memset(pending, 1, s->grid.n_runs);
+    master_resume(s, pending, 0);
+    size_t n_pending = 0;
+    for (size_t t = 0; t < s->grid.n_trials; t++)
+        if (s->rec[t].status == TRIAL_PENDING) {
+            write_trial(s, t);
+            n_pending++;
+        }
+    write_manifest(s, n_pending ? "interrupted" : "done");
+    printf("merged %zu folder(s): %zu trial files taken; %zu done, %zu failed, %zu pending of %zu trials -> %s/sweep.h5\n",
+           n_dirs, n_taken, s->n_done, s->n_failed, n_pending, s->grid.n_trials, outdir);
+    size_t n_slices = 0;
+    for (size_t i = 0; i < n_dirs; i++)
+        if (src[i].slice) n_slices = src[i].slice_n;
+    if (n_slices) {
+        char missing[512] = "";
+        size_t nm = 0, used = 0;
+        for (size_t k = 0; k < n_slices; k++) {
+            int have = 0;
+            for (size_t i = 0; i < n_dirs; i++) have |= src[i].slice && src[i].slice_i == k;
+            if (have) continue;
+            if (used + 24 < sizeof missing) used += (size_t)snprintf(missing + used, sizeof missing - used, "%s%zu/%zu",
+                                                                     nm ? ", " : "", k, n_slices);
+            nm++;
+        }
+        if (nm) printf("slices not given: %s (%zu of %zu)\n", missing, nm, n_slices);
+    }
+    if (n_pending)
+        printf("%zu trial(s) pending: merge again when the slices have finished, or run them here with "
+               "`ctsweep run CONFIG -o %s --resume` (exit %d)\n",
+               n_pending, outdir, SWEEP_EXIT_RESUME);
+    code = n_pending ? SWEEP_EXIT_RESUME : s->n_failed ? SWEEP_EXIT_FAILED_TRIALS : SWEEP_EXIT_OK;
+    goto done;
+fail:
+    fprintf(stderr, "ctsweep merge: error: %s\n", err.msg);
+done:
+    if (tmp_phantoms[0]) remove_tree(tmp_phantoms);
+    for (size_t i = 0; i < n_dirs; i++) {
+        free(src[i].yaml);
+        free(src[i].config_path);
+        free(src[i].fingerprint);
+        free(src[i].slice);
+        free(src[i].created);
+    }
+    free(src);
+    free(pending);
+    free(copied);
+    free(merged_from);
+    s->merged_from = NULL;
+    sweep_free(s);
     return code;
 }

@@ -28,6 +28,16 @@ CASE:
             nothing recomputes features instead of growing (same results as
             the cached run, more forwards), and a PNG declaring 50000 x 50000
             pixels is refused by the image guards with one line naming it
+  slices    the grid in 3 slices (`run --slice I/3`, as Slurm array tasks
+            run it, with different rank counts), one of them killed mid-run:
+            the slices are disjoint and cover the grid; `ctsweep merge` of
+            the finished slices gives the uninterrupted run's results; a
+            merge with a slice missing leaves its trials pending (exit 75)
+            and a merge with the killed slice carries its checkpoint, and
+            `run --resume` on the merged folder then finishes identically;
+            merging folders of different sweeps, the same slice twice, or
+            into a folder of a plain run, and resuming a slice as another,
+            are each refused with one line naming the folders
   disk      the output on a small tmpfs that fills mid-sweep, then on one
             remounted read-only mid-sweep: one error line naming the file
             and the cause, exit 75, every file valid, nothing finished lost,
@@ -524,6 +534,90 @@ def case_chaos(ctsweep, work):
     print("kill points covered: " + ", ".join(f"{k} x{v}" for k, v in sorted(covered.items())), flush=True)
 
 
+def case_slices(ctsweep, work):
+    cfg = write_config(work, "sweep.yaml")
+    _, ref = reference(ctsweep, work, cfg)
+    base = os.path.join(work, "slices")
+    shutil.rmtree(base, ignore_errors=True)
+    os.makedirs(base)
+    d = [os.path.join(base, f"s{i}") for i in range(3)]
+    ids = []
+    for i in range(3):
+        r = run(mpirun(1 + i % 2 + 1, [ctsweep, "run", cfg, "-o", d[i], "--slice", f"{i}/3"]))
+        ok_v, msg = validate(ctsweep, d[i])
+        with h5py.File(os.path.join(d[i], "sweep.h5"), "r") as h:
+            mine = [x.decode() for x in h["trials"]["trial_id"]]
+            tag = h.attrs.get("slice")
+        ids += mine
+        part = {k: v for k, v in ref.items() if k[:-3] in mine}
+        report(r.returncode == 0 and ok_v and tag == f"{i}/3" and same(part, results(d[i])),
+               f"slice {i}/3 on {1 + i % 2 + 1} ranks: exit {r.returncode}, {msg}, {len(mine)} trial(s), "
+               f"results identical to the whole run's")
+    report(sorted(ids) == sorted(k[:-3] for k in ref) and len(set(ids)) == len(ids),
+           f"the slices hold {len(ids)} trials, each of the grid's {len(ref)} exactly once")
+
+    merged = os.path.join(base, "merged")
+    r = run([ctsweep, "merge", "-o", merged] + d)
+    ok_v, msg = validate(ctsweep, merged)
+    report(r.returncode == 0 and ok_v and same(ref, results(merged)),
+           f"merge of 3 slices: exit {r.returncode}, {msg}, results identical to an uninterrupted run: "
+           f"{r.stdout.strip().splitlines()[-1:]}")
+    with h5py.File(os.path.join(merged, "sweep.h5"), "r") as h:
+        st = set(x.decode() for x in h["trials"]["status"])
+        state = h.attrs["state"]
+    report(st == {"done"} and state == "done", f"merged manifest: state {state}, trial statuses {sorted(st)}")
+    r = run([ctsweep, "merge", "-o", merged] + d)
+    report(r.returncode == 0 and same(ref, results(merged)), f"merging again into the merged folder: exit {r.returncode}")
+
+    # A slice killed mid-run (with a checkpoint) and a slice not given.
+    killed = os.path.join(base, "s1-killed")
+    env = dict(ENV, CTSWEEP_CHECKPOINT_EVERY="0", CTSWEEP_KILL_POINT="renamed:9")
+    p = subprocess.run(mpirun(2, [ctsweep, "run", cfg, "-o", killed, "--slice", "1/3"]), capture_output=True,
+                       text=True, env=env)
+    partial = results(killed)
+    ckpts = glob.glob(os.path.join(killed, "checkpoints", "*.h5"))
+    report(p.returncode != 0 and "kill point" in p.stderr and ckpts and any(v[4] != "done" for v in partial.values()),
+           f"slice 1/3 killed mid-run: exit {p.returncode}, {len(ckpts)} checkpoint(s), "
+           f"statuses {sorted(str(v[4]) for v in partial.values())}")
+    for name, srcs in (("with the killed slice", [d[0], killed, d[2]]), ("with slice 1/3 missing", [d[0], d[2]])):
+        out = os.path.join(base, "partial")
+        shutil.rmtree(out, ignore_errors=True)
+        r = run([ctsweep, "merge", "-o", out] + srcs)
+        ok_v, msg = validate(ctsweep, out)
+        said = r.stdout.strip().splitlines()
+        carried = glob.glob(os.path.join(out, "checkpoints", "*.h5"))
+        report(r.returncode == 75 and ok_v and any("pending" in l for l in said) and
+               (bool(carried) if "killed" in name else any("slices not given: 1/3" in l for l in said)),
+               f"merge {name}: exit {r.returncode}, {msg}, {len(carried)} checkpoint(s) carried over, {said[-2:]}")
+        r = run(mpirun(2, [ctsweep, "run", cfg, "-o", out, "--resume"]))
+        ok_v, msg = validate(ctsweep, out)
+        cont = [l for l in r.stdout.splitlines() if "continues from its checkpoint" in l]
+        report(r.returncode == 0 and ok_v and same(ref, results(out)) and (bool(cont) or "missing" in name),
+               f"--resume on that merge: exit {r.returncode}, {msg}, {len(cont)} run(s) continued from a checkpoint, "
+               f"results identical to an uninterrupted run")
+
+    # Refusals: one line naming what is at fault, nothing written.
+    other = write_config(work, "other.yaml", "ranks_per_trial: 1")
+    od = os.path.join(base, "other")
+    r = run([ctsweep, "run", other, "-o", od, "--slice", "0/3"])
+    cases = [
+        ("folders of two sweeps", [ctsweep, "merge", "-o", os.path.join(base, "x1"), d[0], od], [od, "configuration"]),
+        ("the same slice twice", [ctsweep, "merge", "-o", os.path.join(base, "x2"), d[0], d[1], d[0]], ["0/3", "both"]),
+        ("into a plain run's folder", [ctsweep, "merge", "-o", os.path.join(work, "ref"), d[0]], ["ref", "merge"]),
+        ("a folder without a manifest", [ctsweep, "merge", "-o", os.path.join(base, "x3"), base], [base, "sweep.h5"]),
+        ("resume of slice 0/3 as 2/3", mpirun(1, [ctsweep, "run", cfg, "-o", d[0], "--resume", "--slice", "2/3"]),
+         ["slice 0/3", "--slice 0/3"]),
+        ("--slice 3/3", [ctsweep, "run", cfg, "-o", os.path.join(base, "x4"), "--slice", "3/3"], ["3/3"]),
+    ]
+    for what, cmd, names in cases:
+        before = results(os.path.join(work, "ref"))
+        r = run(cmd)
+        lines = [l for l in r.stderr.strip().splitlines() if "error" in l or "expected" in l]
+        report(r.returncode in (1, 2) and len(lines) == 1 and all(n in lines[0] for n in names) and
+               same(before, results(os.path.join(work, "ref"))) and not os.path.exists(os.path.join(base, "x1", "sweep.h5")),
+               f"refused: {what}: exit {r.returncode}, {lines}")
+
+
 def png_header_only(path, w, h):
     """A PNG whose IHDR declares w x h RGB pixels, with one tiny IDAT."""
     import struct
@@ -645,7 +739,8 @@ def main():
     ctsweep, work, case = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(work, exist_ok=True)
     {"ranks": case_ranks, "signal": case_signal, "kill": case_kill, "failure": case_failure,
-     "config": case_config, "resume": case_resume, "groups": case_groups, "badimage": case_badimage, "status": case_status, "disk": case_disk, "chaos": case_chaos, "limits": case_limits}[case](ctsweep, work)
+     "config": case_config, "resume": case_resume, "groups": case_groups, "badimage": case_badimage, "status": case_status, "disk": case_disk, "chaos": case_chaos, "limits": case_limits,
+     "slices": case_slices}[case](ctsweep, work)
     print(f"{PASSED} passed, {FAILED} failed")
     sys.exit(1 if FAILED else 0)
 
