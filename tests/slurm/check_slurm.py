@@ -19,6 +19,11 @@ CASE:
   gpu        slurm/ctsweep.sbatch on a node that declares GPUs as a generic
              resource (no real GPU: the sweep's backend is cpu): the job gets
              its GPUs, completes, and the results equal the direct run
+  array      the sweep as a job array (sbatch --array=0-2): each task runs its
+             slice of the grid (one slice is empty: the grid has 2 runs) into
+             OUTDIR/slices/I-of-3, every task completes, each slice validates,
+             the last task's merge leaves OUTDIR with the whole sweep, equal to
+             the direct run; the logs name each task's slice and the merges
   srun       preempt again with CTSWEEP_LAUNCHER=srun (srun --mpi=pmix);
              skipped when this Slurm or Open MPI lacks PMIx
 
@@ -578,6 +583,56 @@ def case_gpu(ctsweep, repo, work, cluster):
            f"{time.time() - t:.0f}s, {msg}, results equal to the direct run" + ("" if ok_v else show(text)))
 
 
+def case_array(ctsweep, repo, work, cluster):
+    cfg = write_config(work, "sweep.yaml")
+    ref = reference(ctsweep, work, cfg)
+    out = os.path.join(work, "array")
+    shutil.rmtree(out, ignore_errors=True)
+    for f in glob.glob(os.path.join(work, "array-*.log")):
+        os.remove(f)
+    t = time.time()
+    jid = cluster.sbatch([f"--output={work}/array-%a.log", "--job-name=array", "--ntasks=2", "--cpus-per-task=1",
+                          "--time=00:15:00", f"--chdir={work}", "--array=0-2",
+                          os.path.join(repo, "slurm", "ctsweep-cpu.sbatch"), cfg, out], env={"CTSWEEP": ctsweep})
+
+    def tasks():
+        r = run(["scontrol", "-o", "show", "job", jid], env=cluster.env)
+        return [dict(re.findall(r"(\w+)=(\S*)", line)) for line in r.stdout.splitlines() if line.strip()]
+    while time.time() - t < 600:
+        ts = tasks()
+        if len(ts) == 3 and all(final(j) for j in ts):
+            break
+        time.sleep(1)
+    ts = sorted(tasks(), key=lambda j: j.get("ArrayTaskId", ""))
+    states = [(j.get("ArrayTaskId"), j.get("JobState"), j.get("ExitCode")) for j in ts]
+    report(len(ts) == 3 and all(j.get("JobState") == "COMPLETED" and j.get("ExitCode") == "0:0" for j in ts),
+           f"array job {jid}: tasks {states} in {time.time() - t:.0f}s")
+    held = {}
+    for i in range(3):
+        d = os.path.join(out, "slices", f"{i}-of-3")
+        ok_v, msg = validate(ctsweep, d)
+        res = results(d) if ok_v else {}
+        held[i] = sorted(res)
+        text = read_log(os.path.join(work, f"array-{i}.log"))
+        report(ok_v and f"slice {i}/3 of the grid" in text and all(v[-1] == "done" for v in res.values()) and
+               all(same({k: v}, {k: ref[k]}) for k, v in res.items()),
+               f"array task {i}: {msg}, {len(res)} trial(s) done, equal to the direct run's" + ("" if ok_v else show(text)))
+    ids = [k for v in held.values() for k in v]
+    report(sorted(ids) == sorted(ref) and len(set(ids)) == len(ids),
+           f"the slices hold each of the {len(ref)} trials once ({[len(v) for v in held.values()]})")
+    ok_v, msg = validate(ctsweep, out)
+    state = "-"
+    if ok_v:
+        with h5py.File(os.path.join(out, "sweep.h5"), "r") as h:
+            state = h.attrs["state"]
+    logs = "".join(read_log(os.path.join(work, f"array-{i}.log")) for i in range(3))
+    report(ok_v and state == "done" and same(ref, results(out)) and "every slice is in" in logs,
+           f"merged by the last task: {out}: {msg}, state {state}, results equal to the direct mpirun run")
+    for line in logs.splitlines():
+        if re.search(r"array task|merge:|every slice|merged the slices", line):
+            print("    " + line, flush=True)
+
+
 def case_srun(ctsweep, repo, work, cluster):
     r = run(["srun", "--mpi=list"], env=cluster.env)
     info = run(["ompi_info"]).stdout if shutil.which("ompi_info") else ""
@@ -594,7 +649,7 @@ def main():
     work = os.path.abspath(work)
     os.makedirs(work, exist_ok=True)
     cases = {"submit": case_submit, "preempt": case_preempt, "badconfig": case_badconfig, "cancel": case_cancel,
-             "gpu": case_gpu,
+             "gpu": case_gpu, "array": case_array,
              "srun": case_srun}
     if case == "scripts":
         case_scripts(ctsweep, repo, work)
