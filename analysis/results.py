@@ -59,6 +59,9 @@ class Trial:
         self.trial_id = row["trial_id"]
         for k in self.HYPER:
             setattr(self, k, row[k])
+        # Iterations of a cycle's falling half (0: as the rising half); absent
+        # from folders written before it was recorded.
+        self.step_size_down = float(row.get("step_size_down", 0.0))
         self.status = row["status"]
         self.error = row["error"]
         self.best_epoch = _unknown(row["best_epoch"]) or None

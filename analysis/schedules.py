@@ -3,10 +3,11 @@ schedule settings, as PyTorch computes it:
 
 - triangular, triangular2, exp_range: torch.optim.lr_scheduler.CyclicLR
   (cycle_momentum=False, scale_mode as each mode defines it, step_size_up
-  = step_size_down = the recorded half-cycle in iterations: step_size, or
-  step_size_epochs x iters_per_epoch). For iteration i (0-based):
-      cycle = floor(1 + i / (2 s)),  x = 1 + i / (2 s) - cycle
-      scale = x / 0.5 if x <= 0.5 else (x - 1) / (0.5 - 1)
+  = u = the recorded half-cycle in iterations: step_size, or
+  step_size_epochs x iters_per_epoch; step_size_down = d = the recorded
+  step_size_down, or u when it is 0). For iteration i (0-based):
+      cycle = floor(1 + i / (u + d)),  x = 1 + i / (u + d) - cycle
+      r = u / (u + d),  scale = x / r if x <= r else (x - 1) / (r - 1)
       lr = base + (max - base) * scale * f,  f = 1, 1 / 2^(cycle - 1), gamma^i
 - constant: base_lr; cosine: CosineAnnealingLR from max_lr to base_lr over
   the run; step: StepLR, max_lr * gamma^floor(i / step_size).
@@ -19,7 +20,7 @@ import math
 import numpy as np
 
 
-def lr_trace(mode, base_lr, max_lr, step_size, gamma, n_iters, total_iters=None):
+def lr_trace(mode, base_lr, max_lr, step_size, gamma, n_iters, total_iters=None, step_size_down=0):
     i = np.arange(n_iters, dtype=np.float64)
     if mode == "constant":
         return np.full(n_iters, float(base_lr))
@@ -31,7 +32,7 @@ def lr_trace(mode, base_lr, max_lr, step_size, gamma, n_iters, total_iters=None)
     if mode not in ("triangular", "triangular2", "exp_range"):
         raise ValueError(f"unknown schedule '{mode}'")
     up = float(step_size)
-    total = up + up
+    total = up + (float(step_size_down) if step_size_down and step_size_down > 0 else up)
     ratio = up / total
     cycle = np.floor(1.0 + i / total)
     x = 1.0 + i / total - cycle
@@ -50,7 +51,7 @@ def trial_lr_trace(t):
     """Rebuilt trace of a results.Trial over its recorded iterations."""
     n = t.epochs_done * t.iters_per_epoch
     return lr_trace(t.clr_mode, t.base_lr, t.max_lr, t.step_iters, t.gamma, n,
-                    total_iters=t.epochs * t.iters_per_epoch)
+                    total_iters=t.epochs * t.iters_per_epoch, step_size_down=t.step_size_down)
 
 
 def check_trace(t, rtol=1e-9):

@@ -17,7 +17,7 @@ typedef struct {
     char model[16];
     int64_t batch_size, epochs;
     char clr_mode[16];
-    double base_lr, max_lr, step_size, step_size_epochs, gamma;
+    double base_lr, max_lr, step_size, step_size_epochs, gamma, step_size_down;
     int64_t seed;
     char status[8];
     const char *error;
@@ -49,6 +49,7 @@ static hid_t row_type(void) {
     H5Tinsert(t, "max_lr", HOFFSET(TrialRow, max_lr), H5T_NATIVE_DOUBLE);
     H5Tinsert(t, "step_size", HOFFSET(TrialRow, step_size), H5T_NATIVE_DOUBLE);
     H5Tinsert(t, "step_size_epochs", HOFFSET(TrialRow, step_size_epochs), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "step_size_down", HOFFSET(TrialRow, step_size_down), H5T_NATIVE_DOUBLE);
     H5Tinsert(t, "gamma", HOFFSET(TrialRow, gamma), H5T_NATIVE_DOUBLE);
     H5Tinsert(t, "seed", HOFFSET(TrialRow, seed), H5T_NATIVE_INT64);
     H5Tinsert(t, "status", HOFFSET(TrialRow, status), s8);
@@ -124,6 +125,7 @@ static int write_trials(hid_t f, const ManifestView *m, CtError *err) {
         w->max_lr = t->clr.max_lr;
         w->step_size = t->clr.step_size;
         w->step_size_epochs = t->clr.step_size_epochs;
+        w->step_size_down = t->clr.step_size_down;
         w->gamma = t->clr.gamma;
         w->seed = (int64_t)t->seed;
         snprintf(w->status, sizeof w->status, "%s", trial_status_name(r->status));

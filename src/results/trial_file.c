@@ -38,6 +38,7 @@ int trial_file_write(const char *path, const GridTrial *t, const TrialRecord *r,
         h5io_attr_f64(f, "base_lr", t->clr.base_lr, err) || h5io_attr_f64(f, "max_lr", t->clr.max_lr, err) ||
         h5io_attr_f64(f, "step_size", t->clr.step_size, err) ||
         h5io_attr_f64(f, "step_size_epochs", t->clr.step_size_epochs, err) ||
+        h5io_attr_f64(f, "step_size_down", t->clr.step_size_down, err) ||
         h5io_attr_f64(f, "gamma", t->clr.gamma, err) || h5io_attr_i64(f, "seed", (long long)t->seed, err) ||
         h5io_attr_str(f, "status", trial_status_name(r->status), err) || h5io_attr_str(f, "error", r->error, err) ||
         h5io_attr_i64(f, "best_epoch", (long long)r->best_epoch, err) ||

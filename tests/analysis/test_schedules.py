@@ -32,6 +32,17 @@ def test_cyclic_equals_torch(mode, step, gamma):
     assert np.allclose(got, ref, rtol=1e-12, atol=0), np.max(np.abs(got - ref))
 
 
+@pytest.mark.parametrize("mode,up,down,gamma", [("triangular", 6, 2, 1.0), ("triangular2", 3, 7, 1.0),
+                                                ("exp_range", 5, 9, 0.995)])
+def test_asymmetric_cycle_equals_torch(mode, up, down, gamma):
+    n = 101
+    ref = torch_trace(lambda o: torch.optim.lr_scheduler.CyclicLR(
+        o, base_lr=1e-4, max_lr=1e-3, step_size_up=up, step_size_down=down, mode=mode, gamma=gamma,
+        cycle_momentum=False), n, 1e-4)
+    got = schedules.lr_trace(mode, 1e-4, 1e-3, up, gamma, n, step_size_down=down)
+    assert np.allclose(got, ref, rtol=1e-12, atol=0), np.max(np.abs(got - ref))
+
+
 def test_step_cosine_constant_equal_torch():
     n = 40
     ref = torch_trace(lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=7, gamma=0.5), n, 1e-3)
