@@ -102,21 +102,9 @@ int cmd_status(int argc, char **argv) {
             for (int k = 0; k < 4; k++)
                 if (strncmp(r->status, st[k], 8) == 0) count[k]++;
         }
-        char state[32] = "", updated[32] = "";
-        hid_t a = H5Aopen(f, "state", H5P_DEFAULT);
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, H5T_VARIABLE);
-        H5Tset_cset(mt, H5T_CSET_UTF8);
-        char *v = NULL;
-        if (a >= 0 && H5Aread(a, mt, &v) >= 0 && v) snprintf(state, sizeof state, "%s", v);
-        if (v) H5free_memory(v);
-        if (a >= 0) H5Aclose(a);
-        v = NULL;
-        a = H5Aopen(f, "updated_utc", H5P_DEFAULT);
-        if (a >= 0 && H5Aread(a, mt, &v) >= 0 && v) snprintf(updated, sizeof updated, "%s", v);
-        if (v) H5free_memory(v);
-        if (a >= 0) H5Aclose(a);
-        H5Tclose(mt);
+        char state[32], updated[32];
+        if (h5io_read_attr_text(f, "state", state, sizeof state)) snprintf(state, sizeof state, "state unreadable");
+        if (h5io_read_attr_text(f, "updated_utc", updated, sizeof updated)) snprintf(updated, sizeof updated, "?");
         // A manifest that says running while no process holds the lock was
         // left by a run that was killed: resume it.
         if (strcmp(state, "running") == 0 && !outdir_locked(argv[1]))

@@ -30,23 +30,11 @@ fail:
     return rc;
 }
 
-// Reads an integer attribute that holds exactly one value (a damaged file
-// may hold an array there, which H5Aread would write past v).
-static int read_i64(hid_t f, const char *name, int64_t *v) {
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    if (a < 0) return -1;
-    hid_t s = H5Aget_space(a);
-    int rc = s >= 0 && H5Sget_simple_extent_npoints(s) == 1 && H5Aread(a, H5T_NATIVE_INT64, v) >= 0 ? 0 : -1;
-    if (s >= 0) H5Sclose(s);
-    H5Aclose(a);
-    return rc;
-}
-
 int checkpoint_read(const char *path, size_t epoch, size_t iteration, Buf *out, CtError *err) {
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return h5io_error(err, path);
     int64_t e = -1, it = -1;
-    int have = read_i64(f, "epoch", &e) == 0 && read_i64(f, "iteration", &it) == 0;
+    int have = h5io_read_attr_num(f, "epoch", H5T_NATIVE_INT64, &e) == 0 && h5io_read_attr_num(f, "iteration", H5T_NATIVE_INT64, &it) == 0;
     int rc = -1;
     hid_t d = H5Dopen2(f, "state", H5P_DEFAULT);
     if (!have || e != (int64_t)epoch || it != (int64_t)iteration || d < 0) {

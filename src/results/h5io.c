@@ -85,6 +85,48 @@ int h5io_attr_f64(hid_t obj, const char *name, double value, CtError *err) {
     return attr_write(obj, name, H5T_NATIVE_DOUBLE, &value, err);
 }
 
+static int attr_is_single(hid_t a) {
+    hid_t s = H5Aget_space(a);
+    if (s < 0) return 0;
+    int one = H5Sget_simple_extent_npoints(s) == 1;
+    H5Sclose(s);
+    return one;
+}
+
+char *h5io_read_attr_str(hid_t obj, const char *name) {
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return NULL;
+    char *out = NULL;
+    hid_t ft = H5Aget_type(a);
+    if (ft >= 0 && H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0 && attr_is_single(a)) {
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(ft));
+        char *v = NULL;
+        if (H5Aread(a, mt, &v) >= 0) out = ct_strdup(v ? v : "");
+        if (v) H5free_memory(v);
+        H5Tclose(mt);
+    }
+    if (ft >= 0) H5Tclose(ft);
+    H5Aclose(a);
+    return out;
+}
+
+int h5io_read_attr_text(hid_t obj, const char *name, char *buf, size_t n) {
+    char *v = h5io_read_attr_str(obj, name);
+    snprintf(buf, n, "%s", v ? v : "");
+    free(v);
+    return v ? 0 : -1;
+}
+
+int h5io_read_attr_num(hid_t obj, const char *name, hid_t mem_type, void *v) {
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return -1;
+    int rc = attr_is_single(a) && H5Aread(a, mem_type, v) >= 0 ? 0 : -1;
+    H5Aclose(a);
+    return rc;
+}
+
 int h5io_write_strings(hid_t loc, const char *name, const char *const *s, size_t n, CtError *err) {
     hid_t t = vlen_str_type(), space = -1, d = -1;
     hsize_t dims[1] = {n};

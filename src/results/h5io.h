@@ -27,6 +27,16 @@ int h5io_error(CtError *err, const char *what);
 int h5io_attr_str(hid_t obj, const char *name, const char *value, CtError *err);
 int h5io_attr_i64(hid_t obj, const char *name, long long value, CtError *err);
 int h5io_attr_f64(hid_t obj, const char *name, double value, CtError *err);
+// Readers for files that may be damaged: an attribute is taken only when
+// it holds exactly one value (H5Aread would write every element of an array
+// through the one pointer) of the expected kind; otherwise they fail quietly.
+// The variable-length string attribute `name` of obj as a new string (the
+// caller frees it), or NULL.
+char *h5io_read_attr_str(hid_t obj, const char *name);
+// The same into buf (n bytes, truncated): 0, or -1 with buf "".
+int h5io_read_attr_text(hid_t obj, const char *name, char *buf, size_t n);
+// The numeric attribute `name` of obj converted to mem_type into *v: 0, or -1.
+int h5io_read_attr_num(hid_t obj, const char *name, hid_t mem_type, void *v);
 // A 1-D dataset of variable-length UTF-8 strings.
 int h5io_write_strings(hid_t loc, const char *name, const char *const *s, size_t n, CtError *err);
 // A whole dataset of `rank` dims written from memory of type mem, stored as

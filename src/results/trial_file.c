@@ -98,44 +98,6 @@ fail:
     return rc;
 }
 
-// True when attribute a holds exactly one value: a damaged file may hold an
-// array (or nothing) where one value belongs, and H5Aread writes them all.
-static int attr_is_single(hid_t a) {
-    hid_t s = H5Aget_space(a);
-    if (s < 0) return 0;
-    int one = H5Sget_simple_extent_npoints(s) == 1;
-    H5Sclose(s);
-    return one;
-}
-
-static int read_attr_str(hid_t f, const char *name, char *buf, size_t n) {
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    if (a < 0) return -1;
-    if (!attr_is_single(a)) {
-        H5Aclose(a);
-        return -1;
-    }
-    hid_t ft = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mt, H5T_VARIABLE);
-    H5Tset_cset(mt, H5Tget_cset(ft));
-    char *s = NULL;
-    int rc = H5Aread(a, mt, &s) < 0 ? -1 : 0;
-    if (rc == 0) snprintf(buf, n, "%s", s ? s : "");
-    if (s) H5free_memory(s);
-    H5Tclose(mt);
-    H5Tclose(ft);
-    H5Aclose(a);
-    return rc;
-}
-
-static int read_attr_num(hid_t f, const char *name, hid_t type, void *v) {
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    if (a < 0) return -1;
-    int rc = attr_is_single(a) && H5Aread(a, type, v) >= 0 ? 0 : -1;
-    H5Aclose(a);
-    return rc;
-}
-
 // Elements of a dataset whose storage is written (-1 when missing or when
 // its shape claims more than was ever stored).
 static hssize_t written_npoints(hid_t f, const char *name) {
@@ -183,13 +145,13 @@ int trial_file_read(const char *path, TrialRecord *r, CheckpointRef *ckpt, CtErr
     char status[32];
     int64_t ipe = 0, best = 0;
     memset(ckpt, 0, sizeof *ckpt);
-    if (read_attr_str(f, "status", status, sizeof status) || trial_status_parse(status, &r->status) ||
-        read_attr_num(f, "iters_per_epoch", H5T_NATIVE_INT64, &ipe) || ipe < 0) {
+    if (h5io_read_attr_text(f, "status", status, sizeof status) || trial_status_parse(status, &r->status) ||
+        h5io_read_attr_num(f, "iters_per_epoch", H5T_NATIVE_INT64, &ipe) || ipe < 0) {
         H5Fclose(f);
         return ct_errorf(err, "%s: missing or invalid attributes (status, iters_per_epoch)", path);
     }
-    read_attr_str(f, "error", r->error, sizeof r->error);
-    read_attr_num(f, "best_epoch", H5T_NATIVE_INT64, &best);
+    h5io_read_attr_text(f, "error", r->error, sizeof r->error);
+    h5io_read_attr_num(f, "best_epoch", H5T_NATIVE_INT64, &best);
     hid_t d = H5Dopen2(f, "epochs", H5P_DEFAULT);
     hssize_t ne = -1;
     if (d >= 0) {
@@ -227,8 +189,8 @@ int trial_file_read(const char *path, TrialRecord *r, CheckpointRef *ckpt, CtErr
     if (rc == 0 && H5Lexists(f, "checkpoint", H5P_DEFAULT) > 0) {
         hid_t g = H5Gopen2(f, "checkpoint", H5P_DEFAULT);
         int64_t ce = 0, ci = 0;
-        if (g < 0 || read_attr_num(g, "epoch", H5T_NATIVE_INT64, &ce) ||
-            read_attr_num(g, "iteration", H5T_NATIVE_INT64, &ci) || read_attr_str(g, "file", ckpt->file, sizeof ckpt->file) ||
+        if (g < 0 || h5io_read_attr_num(g, "epoch", H5T_NATIVE_INT64, &ce) ||
+            h5io_read_attr_num(g, "iteration", H5T_NATIVE_INT64, &ci) || h5io_read_attr_text(g, "file", ckpt->file, sizeof ckpt->file) ||
             ce < 0 || ci < 0 || !inside_outdir(ckpt->file))
             rc = -1;
         ckpt->epoch = (size_t)ce;

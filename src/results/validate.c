@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "results/h5io.h"
 #include "util/util.h"
 
 typedef struct {
@@ -127,39 +128,9 @@ static int dims_of(hid_t f, const char *path, hsize_t *d0, hsize_t *d1) {
     return r;
 }
 
-// True when attribute a holds exactly one value: a damaged file may hold an
-// array (or nothing) where one value belongs, and H5Aread writes them all.
-static int attr_is_single(hid_t a) {
-    hid_t s = H5Aget_space(a);
-    if (s < 0) return 0;
-    int one = H5Sget_simple_extent_npoints(s) == 1;
-    H5Sclose(s);
-    return one;
-}
-
 static int64_t attr_int(hid_t f, const char *name) {
-    int64_t v = -1;
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    if (a >= 0) {
-        if (!attr_is_single(a) || H5Aread(a, H5T_NATIVE_INT64, &v) < 0) v = -1;
-        H5Aclose(a);
-    }
-    return v;
-}
-
-static void attr_text(hid_t f, const char *name, char *buf, size_t n) {
-    buf[0] = '\0';
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    if (a < 0) return;
-    hid_t ft = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mt, H5T_VARIABLE);
-    H5Tset_cset(mt, H5Tget_cset(ft));
-    char *s = NULL;
-    if (attr_is_single(a) && H5Tis_variable_str(ft) > 0 && H5Aread(a, mt, &s) >= 0 && s) snprintf(buf, n, "%s", s);
-    if (s) H5free_memory(s);
-    H5Tclose(mt);
-    H5Tclose(ft);
-    H5Aclose(a);
+    int64_t v;
+    return h5io_read_attr_num(f, name, H5T_NATIVE_INT64, &v) ? -1 : v;
 }
 
 static int valid_status(const char *s) {
@@ -169,8 +140,8 @@ static int valid_status(const char *s) {
 static void check_trial(Ctx *c, hid_t f, const SchemaEntry *e, size_t n, const char *id) {
     check_entries(c, f, e, n, "trial");
     char tid[64], status[32];
-    attr_text(f, "trial_id", tid, sizeof tid);
-    attr_text(f, "status", status, sizeof status);
+    h5io_read_attr_text(f, "trial_id", tid, sizeof tid);
+    h5io_read_attr_text(f, "status", status, sizeof status);
     if (strcmp(tid, id) != 0) problem(c, "trial_id attribute '%s' differs from the file name's '%s'", tid, id);
     if (!valid_status(status)) problem(c, "status '%s' is not pending, running, done or failed%s", status, "");
     hsize_t ne, x, vp0, vp1, vi, tp, ti, lr;

@@ -58,9 +58,9 @@ static void slice_costs(Grid *g, const SweepConfig *c, size_t n_train) {
         GridRun *run = &g->runs[r];
         int vgg = strncmp(run->model, "vgg", 3) == 0;
         double gmacs = strcmp(run->model, "vgg19") == 0 ? 19.6 : vgg ? 15.5 : 3.6;
-        size_t same = 0;
-        for (size_t k = 0; k < g->n_runs; k++) same += strcmp(g->runs[k].model, run->model) == 0;
-        double backbone = gmacs * 1e9 * px * px * (double)n_train * (views + 0.5) / (double)same;
+        // The grid is a product: every model has n_runs / n_models runs.
+        double backbone = gmacs * 1e9 * px * px * (double)n_train * (views + 0.5) * (double)c->n_models /
+                          (double)g->n_runs;
         HeadSpec h = c->head;
         if (!c->head_hidden_set) head_spec_default(&h, run->model, 0);
         double in = vgg ? 25088.0 : 512.0, macs = 0.0;
@@ -148,24 +148,19 @@ void grid_free(Grid *g) {
     memset(g, 0, sizeof *g);
 }
 
-size_t grid_slice_of(const Grid *g, size_t r, size_t n) {
-    double total = 0.0, before = 0.0;
-    for (size_t k = 0; k < g->n_runs; k++) {
-        total += g->runs[k].slice_cost;
-        if (k < r) before += g->runs[k].slice_cost;
-    }
-    if (n <= 1 || total <= 0.0) return 0;
-    // By the middle of the run's share of the work: every slice's stretch
-    // is as close to total/n as whole runs allow.
-    size_t s = (size_t)((before + 0.5 * g->runs[r].slice_cost) / total * (double)n);
-    return s < n ? s : n - 1;
-}
-
 void grid_slice(Grid *g, size_t i, size_t n) {
     size_t *run_map = ct_calloc(g->n_runs ? g->n_runs : 1, sizeof *run_map);
     size_t *trial_map = ct_calloc(g->n_trials ? g->n_trials : 1, sizeof *trial_map);
     size_t nr = 0, nt = 0;
-    for (size_t r = 0; r < g->n_runs; r++) run_map[r] = grid_slice_of(g, r, n) == i ? nr++ : SIZE_MAX;
+    // Each run goes to the slice that holds the middle of its share of the
+    // work: every slice's stretch is as close to total/n as whole runs allow.
+    double total = 0.0, before = 0.0;
+    for (size_t r = 0; r < g->n_runs; r++) total += g->runs[r].slice_cost;
+    for (size_t r = 0; r < g->n_runs; r++) {
+        size_t k = total > 0.0 ? (size_t)((before + 0.5 * g->runs[r].slice_cost) / total * (double)n) : 0;
+        before += g->runs[r].slice_cost;
+        run_map[r] = (k < n ? k : n - 1) == i ? nr++ : SIZE_MAX;
+    }
     for (size_t t = 0; t < g->n_trials; t++) {
         GridTrial tr = g->trials[t];
         if (run_map[tr.run] == SIZE_MAX) continue;

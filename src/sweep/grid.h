@@ -64,8 +64,6 @@ void grid_free(Grid *g);
 // belongs to exactly one slice; a slice may be empty when n exceeds the
 // number of runs.
 void grid_slice(Grid *g, size_t i, size_t n);
-// The slice (0-based) that run r of the whole grid belongs to.
-size_t grid_slice_of(const Grid *g, size_t r, size_t n);
 // Index of the trial with this id, or -1.
 long grid_find(const Grid *g, const char *id);
 // One line per trial (for --dry-run).

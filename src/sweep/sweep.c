@@ -32,6 +32,7 @@
 
 #include "data/phantom.h"
 #include "results/checkpoint.h"
+#include "results/h5io.h"
 #include "results/manifest.h"
 #include "results/trial_file.h"
 #include "sweep/grid.h"
@@ -856,33 +857,38 @@ static char *print_config(const SweepConfig *c) {
     return text;
 }
 
-// Reads a string attribute of the manifest root into a new buffer.
-static char *manifest_attr(const char *path, const char *name) {
+// What identifies a stored sweep: its manifest's root attributes, each NULL
+// when absent or not one string.
+typedef struct {
+    char *yaml, *config_path, *fingerprint, *slice, *created, *merged_from;
+    size_t slice_i, slice_n;  // the slice, parsed (by merge_sources)
+} StoredSweep;
+
+// Reads the manifest at path once; -1 when it does not open.
+static int stored_sweep_read(const char *path, StoredSweep *m) {
+    memset(m, 0, sizeof *m);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return NULL;
-    char *out = NULL;
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    if (a >= 0) {
-        // One variable-length string, nothing else: a damaged manifest's
-        // attribute of another type or shape is not read into one pointer.
-        hid_t ft = H5Aget_type(a), sp = H5Aget_space(a);
-        hssize_t npts = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-        if (ft >= 0 && H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0 && npts == 1) {
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, H5T_VARIABLE);
-            H5Tset_cset(mt, H5Tget_cset(ft));
-            char *v = NULL;
-            if (H5Aread(a, mt, &v) >= 0 && v) out = ct_strdup(v);
-            if (v) H5free_memory(v);
-            H5Tclose(mt);
-        }
-        if (sp >= 0) H5Sclose(sp);
-        if (ft >= 0) H5Tclose(ft);
-        H5Aclose(a);
+    if (f >= 0) {
+        m->yaml = h5io_read_attr_str(f, "config_yaml");
+        m->config_path = h5io_read_attr_str(f, "config_path");
+        m->fingerprint = h5io_read_attr_str(f, "dataset_fingerprint");
+        m->slice = h5io_read_attr_str(f, "slice");
+        m->created = h5io_read_attr_str(f, "created_utc");
+        m->merged_from = h5io_read_attr_str(f, "merged_from");
+        H5Fclose(f);
     }
-    H5Fclose(f);
     H5Eclear2(H5E_DEFAULT);
-    return out;
+    return f >= 0 ? 0 : -1;
+}
+
+static void stored_sweep_free(StoredSweep *m) {
+    free(m->yaml);
+    free(m->config_path);
+    free(m->fingerprint);
+    free(m->slice);
+    free(m->created);
+    free(m->merged_from);
+    memset(m, 0, sizeof *m);
 }
 
 // Compares the resolved configuration with the one stored in OUT/sweep.h5.
@@ -891,26 +897,25 @@ static char *manifest_attr(const char *path, const char *name) {
 static int check_resume_config(Sweep *s, CtError *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/sweep.h5", s->outdir);
-    // A slice's folder continues only as the same slice.
-    char *stored = manifest_attr(path, "slice"), now[48] = "";
-    if (s->grid.n_slices) snprintf(now, sizeof now, "%zu/%zu", s->grid.slice, s->grid.n_slices);
-    if (strcmp(stored ? stored : "", now) != 0) {
-        if (stored) ct_errorf(err, "%s holds slice %s of the grid: resume it with --slice %s", path, stored, stored);
-        else ct_errorf(err, "%s holds the whole grid: resume it without --slice", path);
-        free(stored);
-        return -1;
-    }
-    free(stored);
-    char *yaml = manifest_attr(path, "config_yaml"), *name = manifest_attr(path, "config_path");
-    if (!yaml) {
-        free(name);
+    StoredSweep st;
+    if (stored_sweep_read(path, &st) || !st.yaml) {
+        stored_sweep_free(&st);
         return ct_errorf(err, "%s: cannot read the stored configuration (config_yaml)", path);
+    }
+    // A slice's folder continues only as the same slice.
+    char now[48] = "";
+    if (s->grid.n_slices) snprintf(now, sizeof now, "%zu/%zu", s->grid.slice, s->grid.n_slices);
+    if (strcmp(st.slice ? st.slice : "", now) != 0) {
+        if (st.slice) ct_errorf(err, "%s holds slice %s of the grid: resume it with --slice %s", path, st.slice, st.slice);
+        else ct_errorf(err, "%s holds the whole grid: resume it without --slice", path);
+        stored_sweep_free(&st);
+        return -1;
     }
     SweepConfig old;
     CtError perr = {{0}};
-    int rc = config_parse(&old, name && name[0] ? name : path, yaml, strlen(yaml), &perr);
-    free(yaml);
-    free(name);
+    int rc = config_parse(&old, st.config_path && st.config_path[0] ? st.config_path : path, st.yaml,
+                          strlen(st.yaml), &perr);
+    stored_sweep_free(&st);
     if (rc) return ct_errorf(err, "%s: the stored configuration no longer loads (%s)", path, perr.msg);
     // The phantom root is resolved at run time; compare it as configured.
     if (!old.data_root_set) snprintf(old.data.root, sizeof old.data.root, "%s", s->cfg.data.root);
@@ -1216,23 +1221,13 @@ done:
 
 // ---- merge ----
 
-// One source folder of a merge: its manifest's identity.
-typedef struct {
-    char *yaml, *config_path, *fingerprint, *slice, *created;
-    size_t slice_i, slice_n;
-} MergeSource;
-
-static int merge_sources(MergeSource *src, char *const *dirs, size_t n, CtError *err) {
+static int merge_sources(StoredSweep *src, char *const *dirs, size_t n, CtError *err) {
     for (size_t i = 0; i < n; i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/sweep.h5", dirs[i]);
-        MergeSource *m = &src[i];
+        StoredSweep *m = &src[i];
         if (!path_exists(path)) return ct_errorf(err, "%s: no sweep.h5 here, not a ctsweep results folder", dirs[i]);
-        m->yaml = manifest_attr(path, "config_yaml");
-        m->config_path = manifest_attr(path, "config_path");
-        m->fingerprint = manifest_attr(path, "dataset_fingerprint");
-        m->slice = manifest_attr(path, "slice");
-        m->created = manifest_attr(path, "created_utc");
+        stored_sweep_read(path, m);
         if (!m->yaml || !m->fingerprint)
             return ct_errorf(err, "%s: cannot read %s (see ctsweep validate %s)", path,
                              m->yaml ? "dataset_fingerprint" : "config_yaml", dirs[i]);
@@ -1286,7 +1281,7 @@ static int copy_file(const char *from, const char *to, CtError *err) {
 
 int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs) {
     Sweep *s = ct_calloc(1, sizeof *s);
-    MergeSource *src = ct_calloc(n_dirs, sizeof *src);
+    StoredSweep *src = ct_calloc(n_dirs, sizeof *src);
     char tmp_phantoms[4096] = "", *merged_from = NULL, *pending = NULL;
     uint8_t *copied = NULL;
     size_t merged_len = 0;
@@ -1299,32 +1294,30 @@ int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs) {
     int code = SWEEP_EXIT_ERROR;
     if (merge_sources(src, dirs, n_dirs, &err)) goto fail;
     FILE *mf = open_memstream(&merged_from, &merged_len);
-    for (size_t i = 0; i < n_dirs && mf; i++) {
-        char *real = realpath(dirs[i], NULL), *out_real = realpath(outdir, NULL);
+    if (!mf) fatal("open_memstream failed");
+    char *out_real = realpath(outdir, NULL);
+    for (size_t i = 0; i < n_dirs; i++) {
+        char *real = realpath(dirs[i], NULL);
         int self = real && out_real && strcmp(real, out_real) == 0;
         fprintf(mf, "%s%s", i ? "\n" : "", real ? real : dirs[i]);
         free(real);
-        free(out_real);
-        if (self) {
-            fclose(mf);
-            ct_errorf(&err, "%s: OUTDIR cannot also be a source", dirs[i]);
-            goto fail;
-        }
+        if (self) ct_errorf(&err, "%s: OUTDIR cannot also be a source", dirs[i]);
     }
-    if (!mf) fatal("open_memstream failed");
+    free(out_real);
     fclose(mf);
+    if (err.msg[0]) goto fail;
     s->merged_from = merged_from;
     // OUTDIR: new, or an earlier merge of the same sweep.
     char manifest[4200];
     snprintf(manifest, sizeof manifest, "%s/sweep.h5", outdir);
     if (path_exists(manifest)) {
-        char *was = manifest_attr(manifest, "merged_from"), *yaml = manifest_attr(manifest, "config_yaml");
-        int same = yaml && strcmp(yaml, src[0].yaml) == 0;
-        free(yaml);
-        free(was);
-        if (!was || !same) {
+        StoredSweep was;
+        stored_sweep_read(manifest, &was);
+        int ours = was.merged_from != NULL, same = was.yaml && strcmp(was.yaml, src[0].yaml) == 0;
+        stored_sweep_free(&was);
+        if (!ours || !same) {
             ct_errorf(&err, "%s already holds %s; choose another -o", outdir,
-                      !was ? "a sweep that ctsweep merge did not write" : "the merge of another sweep");
+                      !ours ? "a sweep that ctsweep merge did not write" : "the merge of another sweep");
             goto fail;
         }
     }
@@ -1434,13 +1427,7 @@ fail:
     fprintf(stderr, "ctsweep merge: error: %s\n", err.msg);
 done:
     if (tmp_phantoms[0]) remove_tree(tmp_phantoms);
-    for (size_t i = 0; i < n_dirs; i++) {
-        free(src[i].yaml);
-        free(src[i].config_path);
-        free(src[i].fingerprint);
-        free(src[i].slice);
-        free(src[i].created);
-    }
+    for (size_t i = 0; i < n_dirs; i++) stored_sweep_free(&src[i]);
     free(src);
     free(pending);
     free(copied);
