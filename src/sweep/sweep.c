@@ -287,9 +287,15 @@ static int w_on_epoch(void *ctx, const EpochRecord *r, const double *lr, size_t 
         buf_put(b, vp, nv * sizeof *vp);
         send_buf(b, TAG_EPOCH);
     }
-    if (ct_now() - w->last_ckpt >= checkpoint_every() && r->epoch < w->st->total_iters / w->st->iters_per_epoch)
-        worker_checkpoint(w);
     return 0;
+}
+
+// Periodic checkpoints, at epoch ends once the epoch's budgets are reported
+// (not after the last epoch: the run is then done).
+static void w_epoch_reported(void *ctx, size_t epoch) {
+    WorkerCtx *w = ctx;
+    if (ct_now() - w->last_ckpt >= checkpoint_every() && epoch < w->st->total_iters / w->st->iters_per_epoch)
+        worker_checkpoint(w);
 }
 
 static int w_on_budget(void *ctx, size_t budget, const float *tp, size_t best, double best_acc, CtError *err) {
@@ -379,7 +385,8 @@ static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob
     TrainState st;
     memset(&st, 0, sizeof st);
     WorkerCtx w = {.s = s, .run = run_index, .st = &st, .last_ckpt = ct_now()};
-    TrainHooks hooks = {.on_epoch = w_on_epoch, .on_budget = w_on_budget, .should_stop = stop_requested, .ctx = &w,
+    TrainHooks hooks = {.on_epoch = w_on_epoch, .on_budget = w_on_budget, .epoch_reported = w_epoch_reported,
+                        .should_stop = stop_requested, .ctx = &w,
                         .dp_rank = s->group_rank, .dp_size = s->group_size,
                         .allreduce_f32 = group_allreduce_f32, .allreduce_f64 = group_allreduce_f64};
     TrialInputs in = {.cache = s->fc, .features = &fs, .ds = &s->ds, .images = &s->ic};
@@ -818,10 +825,14 @@ static void master_resume(Sweep *s, char *pending, int retry_failed) {
         if (!open) continue;
         CheckpointRef *ck = &s->ckpt[i];
         if (ck->file[0]) {
-            // Every unfinished trial needs the records up to the checkpoint.
+            // A checkpoint serves the run only if every unfinished trial has
+            // its records up to it and its budget still ahead of it (one taken
+            // before a budget's report reached the results would skip it).
             for (size_t k = 0; k < gr->n_trials; k++) {
                 const TrialRecord *rec = &s->rec[gr->trials[k]];
-                if (rec->status != TRIAL_DONE && rec->epochs_done < ck->epoch) ck->file[0] = '\0';
+                if (rec->status != TRIAL_DONE &&
+                    (rec->epochs_done < ck->epoch || s->grid.trials[gr->trials[k]].epochs <= ck->epoch))
+                    ck->file[0] = '\0';
             }
             char path[4400];
             snprintf(path, sizeof path, "%s/%s", s->outdir, ck->file);

@@ -204,6 +204,7 @@ int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, cons
                 goto out;
             }
         }
+        if (hooks && hooks->epoch_reported) hooks->epoch_reported(hooks->ctx, st->epoch);
     }
 out:
     ct_aligned_free(xb);

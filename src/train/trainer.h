@@ -67,6 +67,11 @@ typedef struct {
     // the best val epoch within the budget.
     int (*on_budget)(void *ctx, size_t budget, const float *test_prob, size_t best_epoch, double best_val_acc,
                      CtError *err);
+    // Called once everything about an epoch has been reported (on_epoch and
+    // any on_budget of that epoch): the state is then consistent with every
+    // report, which is where a checkpoint belongs (a checkpoint taken before
+    // a budget's report would resume past a budget nobody recorded).
+    void (*epoch_reported)(void *ctx, size_t epoch);
     // Polled at each batch boundary; non-zero stops the run there (the
     // state then resumes mid-epoch).
     int (*should_stop)(void *ctx);

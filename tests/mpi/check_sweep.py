@@ -9,7 +9,9 @@ CASE:
   kill      SIGKILL of the whole mpirun at 5 random moments, --resume after
             each: validate passes after every kill, final results identical
   failure   one absurd-learning-rate trial fails with a non-finite-loss
-            message, all others are done, exit status 3
+            message, all others are done, exit status 3; an injected fault
+            and --retry-failed; a checkpoint at the epoch of a budget whose
+            report is missing is not resumed from (the run starts again)
   config    bad configurations: one error line naming file:line:key, exit 1,
             an existing OUTDIR untouched
   resume    --resume with a changed configuration is refused naming the keys;
@@ -308,6 +310,38 @@ def case_failure(ctsweep, work):
     r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out, "--resume", "--retry-failed"]))
     report(r.returncode == 0 and same(ref, results(out)), f"--retry-failed: exit {r.returncode}, all trials done, "
                                                           f"results identical to an uninterrupted run")
+    # A checkpoint at the epoch of a budget whose report never reached the
+    # results (the state a kill between the two could leave before
+    # checkpoints waited for the epoch's budget reports): resuming from it
+    # would skip that budget, so --resume runs the run again instead.
+    def attrs(k):
+        with h5py.File(os.path.join(work, "ref", "trials", k), "r") as h:
+            return h.attrs["model"], h.attrs["clr_mode"], int(h.attrs["epochs"])
+    e2, e4 = (k[:-3] for k in sorted((k for k in ref if attrs(k)[:2] == ("vgg16", "triangular")),
+                                       key=lambda k: attrs(k)[2]))
+    out = os.path.join(work, "budgetckpt")
+    shutil.rmtree(out, ignore_errors=True)
+    r = run(mpirun(2, [ctsweep, "run", cfg, "-o", out]), env=dict(ENV, CTSWEEP_CHECKPOINT_EVERY="0",
+                                                                  CTSWEEP_FAULT=f"{e4}:3"))
+    t2, t4 = (os.path.join(out, "trials", k + ".h5") for k in (e2, e4))
+    with h5py.File(t4, "r") as h:
+        ck = dict(h["checkpoint"].attrs) if "checkpoint" in h else {}
+    with h5py.File(t2, "a") as h:
+        h.attrs["status"] = "running"
+        del h["test/prob"]
+        h["test"].create_dataset("prob", shape=(0,), dtype="f4")
+        for k, v in ck.items():
+            h.require_group("checkpoint").attrs[k] = v
+    ok_v, msg = validate(ctsweep, out)
+    report(r.returncode == 3 and ck.get("epoch") == 2 and ok_v,
+           f"set-up: the {e2}/{e4} run failed at epoch 3 with its checkpoint at epoch {ck.get('epoch')}; "
+           f"trial {e2} (budget 2) made unfinished, pointing at it: {msg}")
+    r = run(mpirun(2, [ctsweep, "run", cfg, "-o", out, "--resume", "--retry-failed"]))
+    cont = [l for l in r.stdout.splitlines() if "continues from its checkpoint" in l]
+    ok_v, msg = validate(ctsweep, out)
+    report(r.returncode == 0 and ok_v and not cont and same(ref, results(out)),
+           f"--resume does not continue past the unrecorded budget ({cont or 'no run continued'}): exit "
+           f"{r.returncode}, {msg}, results identical to an uninterrupted run")
 
 
 def case_config(ctsweep, work):
