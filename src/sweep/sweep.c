@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <sched.h>
 #include <hdf5.h>
-#include <signal.h>
 #include <math.h>
 #include <mpi.h>
 #include <omp.h>
@@ -24,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -39,6 +39,7 @@
 #include "train/metrics.h"
 #include "train/trial.h"
 #include "util/buf.h"
+#include "util/stopsig.h"
 #ifdef CTSWEEP_HAVE_CUDA
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_nccl.h"
@@ -50,28 +51,14 @@
 // for a clean stop: workers stop at the next batch boundary, the master
 // records what arrived and exits with SWEEP_EXIT_RESUME. A second SIGINT
 // exits at once; the results stay valid because every file is replaced
-// atomically.
-static volatile sig_atomic_t g_stop = 0;
-static volatile sig_atomic_t g_sigint = 0;
-
-static void on_signal(int sig) {
-    if (sig == SIGINT && g_sigint++) _exit(130);
-    g_stop = 1;
-}
-
+// atomically. The signals are taken by a thread of their own (stopsig.h).
 void sweep_install_signals(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    if (stopsig_install()) ct_warn("could not start the signal thread: SIGTERM, SIGUSR1 and SIGINT end the run at once");
 }
 
 static int stop_requested(void *ctx) {
     (void)ctx;
-    return g_stop != 0;
+    return stopsig_requested();
 }
 
 enum { TAG_EPOCH = 11, TAG_BUDGET = 12, TAG_END = 13, TAG_CKPT = 14, TAG_ASSIGN = 21, TAG_STOP = 22 };
@@ -126,12 +113,15 @@ static int path_exists(const char *p) {
     return stat(p, &st) == 0;
 }
 
-// Removes a generated phantom folder (dry runs leave nothing behind).
-static void remove_tree(const char *dir) {
-    char *cmd = ct_asprintf("rm -rf -- '%s'", dir);
-    if (strchr(dir, '\'') == NULL && system(cmd) != 0) ct_warn("could not remove %s", dir);
-    free(cmd);
+// Removes a generated phantom folder (dry runs leave nothing behind),
+// without a shell: children would inherit the blocked stop signals.
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    (void)st, (void)ftw;
+    if ((type == FTW_DP ? rmdir(path) : unlink(path)) != 0) ct_warn("could not remove %s: %s", path, strerror(errno));
+    return 0;
 }
+
+static void remove_tree(const char *dir) { nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 // ---- waiting without spinning ----
 // Open MPI's blocking calls poll at full speed: a rank with nothing to do
@@ -731,7 +721,7 @@ static void master_loop(Sweep *s, char *pending) {
                 master_end(s, (size_t)run, (int)ok, error, wall, fwd, hits, host, device, src);
                 snprintf(model_of[src], sizeof model_of[src], "%s", s->grid.runs[run].model);
             }
-            long next = g_stop ? -1 : pick_run(s, pending, model_of[src][0] ? model_of[src] : NULL, model_of, src);
+            long next = stopsig_requested() ? -1 : pick_run(s, pending, model_of[src][0] ? model_of[src] : NULL, model_of, src);
             if (next >= 0) {
                 pending[next] = 0;
                 snprintf(model_of[src], sizeof model_of[src], "%s", s->grid.runs[next].model);
@@ -1181,7 +1171,7 @@ int sweep_main(const SweepArgs *a) {
         if (s->size == 1) {
             s->fc = fcache_create(s->cfg.feature_cache_mb << 20, s->cfg.feature_store);
             long r;
-            while (!g_stop && (r = pick_run(s, pending, s->last_model[0] ? s->last_model : NULL, NULL, 0)) >= 0) {
+            while (!stopsig_requested() && (r = pick_run(s, pending, s->last_model[0] ? s->last_model : NULL, NULL, 0)) >= 0) {
                 pending[r] = 0;
                 worker_run(s, (size_t)r, s->resume_state[r].n ? s->resume_state[r].p : NULL, s->resume_state[r].n);
                 buf_free(&s->resume_state[r]);
@@ -1191,7 +1181,7 @@ int sweep_main(const SweepArgs *a) {
             master_loop(s, pending);
         }
         progress_clear(s);
-        int stopped = g_stop || s->interrupted;
+        int stopped = stopsig_requested() || s->interrupted;
         for (size_t i = 0; i < s->grid.n_runs; i++) stopped |= pending[i];
         free(pending);
         write_manifest(s, stopped ? "interrupted" : "done");
@@ -1217,8 +1207,7 @@ int sweep_main(const SweepArgs *a) {
     // Every rank leaves with the master's verdict; from here on a signal
     // (mpirun cleaning up after a rank's error exit) ends the process.
     bcast_quietly(&code, 1, MPI_INT, MPI_COMM_WORLD);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGUSR1, SIG_DFL);
+    stopsig_make_fatal();
     goto done;
 fail:
     if (s->rank == 0) fprintf(stderr, "ctsweep: error: %s\n", err.msg[0] ? err.msg : "failed on another rank");
