@@ -173,5 +173,7 @@ int main(int argc, char **argv) {
     CHECK(seen, "no SIGUSR1 was seen in %.1f s", el);
     printf("%s  %ld head steps in %.1f s under a SIGUSR1 every 2 us: all bit-identical, heap intact, stop seen\n",
            wrong == 0 && seen ? "ok " : "FAIL", steps, el);
+    float *bufs[] = {n.x, n.w1, n.b1, n.w2, n.b2, n.h1, n.h2, n.dh2, n.dh1, n.gw1, n.gb1, n.gw2, n.gb2, ref_gw1, ref_dh1};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     return check_summary();
 }
