@@ -33,7 +33,8 @@ int config_fail(ConfigCtx *c, int line, const char *key, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    snprintf(all, sizeof all, "%s:%d: %s: %s", c->name, line > 0 ? line : 1, key[0] ? key : "(document)", msg);
+    // Each part is cut to its share of the one-line message.
+    snprintf(all, sizeof all, "%.300s:%d: %.160s: %.540s", c->name, line > 0 ? line : 1, key[0] ? key : "(document)", msg);
     // One line, whatever the input held: keys are user text too (a class
     // folder name may hold a line break).
     for (char *p = all; *p; p++)

@@ -295,7 +295,7 @@ static int huff_build(uint32_t *table, size_t cap, const uint8_t *lens, unsigned
     // bit-reversed value, since the stream sends codes most significant bit
     // first into a buffer read from the least significant end.
     uint32_t code = 0, cur_prefix = UINT32_MAX;
-    unsigned prev_len = lens[sorted[0]], sub_bits = 0;
+    unsigned prev_len = 0, sub_bits = 0;  // code is 0 until the first symbol: any start shifts it to 0
     size_t next_sub = root_size, sub = 0;
     for (unsigned i = 0; i < total; i++) {
         unsigned s = sorted[i], len = lens[s];
