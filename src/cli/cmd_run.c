@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "config/config.h"
+#include "sweep/grid.h"
 #include "sweep/sweep.h"
 
 static void run_usage(FILE *f) {
@@ -44,18 +45,12 @@ int cmd_run(int argc, char **argv) {
         case 'r': a.resume = 1; break;
         case 'f': a.retry_failed = 1; break;
         case 'd': a.dry_run = 1; break;
-        case 's': {
-            unsigned long long i, n;
-            int used = 0;
-            if (sscanf(optarg, "%llu/%llu%n", &i, &n, &used) != 2 || optarg[used] != '\0' || optarg[0] == '-' ||
-                n == 0 || i >= n || n > 1000000) {
+        case 's':
+            if (grid_slice_parse(optarg, &a.slice, &a.n_slices)) {
                 fprintf(stderr, "ctsweep run: --slice %s: expected I/N with 0 <= I < N (e.g. 0/4)\n", optarg);
                 return CT_EXIT_USAGE;
             }
-            a.slice = (size_t)i;
-            a.n_slices = (size_t)n;
             break;
-        }
         case 'c': config_print_help(stdout); return CT_EXIT_OK;
         case 'h': run_usage(stdout); return CT_EXIT_OK;
         default: run_usage(stderr); return CT_EXIT_USAGE;

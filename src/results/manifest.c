@@ -178,11 +178,9 @@ int manifest_write(const char *outdir, const ManifestView *m, CtError *err) {
         h5io_attr_str(f, "dataset_fingerprint", m->ds->fingerprint, err) || h5io_attr_str(f, "state", m->state, err) ||
         write_dataset_group(f, m->ds, err) || write_trials(f, m, err))
         goto fail;
-    if (m->grid->n_slices) {
-        char slice[48];
-        snprintf(slice, sizeof slice, "%zu/%zu", m->grid->slice, m->grid->n_slices);
-        if (h5io_attr_str(f, "slice", slice, err)) goto fail;
-    }
+    char slice[48];
+    grid_slice_label(m->grid, slice, sizeof slice);
+    if (slice[0] && h5io_attr_str(f, "slice", slice, err)) goto fail;
     if (m->merged_from && h5io_attr_str(f, "merged_from", m->merged_from, err)) goto fail;
     hid_t closing = f;
     f = -1;

@@ -184,6 +184,22 @@ void grid_slice(Grid *g, size_t i, size_t n) {
     free(trial_map);
 }
 
+void grid_slice_label(const Grid *g, char *buf, size_t cap) {
+    if (g->n_slices) snprintf(buf, cap, "%zu/%zu", g->slice, g->n_slices);
+    else if (cap) buf[0] = '\0';
+}
+
+int grid_slice_parse(const char *s, size_t *i, size_t *n) {
+    unsigned long long a, b;
+    int used = 0;
+    if (!s || s[0] < '0' || s[0] > '9' || sscanf(s, "%llu/%llu%n", &a, &b, &used) != 2 || s[used] != '\0' || b == 0 ||
+        a >= b || b > GRID_MAX_SLICES)
+        return -1;
+    *i = (size_t)a;
+    *n = (size_t)b;
+    return 0;
+}
+
 long grid_find(const Grid *g, const char *id) {
     for (size_t i = 0; i < g->n_trials; i++)
         if (strcmp(g->trials[i].id, id) == 0) return (long)i;

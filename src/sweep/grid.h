@@ -64,6 +64,11 @@ void grid_free(Grid *g);
 // belongs to exactly one slice; a slice may be empty when n exceeds the
 // number of runs.
 void grid_slice(Grid *g, size_t i, size_t n);
+// The slice as the results record it ("I/N"), or "" for the whole grid.
+void grid_slice_label(const Grid *g, char *buf, size_t cap);
+// Parses "I/N" (digits, 0 <= I < N <= GRID_MAX_SLICES): 0, or -1.
+#define GRID_MAX_SLICES 1000000
+int grid_slice_parse(const char *s, size_t *i, size_t *n);
 // Index of the trial with this id, or -1.
 long grid_find(const Grid *g, const char *id);
 // One line per trial (for --dry-run).

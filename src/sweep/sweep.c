@@ -904,8 +904,8 @@ static int check_resume_config(Sweep *s, CtError *err) {
         return ct_errorf(err, "%s: cannot read the stored configuration (config_yaml)", path);
     }
     // A slice's folder continues only as the same slice.
-    char now[48] = "";
-    if (s->grid.n_slices) snprintf(now, sizeof now, "%zu/%zu", s->grid.slice, s->grid.n_slices);
+    char now[48];
+    grid_slice_label(&s->grid, now, sizeof now);
     if (strcmp(st.slice ? st.slice : "", now) != 0) {
         if (st.slice) ct_errorf(err, "%s holds slice %s of the grid: resume it with --slice %s", path, st.slice, st.slice);
         else ct_errorf(err, "%s holds the whole grid: resume it without --slice", path);
@@ -1028,7 +1028,6 @@ int sweep_main(const SweepArgs *a) {
     MPI_Comm_rank(MPI_COMM_WORLD, &s->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &s->size);
     ct_log_set_rank(s->rank, s->size);
-    sweep_install_signals();
     snprintf(s->outdir, sizeof s->outdir, "%s", a->outdir);
     gethostname(s->host, sizeof s->host - 1);
     CtError err = {{0}};
@@ -1231,9 +1230,7 @@ static int merge_sources(StoredSweep *src, char *const *dirs, size_t n, CtError 
         if (!m->yaml || !m->fingerprint)
             return ct_errorf(err, "%s: cannot read %s (see ctsweep validate %s)", path,
                              m->yaml ? "dataset_fingerprint" : "config_yaml", dirs[i]);
-        int used = 0;
-        if (m->slice && (sscanf(m->slice, "%zu/%zu%n", &m->slice_i, &m->slice_n, &used) != 2 || m->slice[used] ||
-                         m->slice_n == 0 || m->slice_i >= m->slice_n))
+        if (m->slice && grid_slice_parse(m->slice, &m->slice_i, &m->slice_n))
             return ct_errorf(err, "%s: slice attribute '%s' is not I/N", path, m->slice);
         if (i == 0) continue;
         if (strcmp(m->yaml, src[0].yaml) != 0)

@@ -39,7 +39,8 @@ int sweep_main(const SweepArgs *a);
 // SWEEP_EXIT_RESUME (trials still pending), SWEEP_EXIT_ERROR.
 int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs);
 // SIGTERM, SIGUSR1 and SIGINT ask for a clean stop (exit SWEEP_EXIT_RESUME);
-// installed before MPI_Init so that a signal during start-up is not lost.
+// call once, before MPI_Init (before any thread exists: see stopsig.h), so
+// that a signal during start-up is not lost.
 void sweep_install_signals(void);
 
 #endif
