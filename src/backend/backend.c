@@ -107,3 +107,5 @@ void backend_net_free(BackendNet *net) {
         cpu_net_free(net->impl);
     free(net);
 }
+
+const char *backend_cpu_isa(void) { return cpu_net_isa_name(); }

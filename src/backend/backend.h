@@ -50,5 +50,8 @@ size_t backend_net_output_numel(const BackendNet *net);
 // Bytes of weights, activations and workspace the plan holds.
 size_t backend_net_bytes(const BackendNet *net);
 void backend_net_free(BackendNet *net);
+// The instruction set the CPU backend's kernels use here ("avx2",
+// "avx512_core_bf16", ...), as oneDNN reports it after ONEDNN_MAX_CPU_ISA.
+const char *backend_cpu_isa(void);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "cli/commands.h"
 #include "results/h5io.h"
 
@@ -40,7 +41,7 @@ int main(int argc, char **argv) {
         return CT_EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("ctsweep %s\n", CTSWEEP_VERSION);
+        printf("ctsweep %s (CPU backend: oneDNN, ISA %s)\n", CTSWEEP_VERSION, backend_cpu_isa());
         return CT_EXIT_OK;
     }
     h5io_init();

@@ -771,6 +771,12 @@ def case_disk(ctsweep, work):
 
 def main():
     ctsweep, work, case = sys.argv[1], sys.argv[2], sys.argv[3]
+    # The shared reference run is kept per instruction set: results are
+    # bit-identical on one ISA, not across them (an AVX-512 CPU's second pass
+    # with ONEDNN_MAX_CPU_ISA=AVX2 must not meet the first pass's reference).
+    isa = subprocess.run([ctsweep, "--version"], capture_output=True, text=True).stdout.split("ISA ")[-1].strip(" )\n")
+    print(f"oneDNN ISA: {isa} (ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')})")
+    work = os.path.join(work, isa)
     os.makedirs(work, exist_ok=True)
     {"ranks": case_ranks, "signal": case_signal, "kill": case_kill, "failure": case_failure,
      "config": case_config, "resume": case_resume, "groups": case_groups, "badimage": case_badimage, "status": case_status, "disk": case_disk, "chaos": case_chaos, "limits": case_limits,

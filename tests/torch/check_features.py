@@ -1,11 +1,24 @@
 """Runs `ctsweep features` on real COVID-CT images and compares with
 torchvision (see reference.py), and checks `--model identity` against PIL.
 
-usage: check_features.py CTSWEEP WORK COVID_ROOT MODEL SIZES
+usage: check_features.py CTSWEEP WORK COVID_ROOT MODEL SIZES [MODE]
+
+MODE is `auto` (default: --conv-algo auto, fp32), `winograd` (every 3x3
+stride-1 convolution through Winograd) or `bf16` (--precision bf16). The
+Winograd and bf16 kernels of oneDNN 2.6 exist only on AVX-512 CPUs: where
+oneDNN's ISA (printed first) has no AVX-512, those modes check that the tool
+refuses them with its one-line message, print `skipped: needs AVX-512` and
+exit 77 (ctest's SKIP_RETURN_CODE), so they never pass silently.
 
 Tolerance: max |ours - ref| <= 1e-4 * max |ref| + 1e-5 over each output
 (float32 accumulation in a different order across 13-36 layers; BatchNorm
 is folded into the convolutions, which changes rounding a little more).
+Winograd keeps that bound. bf16 (8-bit mantissa activations and weights,
+fp32 accumulation) is held to 5e-2 * max |ref|.
+
+Every mode also checks, bit for bit, that an image's features do not depend
+on the batch: batch 3 against batch 4 in reversed order, and 1 thread
+against 2 threads.
 """
 import os
 import subprocess
@@ -19,6 +32,12 @@ sys.path.insert(0, HERE)
 import reference  # noqa: E402
 
 RTOL, ATOL = 1e-4, 1e-5
+MODES = {
+    "auto": ([], RTOL),
+    "winograd": (["--conv-algo", "winograd"], RTOL),
+    "bf16": (["--precision", "bf16"], 5e-2),
+}
+SKIP = 77
 
 
 def run(cmd):
@@ -29,13 +48,19 @@ def run(cmd):
     return r
 
 
-def compare(label, ours, ref):
+def oneDNN_isa(ctsweep):
+    """The ISA oneDNN dispatches to here, from `ctsweep --version`."""
+    out = run([ctsweep, "--version"]).stdout
+    return out.split("ISA ")[1].split(")")[0].strip()
+
+
+def compare(label, ours, ref, rtol=RTOL):
     if ours.shape != ref.shape:
         print(f"FAIL {label}: shape {ours.shape}, reference {ref.shape}")
         return False
     diff = np.abs(ours.astype(np.float64) - ref.astype(np.float64))
     worst = np.unravel_index(np.argmax(diff), diff.shape)
-    bound = RTOL * np.abs(ref).max() + ATOL
+    bound = rtol * np.abs(ref).max() + ATOL
     ok = bool(diff.max() <= bound)
     print(f"{'ok  ' if ok else 'FAIL'} {label}: max|diff| {diff.max():.3g} at {tuple(int(i) for i in worst)} "
           f"(ours {ours[worst]:.6g}, ref {ref[worst]:.6g}), bound {bound:.3g}, max|ref| {np.abs(ref).max():.4g}, "
@@ -46,7 +71,27 @@ def compare(label, ours, ref):
 def main():
     ctsweep, work, covid_root, name = sys.argv[1:5]
     sizes = [int(s) for s in sys.argv[5].split(",")]
-    work = os.path.join(work, name)
+    mode = sys.argv[6] if len(sys.argv) > 6 else "auto"
+    flags, rtol = MODES[mode]
+    isa = oneDNN_isa(ctsweep)
+    print(f"oneDNN ISA: {isa} (ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}); mode {mode}")
+    work = os.path.join(work, name if mode == "auto" else f"{name}-{mode}")
+    if mode != "auto" and not isa.startswith("avx512"):
+        # The refusal itself is checked: one line that says why.
+        os.makedirs(work, exist_ok=True)
+        img = reference.pick_images(covid_root)[0][0]
+        r = subprocess.run([ctsweep, "features", "--model", name, "--image-size", "32", "-o",
+                            os.path.join(work, "refused.h5")] + flags + [img], capture_output=True, text=True)
+        lines = r.stderr.strip().splitlines()
+        expect = "no Winograd convolution for this CPU" if mode == "winograd" else "oneDNN needs AVX-512"
+        refused = r.returncode == 1 and any(expect in ln for ln in lines) and \
+            not os.path.exists(os.path.join(work, "refused.h5"))
+        print(f"{'ok  ' if refused else 'FAIL'} {name} {mode} refused on {isa}: exit {r.returncode}: "
+              f"{lines[-1] if lines else '(no message)'}")
+        if not refused:
+            sys.exit(1)
+        print(f"skipped: needs AVX-512 (oneDNN ISA here: {isa})")
+        sys.exit(SKIP)
     if name == "identity":
         # More images for preprocessing: two of every kind.
         images, kinds = reference.pick_images(covid_root, per_kind=2)
@@ -75,23 +120,31 @@ def main():
                 d = np.abs(ours[i] - ref[i]).max() * 255
                 print(f"     {os.path.basename(p)}: {d:.4f}/255")
         else:
-            run([ctsweep, "features", "--model", name, "--weights", os.path.join(work, f"{name}.safetensors"),
-                 "--image-size", str(s), "--batch", "3", "-o", out] + images)
-            with h5py.File(out, "r") as f:
-                ours = f["features"][...]
+            weights = os.path.join(work, f"{name}.safetensors")
+
+            def features(path, extra, imgs):
+                run([ctsweep, "features", "--model", name, "--weights", weights, "--image-size", str(s),
+                     "-o", path] + flags + extra + imgs)
+                with h5py.File(path, "r") as f:
+                    return f["features"][...]
+
+            ours = features(out, ["--batch", "3", "--threads", "2"], images)
             ref = np.load(os.path.join(work, f"{name}_{s}.npy"))
-            ok = compare(f"{name} {s}px ({len(images)} images)", ours, ref)
+            ok = compare(f"{name} {s}px {mode} ({len(images)} images)", ours, ref, rtol)
             if s == min(sizes):
-                # An image's features must not depend on the batch it ran in.
-                out2 = os.path.join(work, f"ours_{s}_b4.h5")
-                run([ctsweep, "features", "--model", name, "--weights", os.path.join(work, f"{name}.safetensors"),
-                     "--image-size", str(s), "--batch", "4", "-o", out2] + images[::-1])
-                with h5py.File(out2, "r") as f:
-                    other = f["features"][...][::-1]
-                same = bool(np.array_equal(ours, other))
-                print(f"{'ok  ' if same else 'FAIL'} {name} {s}px: batch 3 vs batch 4, reversed order: "
-                      f"{'bit-identical' if same else 'differ, max ' + str(np.abs(ours - other).max())}")
-                ok = ok and same
+                # An image's features must not depend on the batch it ran in
+                # (size, companions, position) nor on the thread count.
+                for label, extra, imgs, back in (
+                        ("batch 3 vs batch 4, reversed order", ["--batch", "4", "--threads", "2"], images[::-1],
+                         True),
+                        ("2 threads vs 1 thread, batch 5", ["--batch", "5", "--threads", "1"], images, False)):
+                    other = features(os.path.join(work, f"ours_{s}_other.h5"), extra, imgs)
+                    if back:
+                        other = other[::-1]
+                    same = bool(np.array_equal(ours, other))
+                    print(f"{'ok  ' if same else 'FAIL'} {name} {s}px {mode}: {label}: "
+                          f"{'bit-identical' if same else 'differ, max ' + str(np.abs(ours - other).max())}")
+                    ok = ok and same
         passed += ok
         failed += not ok
     print(f"{passed} passed, {failed} failed")

@@ -157,6 +157,8 @@ def check_auc(driver, work):
 
 def main():
     driver, work = sys.argv[1], sys.argv[2]
+    isa = subprocess.run([driver, "isa"], capture_output=True, text=True).stdout.strip()
+    print(f"oneDNN ISA: {isa} (ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')})")
     os.makedirs(work, exist_ok=True)
     torch.set_num_threads(1)
     check_auc(driver, work)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "train/adam.h"
 #include "train/clr.h"
 #include "train/head.h"
@@ -86,6 +87,10 @@ static void read_clr(hid_t f, ClrSpec *c) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "isa") == 0) {
+        printf("%s\n", backend_cpu_isa());
+        return 0;
+    }
     if (argc != 4) {
         fprintf(stderr, "usage: train_driver lr|steps IN.h5 OUT.h5\n");
         return 2;

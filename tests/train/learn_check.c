@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "data/phantom.h"
 #include "train/trial.h"
 
@@ -116,6 +117,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *what = argv[1];
+    printf("oneDNN ISA: %s (ONEDNN_MAX_CPU_ISA=%s)\n", backend_cpu_isa(),
+           getenv("ONEDNN_MAX_CPU_ISA") ? getenv("ONEDNN_MAX_CPU_ISA") : "unset");
     char root[4096];
     CtError err = {{0}};
     Setup s;

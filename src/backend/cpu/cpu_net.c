@@ -10,6 +10,23 @@
  * post-op, in place in the shortcut's buffer when that was its last use.
  * Buffers are allocated once the plan is known; weights are reordered into
  * oneDNN's preferred layout once at creation.
+ *
+ * Batch invariance by construction. An image's features must not depend on
+ * the batch it is computed in (its size, its other images, its position) nor
+ * on the thread count: the feature cache, `ctsweep features`, every rank count
+ * and every resume must see the same bits. oneDNN chooses a kernel's blocking
+ * from the whole problem: its minibatch and the thread count it is created
+ * with. On AVX-512 its Winograd kernel blocks the reduction over input
+ * channels by a heuristic over (minibatch x tiles) and threads, so the same
+ * image summed in another order when the batch changed (max |diff| ~1e-6 on
+ * VGG16). So every primitive is planned for ONE image and created while
+ * oneDNN sees ONE thread; a batch is spread over the threads an image at a
+ * time, each thread running the same single-threaded primitives on buffers of
+ * its own (oneDNN runs a primitive serially inside a parallel region). No
+ * kernel choice and no summation order can then depend on the batch or the
+ * threads, on any instruction set. Measured on a 2-core AVX2 EPYC,
+ * bench/backbone batch 16 at 224 px: no slower than the batch-planned
+ * version (see bench/README.md).
  */
 #include "backend/cpu/cpu_net.h"
 
@@ -27,21 +44,34 @@
 #define BUF_INPUT (-2)
 #define BUF_OWNED (-1)
 #define BUF_SCRATCH (-3)
+#define BUF_FINAL (-4)
 
 typedef struct {
     int arg;                // DNNL_ARG_*
     dnnl_memory_desc_t md;  // layout of the memory passed
-    int buf;                // pool index, BUF_INPUT, BUF_OWNED (ptr) or BUF_SCRATCH
+    int buf;                // pool index, BUF_INPUT, BUF_OWNED (ptr), BUF_SCRATCH or BUF_FINAL
     void *ptr;              // BUF_OWNED: data
 } ArgSpec;
 
 typedef struct {
     dnnl_primitive_t prim;
     ArgSpec spec[MAX_ARGS];
-    dnnl_exec_arg_t args[MAX_ARGS];
     int nargs;
     char what[80];
 } Step;
+
+// What one thread needs to run the plan on one image: its own stream,
+// activation buffers, scratchpad and the memory objects that point at them.
+typedef struct {
+    dnnl_stream_t stream;
+    void **pool;          // n_pool buffers
+    void *scratch;        // scratch_bytes
+    float *input;         // (1, 3, h, w)
+    float *final_plain;   // (1, fc, fh, fw)
+    dnnl_memory_t *mems;  // n_mems
+    size_t n_mems;
+    dnnl_exec_arg_t *args;  // (n_steps, MAX_ARGS)
+} CpuWorker;
 
 typedef struct {
     dnnl_memory_desc_t md;
@@ -51,26 +81,22 @@ typedef struct {
 
 struct CpuNet {
     dnnl_engine_t eng;
-    dnnl_stream_t stream;
+    dnnl_stream_t stream;  // for the weight reorders at creation
     size_t max_batch, h, w;
     Precision precision;
     // the final pooling, done in plain C on an NCHW copy
     NNOpKind final_kind;
     size_t fc, fh, fw, out_h, out_w, out_numel;
-    float *final_plain;  // (max_batch, fc, fh, fw)
-    float *input;        // (max_batch, 3, h, w)
     Step *steps;
     size_t n_steps, cap_steps;
-    size_t *pool_bytes;
+    size_t *pool_bytes;  // per worker
     int *pool_free;
-    void **pool;
     size_t n_pool;
-    void **owned;
+    void **owned;  // weights, shared by the workers (read only)
     size_t n_owned, cap_owned, owned_bytes;
-    void *scratch;
-    size_t scratch_bytes;
-    dnnl_memory_t *mems;
-    size_t n_mems, cap_mems;
+    size_t scratch_bytes;  // per worker
+    CpuWorker *workers;
+    size_t n_workers;
     int verbose;
 };
 
@@ -207,10 +233,10 @@ static int plan_conv(CpuNet *net, const NNLayer *l, int li, TensorPlan *tp, cons
     const TensorPlan *in = l->src == NN_INPUT ? &tp[0] : &tp[l->src + 1];
     NNShape o = shapes[li];
     dnnl_data_type_t dt = act_type(net);
-    dnnl_dims_t sdims = {(dnnl_dim_t)net->max_batch, (dnnl_dim_t)l->cin, in->md.dims[2], in->md.dims[3]};
+    dnnl_dims_t sdims = {1, (dnnl_dim_t)l->cin, in->md.dims[2], in->md.dims[3]};
     dnnl_dims_t wdims = {(dnnl_dim_t)l->cout, (dnnl_dim_t)l->cin, (dnnl_dim_t)l->k, (dnnl_dim_t)l->k};
     dnnl_dims_t bdims = {(dnnl_dim_t)l->cout};
-    dnnl_dims_t ddims = {(dnnl_dim_t)net->max_batch, (dnnl_dim_t)l->cout, (dnnl_dim_t)o.h, (dnnl_dim_t)o.w};
+    dnnl_dims_t ddims = {1, (dnnl_dim_t)l->cout, (dnnl_dim_t)o.h, (dnnl_dim_t)o.w};
     dnnl_dims_t strides = {(dnnl_dim_t)l->stride, (dnnl_dim_t)l->stride};
     dnnl_dims_t padl = {(dnnl_dim_t)l->pad, (dnnl_dim_t)l->pad};
     // Right padding that makes oneDNN's size equation exact (PyTorch floors).
@@ -322,7 +348,7 @@ static int plan_maxpool(CpuNet *net, const NNLayer *l, int li, TensorPlan *tp, c
                         CtError *err) {
     const TensorPlan *in = l->src == NN_INPUT ? &tp[0] : &tp[l->src + 1];
     NNShape o = shapes[li];
-    dnnl_dims_t ddims = {(dnnl_dim_t)net->max_batch, (dnnl_dim_t)o.c, (dnnl_dim_t)o.h, (dnnl_dim_t)o.w};
+    dnnl_dims_t ddims = {1, (dnnl_dim_t)o.c, (dnnl_dim_t)o.h, (dnnl_dim_t)o.w};
     dnnl_dims_t strides = {(dnnl_dim_t)l->stride, (dnnl_dim_t)l->stride};
     dnnl_dims_t kernel = {(dnnl_dim_t)l->k, (dnnl_dim_t)l->k};
     dnnl_dims_t padl = {(dnnl_dim_t)l->pad, (dnnl_dim_t)l->pad};
@@ -359,35 +385,50 @@ fail:
     return -1;
 }
 
-// Allocates the pool, the scratchpad and one memory object per argument.
+// Gives every worker its stream, pool, scratchpad, input and final buffers
+// and one memory object per step argument.
 static int materialize(CpuNet *net, CtError *err) {
-    net->pool = ct_calloc(net->n_pool ? net->n_pool : 1, sizeof *net->pool);
-    for (size_t i = 0; i < net->n_pool; i++) {
-        net->pool[i] = ct_try_aligned_alloc(net->pool_bytes[i], 1);
-        if (!net->pool[i]) return ct_errorf(err, "out of memory for activations (%zu MiB)", net->pool_bytes[i] >> 20);
-    }
-    if (net->scratch_bytes) {
-        net->scratch = ct_try_aligned_alloc(net->scratch_bytes, 1);
-        if (!net->scratch) return ct_errorf(err, "out of memory for the oneDNN scratchpad");
-    }
-    for (size_t i = 0; i < net->n_steps; i++) {
-        Step *s = &net->steps[i];
-        for (int a = 0; a < s->nargs; a++) {
-            ArgSpec *sp = &s->spec[a];
-            void *ptr = sp->buf >= 0 ? net->pool[sp->buf]
-                        : sp->buf == BUF_INPUT ? (void *)net->input
-                        : sp->buf == BUF_SCRATCH ? net->scratch
-                                                 : sp->ptr;
-            dnnl_memory_t m;
-            dnnl_status_t st = dnnl_memory_create(&m, &sp->md, net->eng, ptr);
-            if (st != dnnl_success) return ct_errorf(err, "oneDNN %s: memory for %s", dnnl_status2str(st), s->what);
-            if (net->n_mems == net->cap_mems) {
-                net->cap_mems = net->cap_mems ? 2 * net->cap_mems : 128;
-                net->mems = ct_realloc(net->mems, net->cap_mems * sizeof *net->mems);
+    size_t n_args = 0;
+    for (size_t i = 0; i < net->n_steps; i++) n_args += (size_t)net->steps[i].nargs;
+    size_t in_bytes = 3 * net->h * net->w * sizeof(float);
+    size_t final_bytes = net->fc * net->fh * net->fw * sizeof(float);
+    net->workers = ct_calloc(net->n_workers, sizeof *net->workers);
+    for (size_t t = 0; t < net->n_workers; t++) {
+        CpuWorker *wk = &net->workers[t];
+        dnnl_status_t st = dnnl_stream_create(&wk->stream, net->eng, dnnl_stream_default_flags);
+        if (st != dnnl_success) return ct_errorf(err, "oneDNN %s: CPU stream", dnnl_status2str(st));
+        wk->pool = ct_calloc(net->n_pool ? net->n_pool : 1, sizeof *wk->pool);
+        for (size_t i = 0; i < net->n_pool; i++) {
+            wk->pool[i] = ct_try_aligned_alloc(net->pool_bytes[i], 1);
+            if (!wk->pool[i])
+                return ct_errorf(err, "out of memory for activations (%zu MiB)", net->pool_bytes[i] >> 20);
+        }
+        if (net->scratch_bytes) {
+            wk->scratch = ct_try_aligned_alloc(net->scratch_bytes, 1);
+            if (!wk->scratch) return ct_errorf(err, "out of memory for the oneDNN scratchpad");
+        }
+        wk->input = ct_try_aligned_alloc(in_bytes, 1);
+        wk->final_plain = ct_try_aligned_alloc(final_bytes, 1);
+        if (!wk->input || !wk->final_plain) return ct_errorf(err, "out of memory for an image's buffers");
+        wk->mems = ct_calloc(n_args ? n_args : 1, sizeof *wk->mems);
+        wk->args = ct_calloc(net->n_steps * MAX_ARGS + 1, sizeof *wk->args);
+        for (size_t i = 0; i < net->n_steps; i++) {
+            Step *s = &net->steps[i];
+            for (int a = 0; a < s->nargs; a++) {
+                ArgSpec *sp = &s->spec[a];
+                void *ptr = sp->buf >= 0 ? wk->pool[sp->buf]
+                            : sp->buf == BUF_INPUT ? (void *)wk->input
+                            : sp->buf == BUF_SCRATCH ? wk->scratch
+                            : sp->buf == BUF_FINAL ? (void *)wk->final_plain
+                                                   : sp->ptr;
+                dnnl_memory_t m;
+                st = dnnl_memory_create(&m, &sp->md, net->eng, ptr);
+                if (st != dnnl_success)
+                    return ct_errorf(err, "oneDNN %s: memory for %s", dnnl_status2str(st), s->what);
+                wk->mems[wk->n_mems++] = m;
+                wk->args[i * MAX_ARGS + (size_t)a].arg = sp->arg;
+                wk->args[i * MAX_ARGS + (size_t)a].memory = m;
             }
-            net->mems[net->n_mems++] = m;
-            s->args[a].arg = sp->arg;
-            s->args[a].memory = m;
         }
     }
     return 0;
@@ -414,21 +455,17 @@ int cpu_net_create(CpuNet **out, const NNGraph *g, size_t max_batch, size_t h, s
     net->precision = opt->precision;
     net->verbose = opt->verbose;
     if (opt->threads > 0) omp_set_num_threads(opt->threads);
+    // One worker per thread, no more than a batch can keep busy.
+    size_t threads = (size_t)omp_get_max_threads();
+    net->n_workers = threads < max_batch ? threads : max_batch;
+    if (net->n_workers == 0) net->n_workers = 1;
+    // The primitives are created while oneDNN sees one thread (see the top).
+    int saved_threads = omp_get_max_threads();
+    omp_set_num_threads(1);
     if (graph_infer_shapes(g, h, w, shapes, err)) goto fail;
     DNNL_TRY(dnnl_engine_create(&net->eng, dnnl_cpu, 0), "CPU engine");
     DNNL_TRY(dnnl_stream_create(&net->stream, net->eng, dnnl_stream_default_flags), "CPU stream");
 
-    size_t in_elems;
-    size_t in_dims[4] = {max_batch, 3, h, w};
-    if (ct_mul_sizes(&in_elems, in_dims, 4)) {
-        ct_errorf(err, "input size overflows");
-        goto fail;
-    }
-    net->input = ct_try_aligned_alloc(in_elems, sizeof(float));
-    if (!net->input) {
-        ct_errorf(err, "out of memory for the input batch");
-        goto fail;
-    }
     // Lifetimes: tp[0] is the input, tp[i + 1] the output of layer i.
     for (size_t i = 0; i <= g->n_layers; i++) tp[i].last = -1;
     for (size_t i = 0; i < g->n_layers; i++) {
@@ -436,12 +473,13 @@ int cpu_net_create(CpuNet **out, const NNGraph *g, size_t max_batch, size_t h, s
         tp[l->src + 1].last = (int)i;
         if (l->residual != NN_NONE) tp[l->residual + 1].last = (int)i;
     }
-    dnnl_dims_t idims = {(dnnl_dim_t)max_batch, 3, (dnnl_dim_t)h, (dnnl_dim_t)w};
+    dnnl_dims_t idims = {1, 3, (dnnl_dim_t)h, (dnnl_dim_t)w};
     dnnl_memory_desc_init_by_tag(&tp[0].md, 4, idims, dnnl_f32, dnnl_nchw);
     tp[0].buf = BUF_INPUT;
 
-    if (net->verbose) ct_info("%s plan for batch %zu at %zux%zu (%s):", g->model, max_batch, h, w,
-                              precision_name(opt->precision));
+    if (net->verbose)
+        ct_info("%s plan for one image at %zux%zu (%s, oneDNN ISA %s), run by %zu threads an image each:",
+                g->model, h, w, precision_name(opt->precision), cpu_net_isa_name(), net->n_workers);
     for (size_t i = 0; i + 1 < g->n_layers; i++) {
         const NNLayer *l = &g->layers[i];
         int rc = -1;
@@ -466,26 +504,25 @@ int cpu_net_create(CpuNet **out, const NNGraph *g, size_t max_batch, size_t h, s
     net->out_h = shapes[g->n_layers - 1].h;
     net->out_w = shapes[g->n_layers - 1].w;
     net->out_numel = fs.c * net->out_h * net->out_w;
-    dnnl_dims_t fdims = {(dnnl_dim_t)max_batch, (dnnl_dim_t)fs.c, (dnnl_dim_t)fs.h, (dnnl_dim_t)fs.w};
+    dnnl_dims_t fdims = {1, (dnnl_dim_t)fs.c, (dnnl_dim_t)fs.h, (dnnl_dim_t)fs.w};
     dnnl_memory_desc_t fmd;
     dnnl_memory_desc_init_by_tag(&fmd, 4, fdims, dnnl_f32, dnnl_nchw);
-    net->final_plain = owned_alloc(net, dnnl_memory_desc_get_size(&fmd));
-    if (!net->final_plain) {
-        ct_errorf(err, "out of memory for the final feature map");
-        goto fail;
-    }
-    if (plan_reorder(net, &fin->md, fin->buf, &fmd, BUF_OWNED, net->final_plain, last->name, err)) goto fail;
+    if (plan_reorder(net, &fin->md, fin->buf, &fmd, BUF_FINAL, NULL, last->name, err)) goto fail;
     if (materialize(net, err)) goto fail;
+    omp_set_num_threads(saved_threads);
     if (net->verbose)
-        ct_info("%s plan: %zu steps, weights %.1f MiB, activations %.1f MiB in %zu buffers, scratchpad %.1f MiB",
-                g->model, net->n_steps, net->owned_bytes / 1048576.0, cpu_net_bytes(net) / 1048576.0 -
-                net->owned_bytes / 1048576.0 - net->scratch_bytes / 1048576.0, net->n_pool,
-                net->scratch_bytes / 1048576.0);
+        ct_info("%s plan: %zu steps, weights %.1f MiB; per thread: activations %.1f MiB in %zu buffers, "
+                "scratchpad %.1f MiB",
+                g->model, net->n_steps, net->owned_bytes / 1048576.0,
+                (cpu_net_bytes(net) - net->owned_bytes) / 1048576.0 / (double)net->n_workers -
+                    net->scratch_bytes / 1048576.0,
+                net->n_pool, net->scratch_bytes / 1048576.0);
     free(shapes);
     free(tp);
     *out = net;
     return 0;
 fail:
+    omp_set_num_threads(saved_threads);
     free(shapes);
     free(tp);
     cpu_net_free(net);
@@ -494,68 +531,124 @@ fail:
 
 // ---- running ----
 
-static void final_pool(const CpuNet *net, size_t n, float *out) {
+// Adaptive or global average pooling of one image's (fc, fh, fw) map.
+static void final_pool(const CpuNet *net, const float *in, float *out) {
     const size_t C = net->fc, H = net->fh, W = net->fw, OH = net->out_h, OW = net->out_w;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (size_t b = 0; b < n; b++)
-        for (size_t c = 0; c < C; c++) {
-            const float *x = net->final_plain + (b * C + c) * H * W;
-            float *y = out + (b * C + c) * OH * OW;
-            for (size_t oy = 0; oy < OH; oy++) {
-                size_t y0 = oy * H / OH, y1 = ((oy + 1) * H + OH - 1) / OH;
-                for (size_t ox = 0; ox < OW; ox++) {
-                    size_t x0 = ox * W / OW, x1 = ((ox + 1) * W + OW - 1) / OW;
-                    double s = 0;
-                    for (size_t yy = y0; yy < y1; yy++)
-                        for (size_t xx = x0; xx < x1; xx++) s += x[yy * W + xx];
-                    y[oy * OW + ox] = (float)(s / (double)((y1 - y0) * (x1 - x0)));
-                }
+    for (size_t c = 0; c < C; c++) {
+        const float *x = in + c * H * W;
+        float *y = out + c * OH * OW;
+        for (size_t oy = 0; oy < OH; oy++) {
+            size_t y0 = oy * H / OH, y1 = ((oy + 1) * H + OH - 1) / OH;
+            for (size_t ox = 0; ox < OW; ox++) {
+                size_t x0 = ox * W / OW, x1 = ((ox + 1) * W + OW - 1) / OW;
+                double s = 0;
+                for (size_t yy = y0; yy < y1; yy++)
+                    for (size_t xx = x0; xx < x1; xx++) s += x[yy * W + xx];
+                y[oy * OW + ox] = (float)(s / (double)((y1 - y0) * (x1 - x0)));
             }
         }
+    }
+}
+
+// Runs the whole plan on one image with worker wk. Returns the failing
+// step's index, or -1.
+static long run_one(CpuNet *net, CpuWorker *wk, const float *in, float *out, dnnl_status_t *st) {
+    memcpy(wk->input, in, 3 * net->h * net->w * sizeof(float));
+    for (size_t i = 0; i < net->n_steps; i++) {
+        Step *s = &net->steps[i];
+        *st = dnnl_primitive_execute(s->prim, wk->stream, s->nargs, wk->args + i * MAX_ARGS);
+        if (*st != dnnl_success) return (long)i;
+    }
+    *st = dnnl_stream_wait(wk->stream);
+    if (*st != dnnl_success) return (long)net->n_steps;
+    final_pool(net, wk->final_plain, out);
+    return -1;
 }
 
 int cpu_net_forward(CpuNet *net, const float *in, size_t n, float *out, CtError *err) {
     if (n == 0) return 0;
     if (n > net->max_batch) return ct_errorf(err, "batch of %zu is larger than the plan's %zu", n, net->max_batch);
-    size_t per = 3 * net->h * net->w;
-    memcpy(net->input, in, n * per * sizeof(float));
-    // A partial batch runs at full size: the rows past n hold stale data whose
-    // outputs are ignored (each image's result does not depend on the others).
-    for (size_t i = 0; i < net->n_steps; i++) {
-        Step *s = &net->steps[i];
-        dnnl_status_t st = dnnl_primitive_execute(s->prim, net->stream, s->nargs, s->args);
-        if (st != dnnl_success) return ct_errorf(err, "oneDNN %s executing %s", dnnl_status2str(st), s->what);
+    const size_t per = 3 * net->h * net->w;
+    int team = (int)(n < net->n_workers ? n : net->n_workers);
+    long failed_step = -1;
+    dnnl_status_t failed_st = dnnl_success;
+    // Images go to threads dynamically: which thread runs an image changes
+    // nothing in its result (same primitives, each thread's own buffers).
+#pragma omp parallel num_threads(team)
+    {
+        CpuWorker *wk = &net->workers[omp_get_thread_num()];
+#pragma omp for schedule(dynamic, 1)
+        for (size_t i = 0; i < n; i++) {
+            long bad;
+#pragma omp atomic read
+            bad = failed_step;
+            if (bad >= 0) continue;
+            dnnl_status_t st;
+            long step = run_one(net, wk, in + i * per, out + i * net->out_numel, &st);
+            if (step >= 0) {
+#pragma omp critical(cpu_net_failure)
+                if (failed_step < 0) {
+                    failed_st = st;
+                    failed_step = step;
+                }
+            }
+        }
     }
-    dnnl_status_t st = dnnl_stream_wait(net->stream);
-    if (st != dnnl_success) return ct_errorf(err, "oneDNN %s waiting for the stream", dnnl_status2str(st));
-    final_pool(net, n, out);
+    if (failed_step >= 0)
+        return ct_errorf(err, "oneDNN %s executing %s", dnnl_status2str(failed_st),
+                         failed_step < (long)net->n_steps ? net->steps[failed_step].what : "the stream");
     return 0;
 }
 
 size_t cpu_net_output_numel(const CpuNet *net) { return net->out_numel; }
 
 size_t cpu_net_bytes(const CpuNet *net) {
-    size_t b = net->owned_bytes + net->scratch_bytes + net->max_batch * 3 * net->h * net->w * sizeof(float);
-    for (size_t i = 0; i < net->n_pool; i++) b += net->pool_bytes[i];
-    return b;
+    size_t per_worker = net->scratch_bytes + 3 * net->h * net->w * sizeof(float) +
+                        net->fc * net->fh * net->fw * sizeof(float);
+    for (size_t i = 0; i < net->n_pool; i++) per_worker += net->pool_bytes[i];
+    return net->owned_bytes + net->n_workers * per_worker;
+}
+
+const char *cpu_net_isa_name(void) {
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "default";
+    }
 }
 
 void cpu_net_free(CpuNet *net) {
     if (!net) return;
     for (size_t i = 0; i < net->n_steps; i++)
         if (net->steps[i].prim) dnnl_primitive_destroy(net->steps[i].prim);
-    for (size_t i = 0; i < net->n_mems; i++) dnnl_memory_destroy(net->mems[i]);
+    if (net->workers)
+        for (size_t t = 0; t < net->n_workers; t++) {
+            CpuWorker *wk = &net->workers[t];
+            for (size_t i = 0; i < wk->n_mems; i++) dnnl_memory_destroy(wk->mems[i]);
+            if (wk->pool)
+                for (size_t i = 0; i < net->n_pool; i++) ct_aligned_free(wk->pool[i]);
+            ct_aligned_free(wk->scratch);
+            ct_aligned_free(wk->input);
+            ct_aligned_free(wk->final_plain);
+            if (wk->stream) dnnl_stream_destroy(wk->stream);
+            free(wk->pool);
+            free(wk->mems);
+            free(wk->args);
+        }
     for (size_t i = 0; i < net->n_owned; i++) ct_aligned_free(net->owned[i]);
-    if (net->pool)
-        for (size_t i = 0; i < net->n_pool; i++) ct_aligned_free(net->pool[i]);
-    ct_aligned_free(net->scratch);
-    ct_aligned_free(net->input);
     if (net->stream) dnnl_stream_destroy(net->stream);
     if (net->eng) dnnl_engine_destroy(net->eng);
+    free(net->workers);
     free(net->steps);
-    free(net->mems);
     free(net->owned);
-    free(net->pool);
     free(net->pool_bytes);
     free(net->pool_free);
     free(net);
