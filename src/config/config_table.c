@@ -341,7 +341,8 @@ const ConfigKey config_keys[] = {
      .help = "error: an unreadable image stops the run before training; skip: it is left out and recorded."},
     {.path = "data.on_duplicate", ENUM(DUPLICATE_CHOICES, parse_duplicate), AT(on_duplicate),
      .help = "Identical files (same content) in two splits are leakage. error: the run is refused naming both; "
-             "warn: it runs with a warning; ignore: no check. Copies within one split are a warning."},
+             "warn: it runs with a warning; ignore: not checked. Copies within one split are a warning (not under "
+             "ignore)."},
     {.path = "data.max_width", .type = CK_U32, AT(limits.max_width), RANGE(1, 1 << 20),
      .help = "Images wider than this (from the header) are refused before decoding."},
     {.path = "data.max_height", .type = CK_U32, AT(limits.max_height), RANGE(1, 1 << 20),

@@ -5,11 +5,13 @@
  * warn, ignore) and within one (a warning with the count), the warnings for
  * small evaluation sets, the printed table, and the DataSet adapter on real
  * folders: an empty class folder, an empty folder beside a full one of the
- * same label, and the COVID-CT official split (which holds no identical files).
+ * same label, a class whose every image was skipped as bad, and the COVID-CT
+ * official split (which holds no identical files).
  *
  * usage: test_data_check SCRATCH_DIR SHARED_DATA_DIR
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -19,6 +21,8 @@
 #include <unistd.h>
 
 #include "data/data_check.h"
+#include "data/image_cache.h"
+#include "data/phantom.h"
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
@@ -438,8 +442,7 @@ static void test_dataset_folders(const char *scratch) {
     rc = check_tree(&spec, DUPLICATE_ERROR, NULL, &err);
     want = "data: class folder Other has 0 images (train 0, val 0, test 0); fill it or remove it from data.classes";
     CHECK(rc == -1 && strcmp(err.msg, want) == 0, "empty folder of a shared label: rc %d '%s'", rc, err.msg);
-    // A copy of a COVID image filed as non-COVID (seed 0 puts c0 and the copy in different splits or not; either
-    // way the pair is found).
+    // A copy of a COVID image filed under Other: in one split or in two, the pair is found.
     snprintf(p, sizeof p, "%s/Other/copy.png", root);
     write_bytes(p, "covid 3");
     rc = check_tree(&spec, DUPLICATE_WARN, &rep, &err);
@@ -447,6 +450,52 @@ static void test_dataset_folders(const char *scratch) {
           "copy across folders: rc %d '%s', %zu across, within %zu/%zu/%zu", rc, err.msg, rep.cross_sets,
           rep.within[0], rep.within[1], rep.within[2]);
     printf("ok   DataSet: an empty class folder refused (alone or beside another of its label); copies found\n");
+}
+
+// Every image of a class skipped as bad (on_bad_image: skip) leaves the class empty.
+static void test_all_skipped(const char *scratch) {
+    char root[4096], p[4200];
+    snprintf(root, sizeof root, "%s/skipped", scratch);
+    nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    CtError err = {{0}};
+    if (phantom_write_set(root, 40, 3, 32, &err)) {
+        CHECK(0, "phantoms: %s", err.msg);
+        return;
+    }
+    snprintf(p, sizeof p, "%s/CT_NonCOVID", root);
+    DIR *d = opendir(p);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.') {
+            char f[4600];
+            snprintf(f, sizeof f, "%s/%s", p, e->d_name);
+            write_bytes(f, "not an image\n");
+        }
+    if (d) closedir(d);
+    DataSpec spec;
+    data_spec_default(&spec, root);
+    DataSet ds;
+    ImageCache ic;
+    ImageLimits lim;
+    image_limits_default(&lim);
+    int rc = dataset_open(&ds, &spec, &err);
+    CHECK(rc == 0, "skipped: %s", err.msg);
+    if (rc) return;
+    capture_begin();
+    rc = image_cache_build(&ic, &ds, 32, &lim, BAD_IMAGE_SKIP, &err);
+    free(capture_end());
+    CHECK(rc == 0 && ds.n == 20 && ds.n_skipped == 20, "skip: rc %d (%s), %zu kept, %zu skipped", rc, err.msg, ds.n,
+          ds.n_skipped);
+    rc = dataset_fingerprint(&ds, &err);
+    capture_begin();
+    rc = rc ? rc : data_check_dataset(&ds, &spec, DUPLICATE_ERROR, NULL, &err);
+    free(capture_end());
+    const char *want = "data: class CT_NonCOVID has 0 images in val (train 0, val 0, test 0); AUC and accuracy would "
+                       "be meaningless";
+    CHECK(rc == -1 && strcmp(err.msg, want) == 0, "every image of a class skipped: rc %d '%s'", rc, err.msg);
+    image_cache_free(&ic);
+    dataset_free(&ds);
+    printf("ok   a class whose every image was skipped as bad is refused\n");
 }
 
 static void test_covid_ct(const char *shared) {
@@ -499,6 +548,7 @@ int main(int argc, char **argv) {
     test_duplicates();
     test_table();
     test_dataset_folders(argv[1]);
+    test_all_skipped(argv[1]);
     test_covid_ct(argv[2]);
     return check_summary();
 }
