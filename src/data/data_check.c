@@ -21,8 +21,10 @@ int duplicate_policy_parse(const char *s, DuplicatePolicy *out) {
 static void check_input(const DataCheckInput *in) {
     if (in->n_classes < 1 || in->n_classes > DATA_MAX_CLASSES) fatal("data check: %zu classes", in->n_classes);
     for (size_t i = 0; i < in->n; i++) {
-        if (in->cls[i] < 0 || (size_t)in->cls[i] >= in->n_classes) fatal("data check: image %zu has class %d", i, in->cls[i]);
-        if (in->split[i] < 0 || in->split[i] >= DATA_SPLITS) fatal("data check: image %zu has split %d", i, in->split[i]);
+        if (in->cls[i] < 0 || (size_t)in->cls[i] >= in->n_classes)
+            fatal("data check: image %zu has class %d", i, in->cls[i]);
+        if (in->split[i] < 0 || in->split[i] >= DATA_SPLITS)
+            fatal("data check: image %zu has split %d", i, in->split[i]);
         if (in->fold && (in->fold[i] < -1 || (in->fold[i] >= 0 && (size_t)in->fold[i] >= in->n_folds)))
             fatal("data check: image %zu has fold %d of %zu", i, in->fold[i], in->n_folds);
     }
@@ -110,7 +112,8 @@ int data_check_classes(const DataCheckInput *in, DataCheckReport *rep, CtError *
     if (rep) rep->few_cells = n_few;
     if (n_few) {
         if (nf >= sizeof few) strcpy(few + sizeof few - 5, " ...");
-        ct_warn("data: fewer than %d images of a class in val or test: %s; intervals will be wide", DATA_CHECK_FEW, few);
+        ct_warn("data: fewer than %d images of a class in val or test: %s; intervals will be wide", DATA_CHECK_FEW,
+                few);
     }
     return 0;
 }

@@ -156,8 +156,8 @@ static void test_classes(void) {
     out = capture_end();
     const char *want = "ctsweep: warning: data: fewer than 10 images of a class in val or test: CT_NonCOVID val 6; "
                        "CT_COVID test 3; intervals will be wide\n";
-    CHECK(rc == 0 && rep.few_cells == 2 && strcmp(out, want) == 0, "few: rc %d, %zu cells, stderr\n  '%s'\nwant\n  '%s'",
-          rc, rep.few_cells, out, want);
+    CHECK(rc == 0 && rep.few_cells == 2 && strcmp(out, want) == 0,
+          "few: rc %d, %zu cells, stderr\n  '%s'\nwant\n  '%s'", rc, rep.few_cells, out, want);
     free(out);
 }
 
@@ -322,7 +322,8 @@ static void test_duplicates(void) {
               strstr(out, "e.g. CT_COVID/train0.png and CT_COVID/train4.png (fold 0)"),
           "same fold: rc %d '%s', stderr '%s'", rc, err.msg, out);
     free(out);
-    printf("ok   identical files: across splits or folds an error (or a warning), within one a warning with the count\n");
+    printf("ok   identical files: across splits or folds an error (or a warning), within one a warning with the "
+           "count\n");
 }
 
 // ---- the table ----
