@@ -14,6 +14,7 @@
 
 #include "backend/backend.h"
 #include "data/augment.h"
+#include "data/data_check.h"
 #include "data/dataset.h"
 #include "data/image_cache.h"
 #include "data/resize.h"
@@ -38,6 +39,7 @@ typedef struct {
     AugmentSpec augment;      // data.augment (+ data.aug_views into augment.aug_views)
     uint64_t augment_seed;    // data.augment_seed
     BadImagePolicy on_bad_image;
+    DuplicatePolicy on_duplicate;  // data.on_duplicate: identical files across splits
     ImageLimits limits;       // data.max_width, data.max_height, data.max_decoded_mb
     // ---- weights: per model, "" = seeded random backbone ----
     char weights[CONFIG_MODELS][4096];

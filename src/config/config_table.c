@@ -51,6 +51,7 @@ void config_init(SweepConfig *cfg) {
 
 static int parse_norm(const char *s, void *out) { return norm_mode_parse(s, out); }
 static int parse_policy(const char *s, void *out) { return bad_image_policy_parse(s, out); }
+static int parse_duplicate(const char *s, void *out) { return duplicate_policy_parse(s, out); }
 static int parse_optimizer(const char *s, void *out) { return optimizer_parse(s, out); }
 static int parse_store(const char *s, void *out) { return feature_store_parse(s, out); }
 static int parse_backend(const char *s, void *out) { return backend_kind_parse(s, out); }
@@ -65,6 +66,7 @@ static int parse_flip(const char *s, void *out) {
 
 static const char *const NORM_CHOICES[] = {"imagenet", "unit", NULL};
 static const char *const POLICY_CHOICES[] = {"error", "skip", NULL};
+static const char *const DUPLICATE_CHOICES[] = {"error", "warn", "ignore", NULL};
 static const char *const OPTIMIZER_CHOICES[] = {"adam", "adamw", NULL};
 static const char *const STORE_CHOICES[] = {"fp32", "fp16", "bf16", NULL};
 static const char *const BACKEND_CHOICES[] = {"cpu", "cuda", NULL};
@@ -337,6 +339,10 @@ const ConfigKey config_keys[] = {
     {.path = "data.augment_seed", .type = CK_U64, AT(augment_seed), .help = "Seed of the augmentation draws."},
     {.path = "data.on_bad_image", ENUM(POLICY_CHOICES, parse_policy), AT(on_bad_image),
      .help = "error: an unreadable image stops the run before training; skip: it is left out and recorded."},
+    {.path = "data.on_duplicate", ENUM(DUPLICATE_CHOICES, parse_duplicate), AT(on_duplicate),
+     .help = "Identical files (same content) in two splits are leakage. error: the run is refused naming both; "
+             "warn: it runs with a warning; ignore: not checked. Copies within one split are a warning (not under "
+             "ignore)."},
     {.path = "data.max_width", .type = CK_U32, AT(limits.max_width), RANGE(1, 1 << 20),
      .help = "Images wider than this (from the header) are refused before decoding."},
     {.path = "data.max_height", .type = CK_U32, AT(limits.max_height), RANGE(1, 1 << 20),

@@ -68,6 +68,7 @@ static void list_push(ItemList *l, const char *root, const char *rel, int label,
     it->label = label;
     it->split = split;
     it->bytes = bytes;
+    memset(it->content, 0, sizeof it->content);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -301,8 +302,8 @@ void dataset_skip(DataSet *ds, size_t i, const char *reason) {
 }
 
 int dataset_fingerprint(DataSet *ds, CtError *err) {
-    uint8_t(*content)[32] = ct_calloc(ds->n ? ds->n : 1, sizeof *content);
     long bad = -1;
+    ds->hashed = 0;
     CtError first = {{0}};
 #pragma omp parallel for schedule(dynamic, 4)
     for (size_t i = 0; i < ds->n; i++) {
@@ -317,11 +318,10 @@ int dataset_fingerprint(DataSet *ds, CtError *err) {
             }
             continue;
         }
-        sha256_buffer(data, len, content[i]);
+        sha256_buffer(data, len, ds->items[i].content);
         free(data);
     }
     if (bad >= 0) {
-        free(content);
         *err = first;
         return -1;
     }
@@ -334,12 +334,12 @@ int dataset_fingerprint(DataSet *ds, CtError *err) {
         int m = snprintf(meta, sizeof meta, "|%d|%d|%llu|", it->label, it->split, (unsigned long long)it->bytes);
         sha256_update(&s, it->rel, strlen(it->rel) + 1);
         sha256_update(&s, meta, (size_t)m);
-        sha256_update(&s, content[i], 32);
+        sha256_update(&s, it->content, 32);
     }
     uint8_t d[32];
     sha256_final(&s, d);
     sha256_hex(d, 32, ds->fingerprint);
-    free(content);
+    ds->hashed = 1;
     return 0;
 }
 

@@ -48,6 +48,7 @@ typedef struct {
     int label;
     int split;
     uint64_t bytes;
+    uint8_t content[32];  // SHA-256 of the file, set by dataset_fingerprint
 } DataItem;
 
 typedef struct {
@@ -56,6 +57,7 @@ typedef struct {
     size_t n;
     size_t count[DATA_SPLITS][2];  // [split][label != 0]
     char fingerprint[65];          // hex SHA-256, set by dataset_fingerprint
+    int hashed;                    // items[].content set (dataset_fingerprint ran)
     char **skipped;                // "rel: reason" for images left out
     size_t n_skipped;
 } DataSet;
@@ -66,7 +68,8 @@ int dataset_open(DataSet *ds, const DataSpec *spec, CtError *err);
 void dataset_free(DataSet *ds);
 // Removes items[i] (keeps order) and records "rel: reason" as skipped.
 void dataset_skip(DataSet *ds, size_t i, const char *reason);
-// SHA-256 over every item's path, label, split, size and content hash.
+// SHA-256 over every item's path, label, split, size and content hash; the
+// content hashes stay in items[].content (the duplicate check reads them).
 int dataset_fingerprint(DataSet *ds, CtError *err);
 // True when rel is a safe relative path: not empty, not absolute, no ".."
 // component, no NUL or control characters.

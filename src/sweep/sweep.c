@@ -36,6 +36,7 @@
 #include "results/manifest.h"
 #include "results/trial_file.h"
 #include "sweep/grid.h"
+#include "sweep/outdir_claim.h"
 #include "train/metrics.h"
 #include "train/trial.h"
 #include "util/buf.h"
@@ -80,6 +81,7 @@ typedef struct {
     Grid grid;
     int rank, size;
     char outdir[4096];
+    OutdirClaim claim;  // what this run made in OUTDIR, undone when it is refused before training
     char host[64];
     // master
     TrialRecord *rec;
@@ -1046,7 +1048,9 @@ int sweep_main(const SweepArgs *a) {
     if (ok && !a->dry_run && s->rank == 0) {
         char trials[4200];
         snprintf(trials, sizeof trials, "%s/trials", s->outdir);
+        outdir_claim_note(&s->claim, s->outdir);
         ok = ct_mkdirs(trials, &err) == 0 && lock_outdir(s->outdir, &err) == 0;
+        s->claim.held = ok;
     }
     if (!agree(ok)) goto fail;
     // Worker groups of ranks_per_trial ranks train one trial data-parallel.
@@ -1119,6 +1123,10 @@ int sweep_main(const SweepArgs *a) {
 
     ok = setup_data(s, a->dry_run, tmp_phantoms, &err) == 0;
     if (!agree(ok)) goto fail;
+    // A data set no classifier can be judged on (a class missing from a
+    // split, one file in two splits) is refused before anything trains.
+    if (s->rank == 0) ok = data_check_dataset(&s->ds, &s->cfg.data, s->cfg.on_duplicate, NULL, &err) == 0;
+    if (!agree(ok)) goto fail;
     size_t n_train = s->ds.count[SPLIT_TRAIN][0] + s->ds.count[SPLIT_TRAIN][1];
     ok = grid_build(&s->grid, &s->cfg, s->ds.fingerprint, n_train, &err) == 0;
     size_t full_runs = s->grid.n_runs;
@@ -1136,6 +1144,7 @@ int sweep_main(const SweepArgs *a) {
                CTSWEEP_VERSION, s->grid.n_trials, s->grid.n_runs, s->size, s->ds.root, s->ds.n, n_train,
                s->ds.count[SPLIT_VAL][0] + s->ds.count[SPLIT_VAL][1],
                s->ds.count[SPLIT_TEST][0] + s->ds.count[SPLIT_TEST][1], s->ds.n_skipped, s->ds.fingerprint);
+        data_check_print_dataset(stdout, &s->ds, &s->cfg.data);
         if (s->grid.n_slices)
             printf("slice %zu/%zu: %zu of the grid's %zu runs (merge the slices' folders with ctsweep merge)\n",
                    s->grid.slice, s->grid.n_slices, s->grid.n_runs, full_runs);
@@ -1209,7 +1218,10 @@ int sweep_main(const SweepArgs *a) {
     stopsig_make_fatal();
     goto done;
 fail:
-    if (s->rank == 0) fprintf(stderr, "ctsweep: error: %s\n", err.msg[0] ? err.msg : "failed on another rank");
+    if (s->rank == 0) {
+        fprintf(stderr, "ctsweep: error: %s\n", err.msg[0] ? err.msg : "failed on another rank");
+        outdir_claim_undo(&s->claim);  // refused before training: OUTDIR as it was
+    }
     code = SWEEP_EXIT_ERROR;
 done:
     barrier_quietly(MPI_COMM_WORLD);

@@ -40,6 +40,14 @@ CASE:
             merging folders of different sweeps, the same slice twice, or
             into a folder of a plain run, and resuming a slice as another,
             are each refused with one line naming the folders
+  data      data sets no classifier can be judged on, refused before any
+            training with one exact line, exit 1, and OUTDIR untouched
+            (a missing one not created, an existing one unchanged): an
+            empty class folder, a class in train only (split files), one
+            image copied into val and test under another name; a copy
+            within train is a warning with the count and the run goes on,
+            as a copy across splits does under data.on_duplicate: warn; the
+            table of images per class and split on stdout
   disk      the output on a small tmpfs that fills mid-sweep, then on one
             remounted read-only mid-sweep: one error line naming the file
             and the cause, exit 75, every file valid, nothing finished lost,
@@ -432,6 +440,125 @@ def case_badimage(ctsweep, work):
                    f"on_bad_image skip: exit {r.returncode}, {n} images kept, skipped {skipped}, warned on stderr")
 
 
+def phantom_root(ctsweep, work, name, n=40):
+    """A data root of n phantoms (half per class) with split files: per class
+    the first 12 names train, the next 4 val, the last 4 test."""
+    data = os.path.join(work, name)
+    shutil.rmtree(data, ignore_errors=True)
+    r = run([ctsweep, "phantoms", "-o", data, "-n", str(n), "--size", "48", "--seed", "5"])
+    assert r.returncode == 0, r.stderr
+    os.makedirs(os.path.join(data, "splits"))
+    lists = {}
+    for cls in ("CT_COVID", "CT_NonCOVID"):
+        names = sorted(os.listdir(os.path.join(data, cls)))
+        lists[cls] = {"train": names[:12], "val": names[12:16], "test": names[16:]}
+    return data, lists
+
+
+def write_splits(data, lists):
+    for cls, splits in lists.items():
+        for split, names in splits.items():
+            with open(os.path.join(data, "splits", f"{split}{cls}.txt"), "w") as f:
+                f.write("".join(n + "\n" for n in names))
+
+
+def data_config(work, name, data, split, extra=""):
+    cfg = os.path.join(work, name)
+    text = (CONFIG % "").replace("  phantoms: {count: 64, size: 64, seed: 2}\n",
+                                 f"  root: {os.path.abspath(data)}\n{extra}")
+    text = text.replace("  split: {fractions: [0.6, 0.2, 0.2], seed: 1}\n", f"  split: {split}\n")
+    with open(cfg, "w") as f:
+        f.write(text.replace("model: [resnet34, vgg16]", "model: [resnet34]").replace("epochs: [2, 4]", "epochs: [1]"))
+    return cfg
+
+
+def refused(ctsweep, work, name, cfg, want):
+    """The run is refused with exactly one error line, exit 1; a missing OUTDIR
+    is not created and an existing one is left as it was."""
+    slug = name.replace(" ", "_")
+    fresh = os.path.join(work, f"{slug}_out", "new")
+    shutil.rmtree(os.path.dirname(fresh), ignore_errors=True)
+    r = run(mpirun(2, [ctsweep, "run", cfg, "-o", fresh]))
+    lines = [l for l in r.stderr.splitlines() if "error" in l]
+    ok = r.returncode == 1 and lines == [want] and not os.path.exists(os.path.dirname(fresh))
+    report(ok, f"{name}: exit {r.returncode}, OUTDIR not created: {lines[0] if lines else r.stderr.strip()[-300:]}")
+    if not ok and lines != [want]:
+        print(f"     want {want}")
+    kept = os.path.join(work, f"{slug}_kept")
+    shutil.rmtree(kept, ignore_errors=True)
+    os.makedirs(kept)
+    with open(os.path.join(kept, "notes.txt"), "w") as f:
+        f.write("someone's notes\n")
+    before = sorted(os.listdir(kept))
+    r = run(mpirun(2, [ctsweep, "run", cfg, "-o", kept]))
+    lines = [l for l in r.stderr.splitlines() if "error" in l]
+    report(r.returncode == 1 and lines == [want] and sorted(os.listdir(kept)) == before,
+           f"{name}: an existing OUTDIR untouched: {sorted(os.listdir(kept))}")
+
+
+def case_data(ctsweep, work):
+    # An empty class folder (a copy that failed), the default seeded split.
+    data = os.path.join(work, "data_empty")
+    shutil.rmtree(data, ignore_errors=True)
+    r = run([ctsweep, "phantoms", "-o", data, "-n", "40", "--size", "48", "--seed", "5"])
+    assert r.returncode == 0, r.stderr
+    for n in os.listdir(os.path.join(data, "CT_NonCOVID")):
+        os.remove(os.path.join(data, "CT_NonCOVID", n))
+    cfg = data_config(work, "data_empty.yaml", data, "{fractions: [0.6, 0.2, 0.2], seed: 1}")
+    refused(ctsweep, work, "empty class folder", cfg,
+            "ctsweep: error: data: class CT_NonCOVID has 0 images in val (train 0, val 0, test 0); AUC and accuracy "
+            "would be meaningless")
+    # A class in train only: its val and test split files list nothing.
+    data, lists = phantom_root(ctsweep, work, "data_trainonly")
+    lists["CT_COVID"] = {"train": sum(lists["CT_COVID"].values(), []), "val": [], "test": []}
+    write_splits(data, lists)
+    cfg = data_config(work, "data_trainonly.yaml", data, "{files: splits}")
+    refused(ctsweep, work, "class in train only", cfg,
+            "ctsweep: error: data: class CT_COVID has 0 images in val (train 20, val 0, test 0); AUC and accuracy "
+            "would be meaningless")
+    # One val image copied into test under another name.
+    data, lists = phantom_root(ctsweep, work, "data_leak")
+    src = lists["CT_COVID"]["val"][1]
+    shutil.copyfile(os.path.join(data, "CT_COVID", src), os.path.join(data, "CT_COVID", "zz_copy.png"))
+    lists["CT_COVID"]["test"].append("zz_copy.png")
+    write_splits(data, lists)
+    cfg = data_config(work, "data_leak.yaml", data, "{files: splits}")
+    refused(ctsweep, work, "copy in val and test", cfg,
+            f"ctsweep: error: data: CT_COVID/{src} (val) and CT_COVID/zz_copy.png (test) have identical content: "
+            "leakage between splits (1 set of identical files across splits); set data.on_duplicate: warn to run "
+            "anyway")
+    # The same under on_duplicate: warn, with a copy within train too: both
+    # warned, the run goes on; the table on stdout.
+    dup = lists["CT_NonCOVID"]["train"][2]
+    shutil.copyfile(os.path.join(data, "CT_NonCOVID", dup), os.path.join(data, "CT_NonCOVID", "zz_twin.png"))
+    lists["CT_NonCOVID"]["train"].append("zz_twin.png")
+    write_splits(data, lists)
+    cfg = data_config(work, "data_warn.yaml", data, "{files: splits}", "  on_duplicate: warn\n")
+    out = os.path.join(work, "data_warn_out")
+    shutil.rmtree(out, ignore_errors=True)
+    r = run(mpirun(2, [ctsweep, "run", cfg, "-o", out]))
+    warns = [l.split("warning: ", 1)[1] for l in r.stderr.splitlines() if "warning: data:" in l]
+    want = [
+        "data: fewer than 10 images of a class in val or test: CT_NonCOVID val 4, test 4; CT_COVID val 4, test 5; "
+        "intervals will be wide",
+        f"data: CT_COVID/{src} (val) and CT_COVID/zz_copy.png (test) have identical content: leakage between splits "
+        "(1 set of identical files across splits; data.on_duplicate: warn)",
+        f"data: 1 image is identical to another of the same split (train 1, val 0, test 0), e.g. CT_NonCOVID/{dup} "
+        "and CT_NonCOVID/zz_twin.png (train): each copy counts again",
+    ]
+    table = ("data: images per class and split\n"
+             "  class          train     val    test\n"
+             "  CT_NonCOVID       13       4       4\n"
+             "  CT_COVID          12       4       5\n"
+             "  total             25       8       9\n")
+    ok_v, msg = validate(ctsweep, out)
+    report(r.returncode == 0 and warns == want and table in r.stdout and ok_v,
+           f"on_duplicate: warn and a copy within train: exit {r.returncode}, {len(warns)} data warnings, table "
+           f"printed: {table in r.stdout}, {msg}")
+    if warns != want:
+        print("     got  " + "\n          ".join(warns) + "\n     want " + "\n          ".join(want))
+
+
 def case_resume(ctsweep, work):
     cfg = write_config(work, "sweep.yaml")
     ref_out, ref = reference(ctsweep, work, cfg)
@@ -779,7 +906,7 @@ def main():
     work = os.path.join(work, isa)
     os.makedirs(work, exist_ok=True)
     {"ranks": case_ranks, "signal": case_signal, "kill": case_kill, "failure": case_failure,
-     "config": case_config, "resume": case_resume, "groups": case_groups, "badimage": case_badimage, "status": case_status, "disk": case_disk, "chaos": case_chaos, "limits": case_limits,
+     "config": case_config, "resume": case_resume, "groups": case_groups, "badimage": case_badimage, "data": case_data, "status": case_status, "disk": case_disk, "chaos": case_chaos, "limits": case_limits,
      "slices": case_slices}[case](ctsweep, work)
     print(f"{PASSED} passed, {FAILED} failed")
     sys.exit(1 if FAILED else 0)

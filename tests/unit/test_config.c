@@ -164,6 +164,7 @@ static void test_covid(const char *repo, const char *shared, const char *scratch
                   cfg.augment.noise_std == 0.01,
               "covid-ct: augmentation");
         CHECK(!cfg.head.standardize && !cfg.weights[0][0], "covid-ct: head / weights");
+        CHECK(cfg.on_bad_image == BAD_IMAGE_ERROR && cfg.on_duplicate == DUPLICATE_ERROR, "covid-ct: data policies");
         printf("ok   sweep/covid-ct.yaml: official split, 224 px, 3 x 3 x 3 x 4 grid\n");
         char name[PATH_MAX];
         snprintf(name, sizeof name, "%s/covid-printed.yaml", scratch);
@@ -187,6 +188,7 @@ static const char *FULL =
     "  aug_views: 3\n"
     "  augment_seed: 7\n"
     "  on_bad_image: skip\n"
+    "  on_duplicate: warn\n"
     "  max_width: 4000\n"
     "  max_height: 3000\n"
     "  max_decoded_mb: 512\n"
@@ -240,7 +242,9 @@ static void test_full(const char *scratch) {
               cfg.data.classes[2].label == 1,
           "full: classes");
     CHECK(cfg.data.split == DATA_SPLIT_FILES && strcmp(cfg.data.split_dir, "my-splits") == 0, "full: split");
-    CHECK(cfg.normalize == NORM_UNIT && cfg.on_bad_image == BAD_IMAGE_SKIP && cfg.augment_seed == 7, "full: data");
+    CHECK(cfg.normalize == NORM_UNIT && cfg.on_bad_image == BAD_IMAGE_SKIP && cfg.on_duplicate == DUPLICATE_WARN &&
+              cfg.augment_seed == 7,
+          "full: data");
     CHECK(cfg.augment.flip_axis == AUGMENT_FLIP_UD && cfg.augment.zoom_min == 0.8 && cfg.augment.zoom_max == 1.25 &&
               cfg.augment.aug_views == 3 && cfg.augment.noise_prob == 0.2,
           "full: augment");
@@ -359,6 +363,7 @@ static const BadCase BAD[] = {
      "nothere.safetensors"},
     {"weights is a folder", "weights:\n  vgg19: .\n" GRID_OK, 2, "weights.vgg19", "not a regular file"},
     {"bad enum", "data:\n  normalize: foo\n", 2, "data.normalize", "imagenet, unit"},
+    {"bad duplicate policy", "data:\n  on_duplicate: skip\n", 2, "data.on_duplicate", "error, warn, ignore"},
     {"duplicate key", "data:\n  image_size: 64\n  image_size: 96\n", 3, "data.image_size", "line 2"},
     {"duplicate section", GRID_OK "grid:\n  model: [vgg19]\n", 7, "grid", "duplicate key"},
     {"duplicate grid value", "grid:\n  model: [vgg16]\n  epochs: [2]\n  batch_size: [16, 32, 16]\n", 4,
