@@ -13,7 +13,9 @@ if(NOT DNNL_INCLUDE_DIR OR NOT DNNL_LIBRARY)
   message(FATAL_ERROR "oneDNN not found: install libdnnl-dev (scripts/bootstrap)")
 endif()
 find_package(OpenMP REQUIRED COMPONENTS C)
-find_package(ZLIB REQUIRED)  # the PNG decoder's CRCs and its inflater test
+# zlib: only the tests' PNG builders (real deflate streams of every kind);
+# ctsweep itself inflates with libdeflate.
+find_package(ZLIB REQUIRED)
 
 function(ctsweep_pkg var module debian)
   pkg_check_modules(${var} IMPORTED_TARGET ${module})
@@ -23,11 +25,12 @@ function(ctsweep_pkg var module debian)
 endfunction()
 ctsweep_pkg(FYAML libfyaml libfyaml-dev)
 ctsweep_pkg(SPNG spng libspng-dev)
+ctsweep_pkg(DEFLATE libdeflate libdeflate-dev)
 ctsweep_pkg(TURBOJPEG libturbojpeg libturbojpeg0-dev)
 
 add_library(ctsweep_deps INTERFACE)
 target_include_directories(ctsweep_deps INTERFACE ${HDF5_C_INCLUDE_DIRS} ${DNNL_INCLUDE_DIR})
 target_compile_definitions(ctsweep_deps INTERFACE ${HDF5_C_DEFINITIONS})
 target_link_libraries(ctsweep_deps INTERFACE
-  MPI::MPI_C ${HDF5_C_LIBRARIES} ZLIB::ZLIB ${DNNL_LIBRARY} OpenMP::OpenMP_C
-  PkgConfig::FYAML PkgConfig::SPNG PkgConfig::TURBOJPEG)
+  MPI::MPI_C ${HDF5_C_LIBRARIES} ${DNNL_LIBRARY} OpenMP::OpenMP_C
+  PkgConfig::FYAML PkgConfig::SPNG PkgConfig::DEFLATE PkgConfig::TURBOJPEG)

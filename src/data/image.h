@@ -1,6 +1,6 @@
 /*
- * image.h — decoding CT images by content (PNG via libspng, JPEG via
- * libjpeg-turbo), never by file name, into 8-bit RGB the way PIL's
+ * image.h — decoding CT images by content (PNG via libspng and libdeflate,
+ * JPEG via libjpeg-turbo), never by file name, into 8-bit RGB the way PIL's
  * Image.open(path).convert('RGB') does. Size guards are checked against the
  * header before any pixel buffer is allocated. A workspace (ImageWork) lets
  * one thread decode many images without allocating for each.
@@ -43,9 +43,11 @@ void image_free(ImageRGB8 *img);
 
 // ---- reusable workspace ----
 
+struct libdeflate_decompressor;
+
 // Everything one decode needs besides the input: the file's bytes, the PNG
-// scanlines (or JPEG CMYK samples), the decoded image, and the PNG inflater
-// and TurboJPEG decoder. Each buffer grows to the largest image seen and is
+// scanlines (or JPEG CMYK samples), the decoded image, and the libdeflate
+// and TurboJPEG decoders. Each buffer grows to the largest image seen and is
 // kept, so a thread decoding a whole data set allocates a few times, not
 // per image. One workspace per thread; never shared.
 typedef struct {
@@ -57,7 +59,7 @@ typedef struct {
     size_t rgb_cap;
     uint8_t *zdata; // PNG: the image data of several IDAT chunks, joined
     size_t zdata_cap;
-    void *inflater; // PNG inflater tables, made on first use
+    struct libdeflate_decompressor *inflater; // PNG image data, made on first use
     void *tj;       // tjhandle, made on first use
 } ImageWork;
 
@@ -70,14 +72,22 @@ int image_work_decode_rgb8(ImageWork *w, ImageRGB8 *out, const uint8_t *data, si
 int image_work_load_rgb8(ImageWork *w, ImageRGB8 *out, const char *path, const ImageLimits *lim,
                          CtError *err);
 
-// Tests only: the PNG decoder's inflater on a bare zlib stream in[0, in_len),
-// into out[0, out_len), stopping when out is full (*done: bytes written).
-// Returns 0, or -1 with err (zlib's words).
-int image_inflate(uint8_t *out, size_t out_len, size_t *done, const uint8_t *in, size_t in_len,
-                  CtError *err);
-
 // Writes an 8-bit greyscale PNG (used by the phantom generator).
 int image_write_png_gray8(const char *path, const uint8_t *pix, uint32_t width, uint32_t height,
                           CtError *err);
+
+// ---- shared by the format decoders (image.c's JPEG, png.c) ----
+
+// Makes *buf hold at least need bytes (its contents are not kept).
+int image_work_grow(uint8_t **buf, size_t *cap, size_t need);
+// Checks a header's w x h against lim; bytes_per_pixel is the largest
+// per-pixel footprint any buffer of this decode will have. kind ("PNG",
+// "JPEG") and name go into the error.
+int image_check_limits(const ImageLimits *lim, uint32_t w, uint32_t h, size_t bytes_per_pixel,
+                       const char *kind, const char *name, CtError *err);
+// Points out at w->rgb grown to (height, width, 3); sizes were checked by
+// image_check_limits.
+int image_alloc_rgb(ImageWork *w, ImageRGB8 *out, uint32_t width, uint32_t height,
+                    const char *name, CtError *err);
 
 #endif

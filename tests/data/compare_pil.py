@@ -231,7 +231,7 @@ def cmd_decode(a):
             continue
         ref = pil_rgb(path)
         if note == "grey16":
-            # Documented difference (src/data/image.c): ctsweep keeps the
+            # Documented difference (src/data/png.c): ctsweep keeps the
             # high byte; Pillow 9.4 clips the 16-bit value to 255.
             raw = np.asarray(Image.open(path)).astype(np.uint32)
             want = np.repeat((raw >> 8).astype(np.uint8)[:, :, None], 3, axis=2)

@@ -3,7 +3,8 @@
  * valid PNGs of every colour type and bit depth (plain and Adam7, with PLTE
  * and tRNS where they apply, deflated with stored, fixed and dynamic Huffman
  * blocks and with every filter) and JPEGs (grey, RGB at each subsampling,
- * CMYK, progressive), and bare zlib streams for the inflate comparison.
+ * CMYK, progressive), and PNGs whose image data zlib wrote with each of its
+ * strategies and small windows, split over many IDATs.
  * Generated, so the corpus is neither downloaded nor committed; each file
  * starts with the byte fuzz_image reads first.
  *
@@ -23,9 +24,6 @@ static const char *g_dir;
 
 static void write_seed(const char *name, uint8_t size_byte, const void *data, size_t len) {
     char path[4096];
-    // Byte 0 with bits 1 and 2 both set selects the inflate mode of
-    // fuzz_image: image seeds keep bit 1 clear.
-    if (strncmp(name, "zlib_", 5) != 0) size_byte &= (uint8_t)~0x02u;
     snprintf(path, sizeof path, "%s/%s", g_dir, name);
     FILE *f = fopen(path, "wb");
     if (!f || fputc(size_byte, f) == EOF || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
@@ -115,29 +113,68 @@ static void jpeg_seed(const char *name, int w, int h, int pf, int subsamp, int f
     free(img);
 }
 
-// A bare zlib stream for fuzz_image's inflate mode (byte 0 | 0x06).
-static void zlib_seed(const char *name, int level, int strategy, int window_bits, int kind,
-                      size_t n, uint8_t size_byte) {
-    uint8_t *raw = malloc(n), *z = NULL;
-    for (size_t i = 0; i < n; i++)
-        raw[i] = kind == 0 ? pattern((unsigned)i, 0, 0)
-               : kind == 1 ? (uint8_t)((i / 7) % 5)
-                           : (uint8_t)(i * 2654435761u >> 24);
+static void put_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+// Appends a chunk (length, type, data, CRC) at png + *at.
+static void put_chunk(uint8_t *png, size_t *at, const char *type, const uint8_t *d, size_t n) {
+    put_be32(png + *at, (uint32_t)n);
+    memcpy(png + *at + 4, type, 4);
+    if (n) memcpy(png + *at + 8, d, n);
+    put_be32(png + *at + 8 + n, (uint32_t)crc32(0, png + *at + 4, (uInt)(n + 4)));
+    *at += n + 12;
+}
+
+// An 8-bit grey PNG whose image data zlib writes with the given level,
+// strategy and window (libspng offers no choice of window), every row with
+// the next filter type, the stream split over IDATs of idat_max bytes.
+// kind: 0 smooth, 1 runs, 2 noise.
+static void png_zlib_seed(const char *name, uint32_t w, uint32_t h, int level, int strategy,
+                          int window_bits, int kind, size_t idat_max, uint8_t size_byte) {
+    size_t n = (size_t)h * (w + 1);
+    uint8_t *raw = malloc(n), *z = NULL, *png = NULL;
+    for (size_t y = 0, i = 0; y < h; y++) {
+        raw[i++] = (uint8_t)(y % 5);
+        for (size_t x = 0; x < w; x++, i++)
+            raw[i] = kind == 0 ? pattern((unsigned)x, (unsigned)y, 0)
+                   : kind == 1 ? (uint8_t)((i / 7) % 5)
+                               : (uint8_t)(i * 2654435761u >> 24);
+    }
     z_stream zs;
     memset(&zs, 0, sizeof zs);
-    if (deflateInit2(&zs, level, Z_DEFLATED, window_bits, 8, strategy) == Z_OK) {
-        size_t cap = deflateBound(&zs, n);
-        z = malloc(cap);
-        zs.next_in = raw;
-        zs.avail_in = (uInt)n;
-        zs.next_out = z;
-        zs.avail_out = (uInt)cap;
-        if (deflate(&zs, Z_FINISH) == Z_STREAM_END) write_seed(name, size_byte | 0x06, z, zs.total_out);
-        else g_failed++;
-        deflateEnd(&zs);
+    if (deflateInit2(&zs, level, Z_DEFLATED, window_bits, 8, strategy) != Z_OK) {
+        g_failed++;
+        free(raw);
+        return;
+    }
+    size_t cap = deflateBound(&zs, n);
+    z = malloc(cap);
+    zs.next_in = raw;
+    zs.avail_in = (uInt)n;
+    zs.next_out = z;
+    zs.avail_out = (uInt)cap;
+    if (deflate(&zs, Z_FINISH) == Z_STREAM_END) {
+        size_t zn = zs.total_out, at = 8;
+        png = malloc(8 + 25 + zn + 12 * (zn / idat_max + 1) + 12);
+        memcpy(png, "\x89PNG\r\n\x1a\n", 8);
+        uint8_t ihdr[13] = {0};
+        put_be32(ihdr, w);
+        put_be32(ihdr + 4, h);
+        ihdr[8] = 8;  // depth 8, grey, no interlace
+        put_chunk(png, &at, "IHDR", ihdr, sizeof ihdr);
+        for (size_t off = 0; off < zn; off += idat_max)
+            put_chunk(png, &at, "IDAT", z + off, zn - off < idat_max ? zn - off : idat_max);
+        put_chunk(png, &at, "IEND", NULL, 0);
+        write_seed(name, size_byte, png, at);
     } else {
         g_failed++;
     }
+    deflateEnd(&zs);
+    free(png);
     free(z);
     free(raw);
 }
@@ -184,16 +221,15 @@ int main(int argc, char **argv) {
     jpeg_seed("jpeg_cmyk", 13, 9, TJPF_CMYK, TJSAMP_444, 0, 210);
     jpeg_seed("jpeg_progressive", 21, 13, TJPF_RGB, TJSAMP_420, TJFLAG_PROGRESSIVE, 230);
     jpeg_seed("jpeg_grey_progressive", 21, 13, TJPF_GRAY, TJSAMP_GRAY, TJFLAG_PROGRESSIVE, 250);
-    // Bare zlib streams: stored, fixed, dynamic, run-length and
-    // Huffman-only blocks, small windows, smooth / runs / noisy data; the
-    // size byte picks 64 B .. 256 KiB of output.
-    zlib_seed("zlib_stored", 0, Z_DEFAULT_STRATEGY, 15, 0, 3000, 0x40);
-    zlib_seed("zlib_fixed", 6, Z_FIXED, 15, 0, 5000, 0x80);
-    zlib_seed("zlib_dynamic", 9, Z_DEFAULT_STRATEGY, 15, 0, 20000, 0xC0);
-    zlib_seed("zlib_rle", 6, Z_RLE, 15, 1, 4000, 0x80);
-    zlib_seed("zlib_huffman", 6, Z_HUFFMAN_ONLY, 15, 2, 3000, 0x40);
-    zlib_seed("zlib_window9", 9, Z_DEFAULT_STRATEGY, 9, 1, 70000, 0xC0);
-    zlib_seed("zlib_short", 6, Z_DEFAULT_STRATEGY, 15, 1, 60, 0x00);
+    // Image data zlib wrote with each strategy, a small window, noisy data
+    // and IDATs of a few bytes.
+    png_zlib_seed("png_zlib_stored", 40, 30, 0, Z_DEFAULT_STRATEGY, 15, 0, 1 << 16, 0x40);
+    png_zlib_seed("png_zlib_fixed", 50, 40, 6, Z_FIXED, 15, 0, 1 << 16, 0x80);
+    png_zlib_seed("png_zlib_rle", 60, 30, 6, Z_RLE, 15, 1, 1 << 16, 0x81);
+    png_zlib_seed("png_zlib_huffman", 30, 40, 6, Z_HUFFMAN_ONLY, 15, 2, 1 << 16, 0x41);
+    png_zlib_seed("png_zlib_filtered", 64, 48, 9, Z_FILTERED, 15, 0, 1 << 16, 0xC1);
+    png_zlib_seed("png_zlib_window9", 255, 255, 9, Z_DEFAULT_STRATEGY, 9, 1, 1 << 16, 0xC0);
+    png_zlib_seed("png_zlib_split", 20, 15, 9, Z_DEFAULT_STRATEGY, 15, 0, 7, 0x10);
     printf("make_seeds: %d seeds in %s\n", g_count, g_dir);
     return g_failed ? 1 : 0;
 }

@@ -2,9 +2,9 @@
 # Downloads the Debian packages that tests/gpu/check.sh unpacks on a GPU
 # machine which has the CUDA toolkit, cuDNN, NCCL, CMake and PyTorch but not
 # ctsweep's other dependencies (Open MPI, HDF5, oneDNN, libfyaml, libspng,
-# libjpeg-turbo) and no network. Run it beforehand on a Debian bookworm
-# machine with apt and network (as root or not: `apt-get download` needs no
-# privileges); the folder then travels with the working tree.
+# libdeflate, libjpeg-turbo) and no network. Run it beforehand on a Debian
+# bookworm machine with apt and network (as root or not: `apt-get download`
+# needs no privileges); the folder then travels with the working tree.
 #
 # Two kinds of package are fetched, recorded in DIR/MANIFEST:
 #   primary  ctsweep's dependencies and the -dev packages that build against
@@ -28,14 +28,15 @@ primary=(
   libhdf5-dev libhdf5-103-1 libhdf5-hl-100 libsz2 libaec0
   # oneDNN 2.6 (Debian's links the OpenCL loader)
   libdnnl-dev libdnnl2 ocl-icd-libopencl1
-  # YAML, PNG, JPEG, zlib
-  libfyaml-dev libfyaml0 libspng-dev libspng0 libturbojpeg0-dev libturbojpeg0 zlib1g-dev zlib1g
+  # YAML, PNG (libspng, libdeflate), JPEG, zlib
+  libfyaml-dev libfyaml0 libspng-dev libspng0 libdeflate-dev libdeflate0 libturbojpeg0-dev libturbojpeg0
+  zlib1g-dev zlib1g
   # pkg-config, which CMake's FindPkgConfig needs
   pkgconf pkgconf-bin libpkgconf3
 )
 # The runtime closure starts from these.
-roots=(libopenmpi3 openmpi-bin libpmix2 libhdf5-103-1 libhdf5-hl-100 libdnnl2 libfyaml0 libspng0 libturbojpeg0
-       libpkgconf3)
+roots=(libopenmpi3 openmpi-bin libpmix2 libhdf5-103-1 libhdf5-hl-100 libdnnl2 libfyaml0 libspng0 libdeflate0
+       libturbojpeg0 libpkgconf3)
 # Never fetched: every base image has them, or nothing ctsweep runs uses them
 # (X11 and XML for hwloc's optional plugins, ssh for remote launches, the
 # toolchain's own runtime libraries, which must match the compiler there).
