@@ -53,7 +53,8 @@ static void test_element_limit(void) {
     CHECK(piece * vgg <= (size_t)2147483647 && (piece + 1) * vgg > (size_t)2147483647,
           "vgg16: %zu images hold %zu elements", piece, piece * vgg);
     CHECK(gpu_batch_piece(650, vgg, GPU_LEGACY_MAX_ELEMS) == 650, "batch 650 of vgg16 at 224 must run whole");
-    CHECK(gpu_batch_piece(700, vgg, GPU_LEGACY_MAX_ELEMS) == 668, "batch 700 of vgg16 at 224 must run in pieces of 668");
+    CHECK(gpu_batch_piece(700, vgg, GPU_LEGACY_MAX_ELEMS) == 668,
+          "batch 700 of vgg16 at 224 must run in pieces of 668");
     size_t res = model_elems("resnet34", 224, &layer);
     CHECK(res == (size_t)64 * 112 * 112, "resnet34 at 224: %zu elements per image in %s", res, layer);
     CHECK(gpu_batch_piece(4096, res, GPU_LEGACY_MAX_ELEMS) == 2674, "resnet34 at 224: piece %zu, expected 2674",
@@ -145,7 +146,8 @@ static void test_pick(void) {
 static void test_timeouts(void) {
     GpuGroupTimeouts d;
     gpu_group_timeouts_default(&d);
-    CHECK(gpu_group_timeout(&d, GPU_GROUP_SETUP, 0) == 900, "default set-up %g", gpu_group_timeout(&d, GPU_GROUP_SETUP, 0));
+    CHECK(gpu_group_timeout(&d, GPU_GROUP_SETUP, 0) == 900, "default set-up %g",
+          gpu_group_timeout(&d, GPU_GROUP_SETUP, 0));
     double down = gpu_group_timeout(&d, GPU_GROUP_TEARDOWN, 0);
     CHECK(down > 0 && down <= 30, "teardown must be short, not the set-up's 900 s: %g", down);
     CHECK(gpu_group_timeout(&d, GPU_GROUP_TEARDOWN, 1) == 0, "teardown after a failed peer must not wait");
@@ -156,7 +158,8 @@ static void test_timeouts(void) {
     CHECK(gpu_group_timeout(&t, GPU_GROUP_TEARDOWN, 0) == 5, "teardown %g, expected min(20, 5)",
           gpu_group_timeout(&t, GPU_GROUP_TEARDOWN, 0));
     GpuGroupTimeouts unset = {0, -1, 0};
-    CHECK(gpu_group_timeout(&unset, GPU_GROUP_COLLECTIVE, 0) == 900 && gpu_group_timeout(NULL, GPU_GROUP_SETUP, 0) == 900,
+    CHECK(gpu_group_timeout(&unset, GPU_GROUP_COLLECTIVE, 0) == 900 &&
+              gpu_group_timeout(NULL, GPU_GROUP_SETUP, 0) == 900,
           "unset timeouts take the defaults");
 }
 

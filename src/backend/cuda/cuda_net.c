@@ -466,10 +466,8 @@ static int choose_algorithms(CudaNet *net, CtError *err) {
         if (make_descriptors(net, s, err)) goto done;
         CudaConvKey key;
         conv_key(&key, net, s);
-        char where[96];
-        snprintf(where, sizeof where, "%s %s", net->model, s->name);
         if (cuda_conv_choose(net->cudnn, &key, s->xd, net->pool[s->src], s->wd, (char *)net->weights + s->w_off, s->cd,
-                             s->yd, net->pool[s->dst], net->ws, cap, &s->choice, &s->cached, where, err))
+                             s->yd, net->pool[s->dst], net->ws, cap, &s->choice, &s->cached, s->name, err))
             goto done;
         needs[i] = s->choice.ws_bytes;
     }
