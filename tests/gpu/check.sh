@@ -349,10 +349,11 @@ find_header() {  # name -> directory
 CUDALIBS="$WORK/cudalibs"
 mkdir -p "$CUDALIBS"
 CUDA_CMAKE=()
-CHOSEN_DIRS=()
-choose_libs() {  # prints one line per candidate; sets CUDA_CMAKE, CHOSEN_DIRS; fails if one is missing
+# shellcheck disable=SC2034  # read through ${!want} after the build
+CHOSEN_cudnn="" CHOSEN_nccl=""
+choose_libs() {  # prints one line per candidate; sets CUDA_CMAKE, CHOSEN_*; fails if one is missing
   local stem label lib info ver built ok=0 notes=()
-  CUDA_CMAKE=() CHOSEN_DIRS=()
+  CUDA_CMAKE=()
   echo "CUDA runtime: ${RUNTIME:-unknown} (toolkit $CUDA_ROOT)"
   for stem in cudnn nccl; do
     label=cuDNN; [ $stem = nccl ] && label=NCCL
@@ -395,7 +396,7 @@ choose_libs() {  # prints one line per candidate; sets CUDA_CMAKE, CHOSEN_DIRS; 
     upper=$(echo $stem | tr a-z A-Z)
     CUDA_CMAKE+=("-DCTSWEEP_${upper}_LIB=$CUDALIBS/lib$stem.so")
     [ -n "$hdr" ] && CUDA_CMAKE+=("-DCTSWEEP_${upper}_INC=$hdr")
-    CHOSEN_DIRS+=("$(dirname "$(readlink -f "$chosen")")")
+    printf -v "CHOSEN_$stem" '%s' "$(readlink -f "$chosen")"
   done
   LIBS_NOTE="runtime ${RUNTIME:-?}; ${notes[*]}"
   return $ok
@@ -547,9 +548,11 @@ else
     STEP_LOGS+=("$LOGS/ldd.log")
     readelf -d "$CTSWEEP" 2>/dev/null | grep -i runpath | sed 's/^ */  /'
     problems=$(grep 'not found' "$LOGS/ldd.log" | awk '{print $1}' | tr '\n' ' ')
-    for d in "${CHOSEN_DIRS[@]}"; do
-      grep -q " => $d/" "$LOGS/ldd.log" || grep -q " => $(readlink -f "$d")/" "$LOGS/ldd.log" ||
-        problems="$problems(nothing loaded from $d) "
+    for stem in cudnn nccl; do
+      want="CHOSEN_$stem"
+      got=$(awk -v s="lib$stem.so" 'index($1, s) == 1 {print $3; exit}' "$LOGS/ldd.log")
+      [ -n "$got" ] && [ "$(readlink -f "$got")" = "${!want}" ] ||
+        problems="${problems}lib$stem from ${got:-nowhere}, not ${!want}; "
     done
     warnings=$(grep -c 'warning:' "$LOGS/build.log" || true)
     if [ -z "$problems" ]; then
@@ -565,6 +568,13 @@ else
   fi
 fi
 step_end
+
+# The first error line of a log, cut short, and "; " (nothing if none).
+first_error() {  # log
+  local e
+  e=$(grep -m1 -i -E 'error|failed' "$1" 2>/dev/null | sed 's/^ *//' | cut -c1-140)
+  [ -n "$e" ] && echo "$e; "
+}
 
 # The sweeps' configuration: 48 phantoms, 2 models x 2 schedules = 4 trials.
 write_config() {  # path backend ranks_per_trial
@@ -589,17 +599,19 @@ EOF
 
 # ---- 5. MPI from the prefix ----
 step_begin 5 "mpirun from the prefix" 5 60
+mpi_check="mpirun -n 2 (prefix Open MPI)"
+[ $USE_PREFIX = 0 ] && mpi_check="mpirun -n 2 (the machine's Open MPI)"
 if ! step_has_time; then
   :
 elif [ $built = 1 ]; then
   write_config "$WORK/sweep_dry.yaml" cpu 1
   if run_logged "$LOGS/mpi.log" mpirun -n 2 "$CTSWEEP" run "$WORK/sweep_dry.yaml" -o "$WORK/out-dry" --dry-run; then
-    verdict "mpirun -n 2 (prefix Open MPI)" PASS "$(grep -c . "$LOGS/mpi.log") lines of --dry-run output"
+    verdict "$mpi_check" PASS "$(grep -c . "$LOGS/mpi.log") lines of --dry-run output"
   else
-    verdict "mpirun -n 2 (prefix Open MPI)" FAIL "see mpi.log"
+    verdict "$mpi_check" FAIL "$(first_error "$LOGS/mpi.log")see mpi.log"
   fi
 else
-  verdict "mpirun -n 2 (prefix Open MPI)" "NOT RUN" "no build"
+  verdict "$mpi_check" "NOT RUN" "no build"
 fi
 step_end
 
@@ -617,7 +629,7 @@ elif [ $built = 1 ]; then
     case "$state" in
       Passed) verdict "ctest $name" PASS ;;
       Skipped)
-        if [ "$name" = gpu_cuda_nccl ] && [ "$NGPU" = 1 ]; then
+        if [ "$name" = gpu_cuda_nccl ] && grep -q "^$num: ok   one GPU for two ranks detected" "$LOGS/ctest.log"; then
           verdict "ctest $name" PASS "1 GPU: shared-GPU detection checked; allreduce needs 2 GPUs"
         else
           verdict "ctest $name" "NOT RUN" "${reason:-skipped}"
@@ -655,7 +667,7 @@ elif [ $built = 1 ]; then
   if run_sweep sweep-cuda 1; then
     verdict "sweep backend cuda (mpirun -n 3)" PASS "4 trials done, validate passed"
   else
-    verdict "sweep backend cuda (mpirun -n 3)" FAIL "see sweep-cuda.log"
+    verdict "sweep backend cuda (mpirun -n 3)" FAIL "$(first_error "$LOGS/sweep-cuda.log")see sweep-cuda.log"
   fi
 else
   verdict "sweep backend cuda (mpirun -n 3)" "NOT RUN" "no build"
@@ -673,7 +685,7 @@ elif [ $built = 1 ]; then
   if run_sweep sweep-rpt2 2; then
     verdict "sweep ranks_per_trial 2 (NCCL)" PASS "$note"
   else
-    verdict "sweep ranks_per_trial 2 (NCCL)" FAIL "$note; see sweep-rpt2.log"
+    verdict "sweep ranks_per_trial 2 (NCCL)" FAIL "$(first_error "$LOGS/sweep-rpt2.log")$note; see sweep-rpt2.log"
   fi
 else
   verdict "sweep ranks_per_trial 2 (NCCL)" "NOT RUN" "no build"
@@ -689,7 +701,7 @@ elif [ $built = 1 ] && [ -n "$PY" ]; then
      ! grep -q 'not run' "$LOGS/bench.log"; then
     verdict "bench/backbone cuda vs PyTorch" PASS "ours/torch: $(awk '$6 ~ /^[0-9.]+x$/ {printf "%s %s ", $1, $6}' "$LOGS/bench.log")"
   else
-    verdict "bench/backbone cuda vs PyTorch" FAIL "see bench.log"
+    verdict "bench/backbone cuda vs PyTorch" FAIL "$(first_error "$LOGS/bench.log")see bench.log"
   fi
 else
   verdict "bench/backbone cuda vs PyTorch" "NOT RUN" "needs the build and python with torch"
