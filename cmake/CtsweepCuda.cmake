@@ -29,6 +29,26 @@ if(CTSWEEP_HAVE_CUDA AND CTSWEEP_CUDA_SOURCES)
   endif()
   enable_language(CUDA)
 endif()
+# The toolkit's library folder and the folders cuDNN and NCCL were found in
+# go into every binary's RUNPATH: on a machine whose loader does not know
+# them (no ldconfig entry, libraries from pip wheels) the programs still
+# start. CMake leaves the toolkit's folder out of the automatic RUNPATH as
+# an implicit link directory of nvcc's, so it is named here. cuDNN's and
+# NCCL's folders come first: a toolkit folder holding a cuDNN of its own
+# must not shadow the one chosen (tests/gpu/check.sh refuses one built for
+# another CUDA major).
+if(CTSWEEP_HAVE_CUDA)
+  set(ctsweep_cuda_rpath)
+  foreach(lib ${CTSWEEP_CUDNN_LIB} ${CTSWEEP_NCCL_LIB})
+    get_filename_component(real ${lib} REALPATH)
+    get_filename_component(dir ${real} DIRECTORY)
+    list(APPEND ctsweep_cuda_rpath ${dir})
+  endforeach()
+  list(APPEND ctsweep_cuda_rpath ${CUDAToolkit_LIBRARY_DIR})
+  list(REMOVE_DUPLICATES ctsweep_cuda_rpath)
+  list(APPEND CMAKE_BUILD_RPATH ${ctsweep_cuda_rpath})
+  list(APPEND CMAKE_INSTALL_RPATH ${ctsweep_cuda_rpath})
+endif()
 if(CTSWEEP_HAVE_CUDA AND NOT CTSWEEP_CUDA_SOURCES)
   message(STATUS "ctsweep CUDA backend: toolkit, cuDNN and NCCL found; no CUDA sources to build yet (CPU only)")
 else()

@@ -1109,7 +1109,7 @@ int sweep_main(const SweepArgs *a) {
 #ifdef CTSWEEP_HAVE_CUDA
     if (s->cfg.backend.kind == BACKEND_CUDA && s->group_size > 1 && s->group != MPI_COMM_NULL && !a->dry_run) {
         CudaNccl *nc = NULL;
-        int r = cuda_nccl_create(&nc, s->group, 0, 900.0, &err);
+        int r = cuda_nccl_create(&nc, s->group, 0, NULL, &err);  // set-up 900 s, teardown 20 s
         if (r == CUDA_NCCL_SHARED_GPU) {
             if (s->group_rank == 0) ct_info("rank %d: %s; the group reduces with MPI", s->rank, err.msg);
             err.msg[0] = '\0';

@@ -5,6 +5,12 @@
  * peer's allreduce fail within the timeout instead of hanging; with a
  * single GPU, both ranks learn that they share it (and would reduce with
  * MPI) and nothing else is run.
+ *
+ * Timeouts: communicator set-up gets 120 s (NCCL's first initialisation on
+ * a machine loads its plugins and probes the topology, which can take far
+ * longer than a collective), each allreduce 5 s, teardown 5 s; the silent
+ * peer's partner must come out of teardown in seconds, not after set-up's
+ * 120 s.
  */
 #include <mpi.h>
 #include <stdio.h>
@@ -50,7 +56,8 @@ int main(int argc, char **argv) {
     printf("rank %d: GPU %d %s %s\n", rank, dev, name, uuid);
     CudaNccl *c = NULL;
     const size_t n = 1000003;
-    int rc = cuda_nccl_create(&c, MPI_COMM_WORLD, n, 5.0, &err);
+    const GpuGroupTimeouts timeouts = {120.0, 5.0, 5.0};
+    int rc = cuda_nccl_create(&c, MPI_COMM_WORLD, n, &timeouts, &err);
     if (ndev < 2) {
         CHECK(rc == CUDA_NCCL_SHARED_GPU, "rank %d: one GPU, but cuda_nccl_create returned %d (%s)", rank, rc,
               err.msg);
@@ -76,14 +83,21 @@ int main(int argc, char **argv) {
     void *df = NULL, *dd = NULL;
     CHECK(cuda_alloc(&df, n * sizeof(float), "test", NULL, &err) == 0, "%s", err.msg);
     CHECK(cuda_alloc(&dd, n * sizeof(double), "test", NULL, &err) == 0, "%s", err.msg);
-    cudaMemcpy(df, hf, n * sizeof(float), cudaMemcpyHostToDevice);
-    cudaMemcpy(dd, hd, n * sizeof(double), cudaMemcpyHostToDevice);
+    // From pageable memory cudaMemcpy may return before the data reaches
+    // the device, and the allreduce runs on the communicator's own
+    // non-blocking stream, which does not wait for the default stream:
+    // synchronise before handing the buffers to NCCL.
+    cudaError_t ce = cudaMemcpy(df, hf, n * sizeof(float), cudaMemcpyHostToDevice);
+    if (ce == cudaSuccess) ce = cudaMemcpy(dd, hd, n * sizeof(double), cudaMemcpyHostToDevice);
+    if (ce == cudaSuccess) ce = cudaDeviceSynchronize();
+    CHECK(ce == cudaSuccess, "rank %d: copying the test data to the GPU: %s", rank, cudaGetErrorString(ce));
     CudaNcclBuf bufs[2] = {{df, n, 0}, {dd, n, 1}};
     CHECK(cuda_nccl_allreduce(c, bufs, 2, &err) == 0, "rank %d: grouped allreduce: %s", rank, err.msg);
     float *gf = ct_malloc_array(n, sizeof(float));
     double *gd = ct_malloc_array(n, sizeof(double));
-    cudaMemcpy(gf, df, n * sizeof(float), cudaMemcpyDeviceToHost);
-    cudaMemcpy(gd, dd, n * sizeof(double), cudaMemcpyDeviceToHost);
+    ce = cudaMemcpy(gf, df, n * sizeof(float), cudaMemcpyDeviceToHost);
+    if (ce == cudaSuccess) ce = cudaMemcpy(gd, dd, n * sizeof(double), cudaMemcpyDeviceToHost);
+    CHECK(ce == cudaSuccess, "rank %d: copying the sums back: %s", rank, cudaGetErrorString(ce));
     CHECK(memcmp(gf, want_f, n * sizeof(float)) == 0, "rank %d: float sums differ from MPI's", rank);
     CHECK(memcmp(gd, want_d, n * sizeof(double)) == 0, "rank %d: double sums differ from MPI's", rank);
 
@@ -104,8 +118,16 @@ int main(int argc, char **argv) {
         if (r == -1) printf("ok   silent peer: \"%s\" after %.1f s\n", err.msg, t);
     }
     MPI_Barrier(MPI_COMM_WORLD);
+    // Rank 0 aborted its communicator; rank 1's teardown waits for a peer
+    // that is gone and must give up within the teardown timeout (5 s).
     CtError ferr = {{0}};
-    cuda_nccl_free(c, &ferr);  // rank 1's teardown times out and aborts; either way it returns
+    double t0 = ct_now();
+    cuda_nccl_free(c, &ferr);
+    double t = ct_now() - t0;
+    CHECK(t < 30, "rank %d: teardown after a failed peer took %.1f s (set-up's timeout is %.0f s)", rank, t,
+          timeouts.setup_s);
+    if (t < 30) printf("ok   rank %d: teardown after a failed peer returned in %.1f s%s%s\n", rank, t,
+                       ferr.msg[0] ? ": " : "", ferr.msg);
     cuda_free(df), cuda_free(dd);
     free(hf), free(want_f), free(hd), free(want_d), free(gf), free(gd);
     int ok = all_ok(g_fail == 0);

@@ -5,7 +5,12 @@
  * max pooling (VGG's 2x2 and ResNet's padded 3x3 on odd and even sizes),
  * the adaptive average pool (shrinking and overlapping windows) and the
  * global one, each in every precision, with a partial batch; the
- * deterministic mode (bit-identical across plans) and conv-algo direct.
+ * deterministic mode (bit-identical across plans) and conv-algo direct;
+ * conv-algo winograd (runs and matches, or is refused in one line naming
+ * the layer); a fused convolution without a shortcut whose output buffer
+ * held infinities from an earlier layer (the zero-scaled residual must not
+ * read them); and a batch whose tensors pass 2^31 elements (run in pieces,
+ * never a cuDNN error).
  *
  * A backend plan reads 3-channel images, so a layer under test gets a 1x1
  * convolution from 3 channels in front of it and an identity adaptive pool
@@ -251,9 +256,103 @@ static void test_deterministic(void) {
     graph_free(&g);
 }
 
+// conv-algo winograd on 3x3 stride-1 layers: either cuDNN offers Winograd
+// and the result matches the CPU, or the plan is refused with one line.
+static void test_winograd(void) {
+    NNGraph g;
+    one_conv_graph(&g, 64, 64, 3, 1, 1, 1, 16, 16, 700);
+    BackendOptions opt;
+    backend_options_default(&opt);
+    opt.kind = BACKEND_CUDA;
+    opt.conv_algo = CONV_ALGO_WINOGRAD;
+    CtError err = {{0}};
+    BackendNet *net = NULL;
+    if (backend_net_create(&net, &g, 2, 16, 16, &opt, &err) == 0) {
+        backend_net_free(net);
+        printf("ok   conv-algo winograd: cuDNN offers Winograd for 3x3 stride 1 here\n");
+        compare(&g, 2, 16, &opt, 1e-4, "conv-algo winograd");
+    } else {
+        int one_line = strchr(err.msg, '\n') == NULL;
+        CHECK(one_line && strstr(err.msg, "under_test") && strstr(err.msg, "conv_algo: winograd") &&
+                  !strstr(err.msg, "CUDNN_STATUS"),
+              "conv-algo winograd refused unclearly: %s", err.msg);
+        if (one_line) printf("ok   conv-algo winograd refused: %s\n", err.msg);
+    }
+    graph_free(&g);
+}
+
+// lift (1x1, ReLU) -> max-pool 1x1 stride 2 -> conv 3x3 (ReLU, no shortcut)
+// -> identity pool. The input is 3e38 at every pixel with an odd row or
+// column, so the lift's output there is +inf; the stride-2 pool keeps only
+// finite pixels, and the conv's output reuses the lift's buffer, infinities
+// and all. A fused call that scaled that stale output by zero as its
+// residual would turn it into NaN.
+static void test_stale_fused(void) {
+    const size_t B = 3, S = 16;
+    NNGraph g;
+    graph_init(&g, "stale");
+    int a = graph_add_conv(&g, "lift", NN_INPUT, 3, 16, 1, 1, 0, 1);
+    NNLayer *la = &g.layers[a];
+    gpu_fill_uniform(la->weight, 16 * 3, 800, 0.5f, 1.0f);
+    gpu_fill_uniform(la->bias, 16, 801, 0.0f, 0.1f);
+    int p = graph_add_maxpool(&g, "subsample", a, 1, 2, 0);
+    int c = graph_add_conv(&g, "conv", p, 16, 32, 3, 1, 1, 1);
+    init_conv(&g, c, 802);
+    graph_add_adaptive_avgpool(&g, "identity", c, S / 2, S / 2);
+    BackendOptions opt;
+    backend_options_default(&opt);
+    CtError err = {{0}};
+    BackendNet *nc = NULL, *ng = NULL;
+    BackendOptions cpu = opt, gpu = opt;
+    cpu.conv_algo = CONV_ALGO_DIRECT;
+    gpu.kind = BACKEND_CUDA;
+    if (backend_net_create(&nc, &g, B, S, S, &cpu, &err) || backend_net_create(&ng, &g, B, S, S, &gpu, &err)) {
+        CHECK(0, "stale-output graph: %s", err.msg);
+    } else {
+        size_t in_n = B * 3 * S * S, per = backend_net_output_numel(nc);
+        float *x = ct_malloc_array(in_n, sizeof(float));
+        float *yc = ct_malloc_array(B * per, sizeof(float)), *yg = ct_malloc_array(B * per, sizeof(float));
+        gpu_fill_normal(x, in_n, 803, 1.0f);
+        for (size_t i = 0; i < in_n; i++) {
+            size_t r = (i / S) % S, col = i % S;
+            if ((r | col) & 1) x[i] = 3e38f;
+        }
+        if (backend_net_forward(nc, x, B, yc, &err) || backend_net_forward(ng, x, B, yg, &err)) {
+            CHECK(0, "stale-output forward: %s", err.msg);
+        } else {
+            size_t bad_cpu = 0, bad_gpu = 0;
+            for (size_t i = 0; i < B * per; i++) bad_cpu += !isfinite(yc[i]), bad_gpu += !isfinite(yg[i]);
+            CHECK(bad_cpu == 0 && bad_gpu == 0, "stale-output graph: %zu non-finite CPU and %zu non-finite GPU outputs",
+                  bad_cpu, bad_gpu);
+            GPU_EXPECT_CLOSE(yg, yc, B * per, LAYER_BOUND[0], "fused conv over a stale output buffer holding inf");
+        }
+        free(x), free(yc), free(yg);
+    }
+    backend_net_free(nc);
+    backend_net_free(ng);
+    graph_free(&g);
+}
+
+// 1x1 conv 3 -> 256 at 1024 x 1024: 2^28 elements an image, so a batch of 9
+// holds 2.4e9 > 2^31 - 1 in one tensor; the plan runs it in pieces of 7.
+static void test_large_batch(void) {
+    NNGraph g;
+    graph_init(&g, "large");
+    int a = graph_add_conv(&g, "wide", NN_INPUT, 3, 256, 1, 1, 0, 1);
+    init_conv(&g, a, 900);
+    graph_add_global_avgpool(&g, "avgpool", a);
+    BackendOptions opt;
+    backend_options_default(&opt);
+    compare(&g, 9, 1024, &opt, LAYER_BOUND[0], "batch 9 of 256 x 1024 x 1024 (past 2^31 elements)");
+    graph_free(&g);
+}
+
 int main(void) {
     int skip = gpu_require(1);
     if (skip) return skip;
+    test_stale_fused();
+    test_winograd();
+    test_large_batch();
     test_pools();
     test_residual();
     test_conv_shapes();

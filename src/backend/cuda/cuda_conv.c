@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backend/cuda/cuda_common.h"
+#include "backend/gpu_rules.h"
 
 #define CACHE_MAX 512
 
@@ -71,24 +72,51 @@ static void cache_put(const CudaConvKey *key, const CudaConvChoice *c) {
     pthread_mutex_unlock(&g_cache_mu);
 }
 
-static int is_winograd(cudnnConvolutionFwdAlgo_t a) {
-    return a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD || a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
+static GpuAlgoClass algo_class(cudnnConvolutionFwdAlgo_t a) {
+    switch (a) {
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD:
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED: return GPU_ALGO_WINOGRAD;
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM:
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM: return GPU_ALGO_IMPLICIT_GEMM;
+    default: return GPU_ALGO_OTHER;
+    }
 }
 
-// Whether a candidate may be used for this key. strict_math: for fp32, only
-// candidates cuDNN reports as FMA-only.
-static int acceptable(const CudaConvKey *key, const cudnnConvolutionFwdAlgoPerf_t *p, size_t ws_cap,
-                      int strict_math) {
-    if (p->status != CUDNN_STATUS_SUCCESS || p->memory > ws_cap) return 0;
-    if (key->deterministic && p->determinism != CUDNN_DETERMINISTIC) return 0;
-    // fp32 must not run TF32 tensor-core kernels, whatever the candidate list offers.
-    if (strict_math && key->precision == PRECISION_FP32 && p->mathType != CUDNN_FMA_MATH) return 0;
-    int wino_layer = key->r == 3 && key->stride == 1;
-    if (key->conv_algo == CONV_ALGO_DIRECT)
-        return p->algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM ||
-               p->algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
-    if (key->conv_algo == CONV_ALGO_WINOGRAD && wino_layer) return is_winograd(p->algo);
-    return 1;
+// The layer as the refusals describe it.
+static void describe(char *out, size_t len, const CudaConvKey *key) {
+    snprintf(out, len, "%dx%d stride %d, %d->%d channels at %dx%d, %s", key->r, key->r, key->stride, key->c, key->k,
+             key->h, key->w, precision_name((Precision)key->precision));
+}
+
+// One line saying why no candidate fits.
+static int refuse(CtError *err, const char *layer, const CudaConvKey *key, GpuPickResult why, size_t min_ws,
+                  size_t ws_cap, const cudnnConvolutionFwdAlgoPerf_t *perf, int got) {
+    char what[128];
+    describe(what, sizeof what, key);
+    switch (why) {
+    case GPU_PICK_NO_WINOGRAD:
+        return ct_errorf(err, "%s: conv_algo: winograd, but cuDNN offers no Winograd algorithm for this layer (%s); "
+                         "use conv_algo: auto or direct", layer, what);
+    case GPU_PICK_WINOGRAD_WORKSPACE:
+        return ct_errorf(err, "%s: conv_algo: winograd: cuDNN's Winograd algorithm for this layer (%s) needs "
+                         "%.0f MiB of workspace, only %.0f MiB is free; use a smaller batch or conv_algo: auto",
+                         layer, what, min_ws / 1048576.0, ws_cap / 1048576.0);
+    case GPU_PICK_WINOGRAD_NONDET:
+        return ct_errorf(err, "%s: conv_algo: winograd: cuDNN's Winograd algorithms for this layer (%s) are not "
+                         "deterministic; use conv_algo: auto or leave deterministic mode", layer, what);
+    default: break;
+    }
+    char seen[512] = "";
+    size_t len = 0;
+    for (int i = 0; i < got && len + 64 < sizeof seen; i++)
+        len += (size_t)snprintf(seen + len, sizeof seen - len, "%s%s(status %d, math %d, det %d, %zu B)",
+                                i ? ", " : "", cuda_conv_algo_name(perf[i].algo), (int)perf[i].status,
+                                (int)perf[i].mathType, (int)perf[i].determinism, perf[i].memory);
+    const char *w = why == GPU_PICK_NO_IMPLICIT_GEMM   ? "no implicit-GEMM algorithm for this convolution"
+                    : why == GPU_PICK_NO_DETERMINISTIC ? "no deterministic algorithm that fits"
+                                                       : "no algorithm that fits";
+    return ct_errorf(err, "%s: cuDNN has %s (%s, workspace cap %.0f MiB; candidates: %s)", layer, w, what,
+                     ws_cap / 1048576.0, got ? seen : "none");
 }
 
 int cuda_conv_choose(cudnnHandle_t h, const CudaConvKey *key, cudnnTensorDescriptor_t xd, const void *x,
@@ -121,29 +149,22 @@ int cuda_conv_choose(cudnnHandle_t h, const CudaConvKey *key, cudnnTensorDescrip
             return cudnn_fail(err, (int)st, "cudnnGetConvolutionForwardAlgorithm_v7", layer);
         }
     }
-    int pick = -1, forced_fma = 0;
-    for (int i = 0; i < got && pick < 0; i++)
-        if (acceptable(key, &perf[i], ws_cap, 1)) pick = i;
-    // Should a cuDNN version label its fp32 candidates with another math type,
-    // take the best one anyway and run it with the descriptor forced to FMA
-    // (the workspace query below fails if the algorithm cannot do that).
-    for (int i = 0; i < got && pick < 0 && key->precision == PRECISION_FP32; i++)
-        if (acceptable(key, &perf[i], ws_cap, 0)) pick = i, forced_fma = 1;
+    GpuConvCandidate *cands = ct_calloc(got > 0 ? (size_t)got : 1, sizeof *cands);
+    for (int i = 0; i < got; i++)
+        cands[i] = (GpuConvCandidate){algo_class(perf[i].algo), perf[i].status == CUDNN_STATUS_SUCCESS,
+                                      perf[i].mathType == CUDNN_FMA_MATH, perf[i].determinism == CUDNN_DETERMINISTIC,
+                                      perf[i].memory};
+    GpuConvWant want = {key->conv_algo, key->deterministic, key->precision == PRECISION_FP32,
+                        key->r == 3 && key->stride == 1, ws_cap};
+    int forced_fma = 0;
+    GpuPickResult why;
+    size_t min_ws = 0;
+    int pick = gpu_conv_pick(cands, got, &want, &forced_fma, &why, &min_ws);
+    free(cands);
     if (pick < 0) {
-        char seen[512] = "";
-        size_t len = 0;
-        for (int i = 0; i < got && len + 64 < sizeof seen; i++)
-            len += (size_t)snprintf(seen + len, sizeof seen - len, "%s%s(status %d, math %d, det %d, %zu B)",
-                                    i ? ", " : "", cuda_conv_algo_name(perf[i].algo), (int)perf[i].status,
-                                    (int)perf[i].mathType, (int)perf[i].determinism, perf[i].memory);
+        refuse(err, layer, key, why, min_ws, ws_cap, perf, got);
         free(perf);
-        const char *why = key->conv_algo == CONV_ALGO_WINOGRAD && key->r == 3 && key->stride == 1
-                              ? "no Winograd algorithm for this convolution"
-                          : key->conv_algo == CONV_ALGO_DIRECT ? "no implicit-GEMM algorithm for this convolution"
-                          : key->deterministic                 ? "no deterministic algorithm fits"
-                                                               : "no algorithm fits";
-        return ct_errorf(err, "%s: cuDNN has %s (precision %s, workspace cap %.0f MiB; candidates: %s)", layer, why,
-                         precision_name((Precision)key->precision), ws_cap / 1048576.0, got ? seen : "none");
+        return -1;
     }
     out->algo = perf[pick].algo;
     out->math = forced_fma ? CUDNN_FMA_MATH : perf[pick].mathType;
@@ -153,7 +174,18 @@ int cuda_conv_choose(cudnnHandle_t h, const CudaConvKey *key, cudnnTensorDescrip
     // The candidate's memory is for its math type; ask again for the exact
     // size with the descriptor as it will run.
     size_t need = 0;
-    CUDNN_RET(cudnnGetConvolutionForwardWorkspaceSize(h, xd, wd, cd, yd, out->algo, &need), layer);
+    cudnnStatus_t ws_st = cudnnGetConvolutionForwardWorkspaceSize(h, xd, wd, cd, yd, out->algo, &need);
+    if (ws_st != CUDNN_STATUS_SUCCESS && key->conv_algo == CONV_ALGO_WINOGRAD &&
+        algo_class(out->algo) == GPU_ALGO_WINOGRAD) {
+        // Winograd listed for another math type, refused with FMA forced.
+        char what[128];
+        describe(what, sizeof what, key);
+        return ct_errorf(err, "%s: conv_algo: winograd, but cuDNN offers no Winograd algorithm for this layer (%s) "
+                         "in that precision (%s); use conv_algo: auto or direct", layer, what,
+                         cudnnGetErrorString(ws_st));
+    }
+    if (ws_st != CUDNN_STATUS_SUCCESS)
+        return cudnn_fail(err, (int)ws_st, "cudnnGetConvolutionForwardWorkspaceSize", layer);
     if (need > ws_cap)
         return ct_errorf(err, "%s: cuDNN algorithm %s needs %.1f MiB of workspace, more than the %.1f MiB available",
                          layer, cuda_conv_algo_name(out->algo), need / 1048576.0, ws_cap / 1048576.0);

@@ -19,7 +19,8 @@ struct CudaNccl {
     ncclComm_t comm;
     MPI_Comm group;
     int rank, size, device;
-    double timeout_s;
+    GpuGroupTimeouts timeouts;
+    int failed;  // a wait timed out or NCCL reported an error: the group is broken
     cudaStream_t stream;
     void *stage;  // device (max_host_elems doubles)
     size_t max_host_elems;
@@ -43,17 +44,18 @@ static int nccl_fail(CudaNccl *c, ncclResult_t r, const char *what, CtError *err
 static void abort_comm(CudaNccl *c) {
     if (c->comm) (void)ncclCommAbort(c->comm);
     c->comm = NULL;
+    c->failed = 1;
 }
 
-// Waits while the communicator reports ncclInProgress.
-static int wait_settled(CudaNccl *c, ncclResult_t r, const char *what, CtError *err) {
+// Waits at most timeout_s while the communicator reports ncclInProgress.
+static int wait_settled(CudaNccl *c, ncclResult_t r, double timeout_s, const char *what, CtError *err) {
     double t0 = ct_now();
     while (r == ncclInProgress) {
         double waited = ct_now() - t0;
-        if (waited > c->timeout_s) {
+        if (waited > timeout_s) {
             abort_comm(c);
             return ct_errorf(err, "NCCL %s on group rank %d of %d did not complete within %.0f s (a peer rank may "
-                             "have died or stopped); communicator aborted", what, c->rank, c->size, c->timeout_s);
+                             "have died or stopped); communicator aborted", what, c->rank, c->size, timeout_s);
         }
         pause_briefly(waited);
         if (ncclCommGetAsyncError(c->comm, &r) != ncclSuccess) r = ncclInternalError;
@@ -66,8 +68,9 @@ static int wait_settled(CudaNccl *c, ncclResult_t r, const char *what, CtError *
     return 0;
 }
 
-// Waits for the stream, watching the communicator for asynchronous errors.
-static int wait_stream(CudaNccl *c, const char *what, CtError *err) {
+// Waits at most timeout_s for the stream, watching the communicator for
+// asynchronous errors.
+static int wait_stream(CudaNccl *c, double timeout_s, const char *what, CtError *err) {
     double t0 = ct_now();
     for (;;) {
         cudaError_t q = cudaStreamQuery(c->stream);
@@ -84,10 +87,10 @@ static int wait_stream(CudaNccl *c, const char *what, CtError *err) {
             return -1;
         }
         double waited = ct_now() - t0;
-        if (waited > c->timeout_s) {
+        if (waited > timeout_s) {
             abort_comm(c);
             return ct_errorf(err, "NCCL %s on group rank %d of %d did not finish within %.0f s (a peer rank may have "
-                             "died or stopped); communicator aborted", what, c->rank, c->size, c->timeout_s);
+                             "died or stopped); communicator aborted", what, c->rank, c->size, timeout_s);
         }
         pause_briefly(waited);
     }
@@ -100,11 +103,17 @@ static int group_agrees(MPI_Comm group, int ok) {
     return all;
 }
 
-int cuda_nccl_create(CudaNccl **out, MPI_Comm group, size_t max_host_elems, double timeout_s, CtError *err) {
+static double collective_timeout(const CudaNccl *c) {
+    return gpu_group_timeout(&c->timeouts, GPU_GROUP_COLLECTIVE, 0);
+}
+
+int cuda_nccl_create(CudaNccl **out, MPI_Comm group, size_t max_host_elems, const GpuGroupTimeouts *timeouts,
+                     CtError *err) {
     *out = NULL;
     CudaNccl *c = ct_calloc(1, sizeof *c);
     c->group = group;
-    c->timeout_s = timeout_s > 0 ? timeout_s : 300;
+    gpu_group_timeouts_default(&c->timeouts);
+    if (timeouts) c->timeouts = *timeouts;
     c->max_host_elems = max_host_elems;
     MPI_Comm_rank(group, &c->rank);
     MPI_Comm_size(group, &c->size);
@@ -151,7 +160,8 @@ int cuda_nccl_create(CudaNccl **out, MPI_Comm group, size_t max_host_elems, doub
         abort_comm(c);
         ok = 0;
     } else {
-        ok = wait_settled(c, r, "communicator initialisation", err) == 0;
+        ok = wait_settled(c, r, gpu_group_timeout(&c->timeouts, GPU_GROUP_SETUP, 0), "communicator initialisation",
+                          err) == 0;
     }
     if (ok && cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking) != cudaSuccess) {
         ct_errorf(err, "NCCL group: cannot create a stream on GPU %d", c->device);
@@ -192,8 +202,8 @@ int cuda_nccl_allreduce(CudaNccl *c, const CudaNcclBuf *bufs, size_t n_bufs, CtE
         abort_comm(c);
         return -1;
     }
-    if (wait_settled(c, r, "allreduce launch", err)) return -1;
-    return wait_stream(c, "allreduce", err);
+    if (wait_settled(c, r, collective_timeout(c), "allreduce launch", err)) return -1;
+    return wait_stream(c, collective_timeout(c), "allreduce", err);
 }
 
 static int allreduce_host(CudaNccl *c, void *buf, size_t n, int f64, CtError *err) {
@@ -205,7 +215,7 @@ static int allreduce_host(CudaNccl *c, void *buf, size_t n, int f64, CtError *er
     CudaNcclBuf b = {c->stage, n, f64};
     if (cuda_nccl_allreduce(c, &b, 1, err)) return -1;
     CUDA_RET(cudaMemcpyAsync(buf, c->stage, bytes, cudaMemcpyDeviceToHost, c->stream), "NCCL allreduce staging");
-    return wait_stream(c, "allreduce copy-back", err);
+    return wait_stream(c, collective_timeout(c), "allreduce copy-back", err);
 }
 
 int cuda_nccl_allreduce_host_f32(CudaNccl *c, float *buf, size_t n, CtError *err) {
@@ -236,17 +246,30 @@ int cuda_nccl_free(CudaNccl *c, CtError *err) {
     if (!c) return 0;
     int rc = 0;
     if (c->comm) {
-        if (c->stream && wait_stream(c, "teardown", err)) rc = -1;  // aborted on failure
-        ncclResult_t r = c->comm ? ncclCommFinalize(c->comm) : ncclSuccess;
-        if (c->comm && r != ncclSuccess && r != ncclInProgress) {
-            nccl_fail(c, r, "ncclCommFinalize", err);
+        // A peer that failed leaves an asynchronous error here; then the
+        // communicator is aborted at once instead of waiting on the peer.
+        ncclResult_t async = ncclSuccess;
+        if (ncclCommGetAsyncError(c->comm, &async) != ncclSuccess ||
+            (async != ncclSuccess && async != ncclInProgress))
+            c->failed = 1;
+        double limit = gpu_group_timeout(&c->timeouts, GPU_GROUP_TEARDOWN, c->failed);
+        if (limit <= 0) {
             abort_comm(c);
-            rc = -1;
-        } else if (c->comm && wait_settled(c, r, "communicator teardown", err)) {
-            rc = -1;  // aborted by wait_settled
+            rc = ct_errorf(err, "NCCL teardown on group rank %d of %d: the group had failed (%s); communicator "
+                           "aborted without waiting", c->rank, c->size, ncclGetErrorString(async));
+        } else {
+            if (c->stream && wait_stream(c, limit, "teardown", err)) rc = -1;  // aborted on failure
+            ncclResult_t r = c->comm ? ncclCommFinalize(c->comm) : ncclSuccess;
+            if (c->comm && r != ncclSuccess && r != ncclInProgress) {
+                nccl_fail(c, r, "ncclCommFinalize", err);
+                abort_comm(c);
+                rc = -1;
+            } else if (c->comm && wait_settled(c, r, limit, "communicator teardown", err)) {
+                rc = -1;  // aborted by wait_settled
+            }
         }
         if (c->comm) {
-            r = ncclCommDestroy(c->comm);
+            ncclResult_t r = ncclCommDestroy(c->comm);
             c->comm = NULL;
             if (r != ncclSuccess && r != ncclInProgress) rc = nccl_fail(c, r, "ncclCommDestroy", err);
         }

@@ -16,6 +16,7 @@
 #include <mpi.h>
 #include <stddef.h>
 
+#include "backend/gpu_rules.h"
 #include "util/util.h"
 
 #ifdef __cplusplus
@@ -36,11 +37,14 @@ typedef struct {
 
 // Collective over `group`: every rank calls it, after binding its GPU
 // (cuda_bind_local_rank). max_host_elems sizes the device staging buffer of
-// the host-memory variants below (0 if unused). timeout_s bounds every
-// wait (initialisation, each allreduce, teardown). Returns 0, -1 with err
+// the host-memory variants below (0 if unused). timeouts (NULL: the
+// defaults of gpu_group_timeouts_default) bound the waits: set-up its own,
+// longer one, each allreduce another, and teardown a short one (none once
+// the group has failed; see gpu_group_timeout). Returns 0, -1 with err
 // (on every rank when any failed), or CUDA_NCCL_SHARED_GPU with the reason
 // in err (the same answer on every rank).
-int cuda_nccl_create(CudaNccl **out, MPI_Comm group, size_t max_host_elems, double timeout_s, CtError *err);
+int cuda_nccl_create(CudaNccl **out, MPI_Comm group, size_t max_host_elems, const GpuGroupTimeouts *timeouts,
+                     CtError *err);
 // Sums the buffers over the group in place, grouped into one NCCL launch
 // on the communicator's stream, and waits for the result.
 int cuda_nccl_allreduce(CudaNccl *c, const CudaNcclBuf *bufs, size_t n_bufs, CtError *err);
@@ -54,7 +58,9 @@ int cuda_nccl_reserve(CudaNccl *c, size_t n, CtError *err);
 int cuda_nccl_rank(const CudaNccl *c);
 int cuda_nccl_size(const CudaNccl *c);
 // Collective teardown (finalize, then destroy; abort if that fails or times
-// out). Returns 0, or -1 with err when the communicator had to be aborted.
+// out, within the short teardown timeout; abort at once when a collective
+// failed or NCCL reports an error from a peer). Returns 0, or -1 with err
+// when the communicator had to be aborted after a wait.
 int cuda_nccl_free(CudaNccl *c, CtError *err);
 
 #ifdef __cplusplus

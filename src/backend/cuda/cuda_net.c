@@ -11,8 +11,16 @@
  * conv + bias (+ shortcut) + ReLU, and the plain convolution followed by our
  * bias/residual/ReLU kernel; the fused form is kept only when cuDNN accepts
  * it and it agrees with the plain one, so an unsupported or misbehaving
- * fusion costs speed, never correctness. The workspace is then sized to the
- * largest need of the chosen algorithms and shared by all of them.
+ * fusion costs speed, never correctness. The workspace is sized to the
+ * largest need of the chosen algorithms and shared by all of them; the
+ * fusion check runs with that very workspace, not the larger one the
+ * search was offered, so what it accepts is what runs. Without a shortcut
+ * the fused call's zero-scaled residual reads a buffer of zeros kept for
+ * the purpose (never the output's stale contents: 0 x NaN is NaN).
+ *
+ * The legacy cuDNN API refuses tensors of 2^31 elements or more (VGG16 at
+ * 224 px past 668 images): a larger batch is planned as pieces that fit
+ * (gpu_batch_piece) and run one after another.
  */
 #include "backend/cuda/cuda_net.h"
 
@@ -25,9 +33,8 @@
 #include "backend/cuda/cuda_conv.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_net_kernels.h"
+#include "backend/gpu_rules.h"
 #include "backend/pool_plan.h"
-
-#define WS_CAP_MAX ((size_t)2 << 30)  // workspace offered to the algorithm search
 
 typedef struct {
     NNOpKind kind;          // NN_CONV or NN_MAXPOOL
@@ -60,7 +67,9 @@ struct CudaNet {
     CudaDType dt;
     cudnnDataType_t cdt;
     size_t esize;
-    size_t max_batch, h, w;
+    size_t max_batch;    // the batch one piece runs (every tensor under 2^31 elements)
+    size_t batch_limit;  // the largest batch the caller may pass, run in pieces of max_batch
+    size_t h, w;
     ConvAlgo conv_algo_opt;
     int deterministic, verbose;
     char model[32];
@@ -77,6 +86,8 @@ struct CudaNet {
     size_t weights_bytes;
     void *ws;
     size_t ws_bytes;
+    void *zeros;  // the zero-scaled residual of fused convolutions without a shortcut
+    size_t zeros_bytes;
     int final_buf;
     size_t fc, fh, fw, out_h, out_w, out_numel;
 };
@@ -312,8 +323,9 @@ static int conv_plain(CudaNet *net, const Step *s, void *y, CtError *err) {
 static cudnnStatus_t conv_fused(CudaNet *net, const Step *s, void *y, int bias_f32) {
     const float one = 1.0f, zero = 0.0f;
     const char *base = (const char *)net->weights;
-    // Without a shortcut, z is y itself scaled by zero.
-    const void *z = s->res >= 0 ? net->pool[s->res] : y;
+    // Without a shortcut, z is a buffer of zeros scaled by zero: cuDNN may
+    // read z whatever its scale, and y's stale contents could hold NaN.
+    const void *z = s->res >= 0 ? net->pool[s->res] : net->zeros;
     return cudnnConvolutionBiasActivationForward(
         net->cudnn, &one, s->xd, net->pool[s->src], s->wd, base + s->w_off, s->cd, s->choice.algo, net->ws,
         net->ws_bytes, s->res >= 0 ? &one : &zero, s->yd, z, bias_f32 ? s->bd32 : s->bd,
@@ -383,73 +395,114 @@ static int try_fusion(CudaNet *net, Step *s, void *probe, float *diff, CtError *
     return 0;
 }
 
-static int choose_algorithms(CudaNet *net, CtError *err) {
-    size_t free_b = 0, total_b = 0, probe_bytes = 0;
-    CUDA_RET(cudaMemGetInfo(&free_b, &total_b), "querying GPU memory");
-    for (size_t i = 0; i < net->n_steps; i++) {
-        const Step *s = &net->steps[i];
-        if (s->kind == NN_CONV && s->relu && net->pool_bytes[s->dst] > probe_bytes) probe_bytes = net->pool_bytes[s->dst];
-    }
-    void *probe = NULL;
-    float *diff = NULL;
+static void conv_key(CudaConvKey *key, const CudaNet *net, const Step *s) {
+    memset(key, 0, sizeof *key);
+    key->device = net->device;
+    key->n = (int)net->max_batch;
+    key->c = (int)s->cin;
+    key->h = (int)s->ih;
+    key->w = (int)s->iw;
+    key->k = (int)s->cout;
+    key->r = (int)s->k;
+    key->stride = (int)s->stride;
+    key->pad = (int)s->pad;
+    key->dtype = (int)net->cdt;
+    key->precision = (int)net->precision;
+    key->deterministic = net->deterministic;
+    key->conv_algo = (int)net->conv_algo_opt;
+}
+
+// The fusion check's buffers: an output to compare with (the size of the
+// largest conv + ReLU output) and the zeros of the fused calls without a
+// shortcut. A device too short for them runs every convolution unfused.
+static void alloc_fusion_buffers(CudaNet *net, void **probe, float **diff) {
+    size_t probe_bytes = 0, zeros_bytes = 0, free_b = 0, total_b = 0;
+    *probe = NULL;
+    *diff = NULL;
     // CTSWEEP_CUDA_FUSE=0 keeps every convolution unfused (for comparison,
     // or should a cuDNN version be slow to build its fused kernels).
     const char *fuse_env = getenv("CTSWEEP_CUDA_FUSE");
-    if (fuse_env && strcmp(fuse_env, "0") == 0) probe_bytes = 0;
-    // The fusion check needs one more activation buffer while planning; a
-    // device too short for it runs every convolution unfused.
-    if (probe_bytes && probe_bytes < free_b / 2 && cuda_alloc(&probe, probe_bytes, "fusion check", NULL, NULL) == 0 &&
-        cuda_alloc((void **)&diff, 2 * sizeof(float), "fusion check", NULL, NULL) != 0) {
-        cuda_free(probe);
-        probe = NULL;
+    if (fuse_env && strcmp(fuse_env, "0") == 0) return;
+    for (size_t i = 0; i < net->n_steps; i++) {
+        const Step *s = &net->steps[i];
+        if (s->kind != NN_CONV || !s->relu) continue;
+        size_t b = net->pool_bytes[s->dst];
+        if (b > probe_bytes) probe_bytes = b;
+        if (s->res < 0 && b > zeros_bytes) zeros_bytes = b;
     }
-    if (!probe && probe_bytes && net->verbose) ct_info("  not enough GPU memory to check fusion: all unfused");
+    if (!probe_bytes || cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return;
+    if (probe_bytes + zeros_bytes < free_b / 2 && cuda_alloc(probe, probe_bytes, "fusion check", NULL, NULL) == 0 &&
+        cuda_alloc((void **)diff, 2 * sizeof(float), "fusion check", NULL, NULL) == 0 &&
+        (!zeros_bytes || (cuda_alloc(&net->zeros, zeros_bytes, "fusion zeros", NULL, NULL) == 0 &&
+                          cudaMemsetAsync(net->zeros, 0, zeros_bytes, net->stream) == cudaSuccess))) {
+        net->zeros_bytes = zeros_bytes;
+        return;
+    }
+    cuda_free(*probe);
+    cuda_free(*diff);
+    cuda_free(net->zeros);
+    *probe = NULL;
+    *diff = NULL;
+    net->zeros = NULL;
+    if (net->verbose) ct_info("  not enough GPU memory to check fusion: all unfused");
+}
+
+static int choose_algorithms(CudaNet *net, CtError *err) {
+    void *probe = NULL;
+    float *diff = NULL;
+    alloc_fusion_buffers(net, &probe, &diff);
+    size_t free_b = 0, total_b = 0;
     CUDA_RET(cudaMemGetInfo(&free_b, &total_b), "querying GPU memory");
-    size_t cap = free_b / 4 < WS_CAP_MAX ? free_b / 4 : WS_CAP_MAX;
+    size_t cap = gpu_search_workspace(free_b);
     while (cap >= ((size_t)1 << 20) && cuda_alloc(&net->ws, cap, "workspace", NULL, NULL) != 0) cap /= 2;
     if (!net->ws) cap = 0;
     net->ws_bytes = cap;
+    size_t *needs = ct_calloc(net->n_steps ? net->n_steps : 1, sizeof *needs);
     int rc = -1;
-    size_t need = 0;
+    // Pass 1: each convolution's algorithm, searched with the large workspace.
     for (size_t i = 0; i < net->n_steps; i++) {
         Step *s = &net->steps[i];
         if (s->kind != NN_CONV) continue;
         if (make_descriptors(net, s, err)) goto done;
         CudaConvKey key;
-        memset(&key, 0, sizeof key);
-        key.device = net->device;
-        key.n = (int)net->max_batch;
-        key.c = (int)s->cin;
-        key.h = (int)s->ih;
-        key.w = (int)s->iw;
-        key.k = (int)s->cout;
-        key.r = (int)s->k;
-        key.stride = (int)s->stride;
-        key.pad = (int)s->pad;
-        key.dtype = (int)net->cdt;
-        key.precision = (int)net->precision;
-        key.deterministic = net->deterministic;
-        key.conv_algo = (int)net->conv_algo_opt;
+        conv_key(&key, net, s);
         if (cuda_conv_choose(net->cudnn, &key, s->xd, net->pool[s->src], s->wd, (char *)net->weights + s->w_off, s->cd,
                              s->yd, net->pool[s->dst], net->ws, cap, &s->choice, &s->cached, s->name, err))
             goto done;
-        if (s->choice.ws_bytes > need) need = s->choice.ws_bytes;
-        if (s->relu && probe && try_fusion(net, s, probe, diff, err)) goto done;
+        needs[i] = s->choice.ws_bytes;
     }
-    rc = 0;
-done:
-    cuda_free(probe);
-    cuda_free(diff);
+    // The search workspace goes back; the run's takes its place, and the
+    // fusion check (pass 2) runs with it exactly as the forward pass will.
     cuda_free(net->ws);
     net->ws = NULL;
     net->ws_bytes = 0;
-    if (rc) return rc;
+    size_t need = gpu_run_workspace(needs, net->n_steps);
     char context[64];
     snprintf(context, sizeof context, "batch %zu", net->max_batch);
-    if (need && cuda_alloc(&net->ws, need, "the convolution workspace", context, err))
-        return ct_error_prefix(err, "%s backbone plan", net->model);
+    if (need && cuda_alloc(&net->ws, need, "the convolution workspace", context, err)) {
+        ct_error_prefix(err, "%s backbone plan", net->model);
+        goto done;
+    }
     net->ws_bytes = need;
-    return 0;
+    for (size_t i = 0; i < net->n_steps && probe; i++) {
+        Step *s = &net->steps[i];
+        if (s->kind == NN_CONV && s->relu && (s->res >= 0 || net->zeros) && try_fusion(net, s, probe, diff, err))
+            goto done;
+    }
+    rc = 0;
+done:
+    free(needs);
+    cuda_free(probe);
+    cuda_free(diff);
+    // The zeros stay only for the fused convolutions without a shortcut.
+    int keep_zeros = 0;
+    for (size_t i = 0; i < net->n_steps; i++) keep_zeros |= net->steps[i].fused && net->steps[i].res < 0;
+    if (!keep_zeros || rc) {
+        cuda_free(net->zeros);
+        net->zeros = NULL;
+        net->zeros_bytes = 0;
+    }
+    return rc;
 }
 
 // ---- the interface ----
@@ -457,6 +510,9 @@ done:
 static void print_plan(const CudaNet *net) {
     ct_info("%s plan for batch %zu at %zux%zu (%s%s) on GPU %d:", net->model, net->max_batch, net->h, net->w,
             precision_name(net->precision), net->deterministic ? ", deterministic" : "", net->device);
+    if (net->batch_limit > net->max_batch)
+        ct_info("  batches up to %zu run in pieces of %zu (cuDNN's legacy API takes under 2^31 elements a tensor)",
+                net->batch_limit, net->max_batch);
     for (size_t i = 0; i < net->n_steps; i++) {
         const Step *s = &net->steps[i];
         if (s->kind == NN_MAXPOOL) {
@@ -472,9 +528,10 @@ static void print_plan(const CudaNet *net) {
     }
     size_t acts = 0;
     for (size_t i = 0; i < net->n_pool; i++) acts += net->pool_bytes[i];
-    ct_info("%s plan: %zu steps, weights %.1f MiB, activations %.1f MiB in %zu buffers, workspace %.1f MiB",
+    ct_info("%s plan: %zu steps, weights %.1f MiB, activations %.1f MiB in %zu buffers, workspace %.1f MiB, "
+            "fusion zeros %.1f MiB",
             net->model, net->n_steps, net->weights_bytes / 1048576.0, acts / 1048576.0, net->n_pool,
-            net->ws_bytes / 1048576.0);
+            net->ws_bytes / 1048576.0, net->zeros_bytes / 1048576.0);
 }
 
 int cuda_net_create(CudaNet **out, const NNGraph *g, size_t max_batch, size_t h, size_t w,
@@ -512,6 +569,16 @@ int cuda_net_create(CudaNet **out, const NNGraph *g, size_t max_batch, size_t h,
     }
     net->esize = cuda_dtype_size(net->dt);
     if (graph_infer_shapes(g, h, w, shapes, err)) goto fail;
+    // Every cuDNN tensor stays under 2^31 elements: a larger batch runs in pieces.
+    const char *largest = "";
+    size_t per_image = gpu_graph_image_elems(g, shapes, h, w, &largest);
+    net->batch_limit = max_batch;
+    net->max_batch = gpu_batch_piece(max_batch, per_image, GPU_LEGACY_MAX_ELEMS);
+    if (net->max_batch == 0) {
+        ct_errorf(err, "%s at %zux%zu: tensor %s holds %zu elements for one image, more than cuDNN's limit of 2^31 - 1 "
+                  "a tensor; use a smaller image size", g->model, h, w, largest, per_image);
+        goto fail;
+    }
 
     CUDA_TRY(cudaGetDevice(&net->device), "the CUDA backend");
     struct cudaDeviceProp prop;
@@ -544,10 +611,8 @@ fail:
     return -1;
 }
 
-int cuda_net_forward(CudaNet *net, const float *in, size_t n, float *out, CtError *err) {
-    if (n == 0) return 0;
-    if (n > net->max_batch) return ct_errorf(err, "batch of %zu is larger than the plan's %zu", n, net->max_batch);
-    CUDA_RET(cudaSetDevice(net->device), "the backbone's GPU");
+// Enqueues one piece of n <= max_batch images.
+static int forward_piece(CudaNet *net, const float *in, size_t n, float *out, CtError *err) {
     size_t per = 3 * net->h * net->w;
     CUDA_RET(cudaMemcpyAsync(net->d_in, in, n * per * sizeof(float), cudaMemcpyHostToDevice, net->stream),
              "copying the input batch to the GPU");
@@ -566,6 +631,19 @@ int cuda_net_forward(CudaNet *net, const float *in, size_t n, float *out, CtErro
     CUDA_RET(cudaMemcpyAsync(out, net->d_out, n * net->out_numel * sizeof(float), cudaMemcpyDeviceToHost,
                              net->stream),
              "copying the features from the GPU");
+    return 0;
+}
+
+int cuda_net_forward(CudaNet *net, const float *in, size_t n, float *out, CtError *err) {
+    if (n == 0) return 0;
+    if (n > net->batch_limit)
+        return ct_errorf(err, "batch of %zu is larger than the plan's %zu", n, net->batch_limit);
+    CUDA_RET(cudaSetDevice(net->device), "the backbone's GPU");
+    // The pieces share the plan's buffers; the stream orders them.
+    for (size_t off = 0; off < n; off += net->max_batch) {
+        size_t m = n - off < net->max_batch ? n - off : net->max_batch;
+        if (forward_piece(net, in + off * 3 * net->h * net->w, m, out + off * net->out_numel, err)) return -1;
+    }
     cudaError_t e = cudaStreamSynchronize(net->stream);
     if (e != cudaSuccess)
         return ct_errorf(err, "%s forward pass failed on GPU %d: %s (run with CUDA_LAUNCH_BLOCKING=1 to find the layer)",
@@ -576,8 +654,8 @@ int cuda_net_forward(CudaNet *net, const float *in, size_t n, float *out, CtErro
 size_t cuda_net_output_numel(const CudaNet *net) { return net->out_numel; }
 
 size_t cuda_net_bytes(const CudaNet *net) {
-    size_t b = net->weights_bytes + net->ws_bytes + net->max_batch * 3 * net->h * net->w * sizeof(float) +
-               net->max_batch * net->out_numel * sizeof(float);
+    size_t b = net->weights_bytes + net->ws_bytes + net->zeros_bytes +
+               net->max_batch * 3 * net->h * net->w * sizeof(float) + net->max_batch * net->out_numel * sizeof(float);
     for (size_t i = 0; i < net->n_pool; i++) b += net->pool_bytes[i];
     return b;
 }
@@ -600,6 +678,7 @@ void cuda_net_free(CudaNet *net) {
     cuda_free(net->d_out);
     cuda_free(net->weights);
     cuda_free(net->ws);
+    cuda_free(net->zeros);
     if (net->relu_desc) cudnnDestroyActivationDescriptor(net->relu_desc);
     if (net->cudnn) cudnnDestroy(net->cudnn);
     if (net->stream) (void)cudaStreamDestroy(net->stream);

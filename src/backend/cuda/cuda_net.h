@@ -6,6 +6,10 @@
  * against the unfused result at planning), pooling kernels of our own, and
  * the output in the CPU backend's NCHW-flattened order.
  *
+ * A batch whose tensors would pass 2^31 elements (the legacy cuDNN API's
+ * limit) is planned and run in pieces that fit; an input too large for one
+ * image is refused in one line naming the tensor.
+ *
  * The plan runs on the device current when it is created. The environment
  * variable CTSWEEP_CUDA_FUSE=0 turns the fused form off.
  */
