@@ -390,7 +390,7 @@ const ConfigKey config_keys[] = {
     {.path = "train.threads", .type = CK_INT, AT(backend.threads), RANGE(0, 4096),
      .help = "CPU threads per worker; 0 uses every core."},
     {.path = "train.feature_batch", .type = CK_SIZE, AT(feature_batch), RANGE(1, 4096),
-     .help = "Images per backbone forward pass."},
+     .help = "Images per backbone forward pass (on the CPU at least one per thread); features do not depend on it."},
     {.path = "train.backbone_seed", .type = CK_U64, AT(backbone_seed),
      .help = "Seed of the random backbones of models without weights."},
     // ---- grid ----

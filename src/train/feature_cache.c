@@ -7,6 +7,7 @@
 #include "train/feature_cache.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,11 +188,16 @@ static int ensure_net(FeatureCache *fc, const FeatureSpec *fs, CtError *err) {
     fc->net = NULL;
     NNGraph g;
     if (model_create(&g, fs->model, fs->weights, fs->backbone_seed, err)) return -1;
-    int rc = backend_net_create(&fc->net, &g, fs->batch, fs->image_size, fs->image_size, &fs->backend, err);
+    // The CPU backend runs an image per thread, and an image's features do
+    // not depend on its batch: a batch smaller than the thread count would
+    // only leave cores idle.
+    size_t batch = fs->batch;
+    if (fs->backend.kind == BACKEND_CPU && batch < (size_t)omp_get_max_threads()) batch = (size_t)omp_get_max_threads();
+    int rc = backend_net_create(&fc->net, &g, batch, fs->image_size, fs->image_size, &fs->backend, err);
     graph_free(&g);
     if (rc) return ct_error_prefix(err, "%s backbone", fs->model);
     memcpy(fc->net_key, key, 32);
-    fc->net_batch = fs->batch;
+    fc->net_batch = batch;
     return 0;
 }
 
