@@ -13,8 +13,7 @@ each evaluated at its selected epoch (analysis.selection):
 The per-hyperparameter effect: for each grid axis that varies (model,
 batch size, schedule, ..., epochs), each value's mean val AUC over the
 configurations that have it (the other axes averaged), with a 95% t
-interval over those configurations' means (over the runs when there is
-a single configuration).
+interval over all the runs that have it.
 """
 import csv
 import io
@@ -116,13 +115,20 @@ class CvSummary:
         self.repeated = any(c.n_runs > 1 for c in self.configs)
 
     def effects(self):
-        """[(axis label, [(value, mean, lo, hi, n configs, n runs)])] for each varying axis."""
+        """[(axis label, [(value, mean, lo, hi, n configs, n runs)])] for each
+        varying axis; an axis that splits the configurations exactly as an
+        earlier one does (gamma with the schedule) is left out."""
         out = []
         done = [c for c in self.configs if c.n_runs and math.isfinite(c.val_auc[0])]
+        seen = set()
         for key, label in AXES:
             vals = list(dict.fromkeys(c.values[key] for c in done))
             if len(vals) < 2:
                 continue
+            part = tuple(vals.index(c.values[key]) for c in done)
+            if part in seen:
+                continue
+            seen.add(part)
             try:
                 vals = sorted(vals)
             except TypeError:
@@ -130,13 +136,12 @@ class CvSummary:
             pts = []
             for v in vals:
                 cs = [c for c in done if c.values[key] == v]
-                means = [c.val_auc[0] for c in cs]
-                if len(cs) >= 2:
-                    m, _, lo, hi = stats.t_interval(means)
-                else:
-                    m, _, lo, hi = stats.t_interval([e.val_auc for e in cs[0].runs])
-                    m = means[0]
-                pts.append((v, m, lo, hi, len(cs), sum(c.n_runs for c in cs)))
+                runs = [e.val_auc for c in cs for e in c.runs]
+                # Mean over configurations (each weighs the same), interval
+                # over every run that has the value.
+                m = float(np.mean([c.val_auc[0] for c in cs]))
+                _, _, lo, hi = stats.t_interval(runs)
+                pts.append((v, m, lo, hi, len(cs), len(runs)))
             out.append((label, pts))
         return out
 

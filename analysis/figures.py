@@ -289,7 +289,7 @@ def forest(evals, colours, selected, path, title="", ci_name="DeLong"):
     more = f"; the {n} best-ranked of {total} shown" if total > n else ""
     fig.suptitle(f"{title or 'test AUC and accuracy'}, rows in rank order (selection on val){more}")
     # The legend goes below the axes, where it covers no data.
-    fig.tight_layout(rect=(0, 0.9 / (1.9 + 0.27 * n), 1, 1))
+    fig.tight_layout(rect=(0, 0.45 / (1.9 + 0.27 * n), 1, 1))
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
     return _save(fig, path), n, total
 

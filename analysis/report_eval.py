@@ -81,8 +81,9 @@ def hyper(r):
         out.append(img(rel, "effect of each hyperparameter on val AUC",
                        "For each grid axis that varies: each value's mean val AUC at the selected epochs, over the "
                        "configurations that have that value (the other axes averaged), with a 95% t interval over "
-                       "those configurations' means (over the runs when one configuration has the value); the "
-                       "number of configurations and runs is written beside each point. Val only: the test set "
+                       "every run (fold × seed) that has the value; the number of configurations and runs is "
+                       "written beside each point. An axis that varies together with another (gamma with the "
+                       "schedule) is shown once. Val only: the test set "
                        "plays no part in choosing hyperparameters."))
     else:
         out.append("<p>No grid axis varies across configurations with a done run.</p>")

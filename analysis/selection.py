@@ -20,8 +20,6 @@ of that epoch. A missing (NaN) val figure ranks last.
 """
 import math
 
-import numpy as np
-
 RULES = ("val_auc", "val_acc", "val_loss", "final")
 
 DESCRIPTION = {
@@ -104,7 +102,3 @@ def rank_key(epochs_rec, idx, rule):
         return (math.inf,) * 3
     return epoch_key(epochs_rec[idx], rule)
 
-
-def mask_epochs(epochs_rec, upto):
-    """The records of epochs 1..upto (a trial read as a shorter budget)."""
-    return epochs_rec[np.asarray(epochs_rec["epoch"]) <= upto]
