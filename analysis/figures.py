@@ -204,10 +204,10 @@ def roc(selected, colours, path, ci_name="DeLong"):
                 mew=2.2, zorder=10 + i)
         if e.cm_youden is not None:
             cy = e.cm_youden
-            ax.plot(cy[0, 1] / max(cy[0].sum(), 1), cy[1, 1] / max(cy[1].sum(), 1), "X", color=c, ms=ms * 0.55,
+            ax.plot(cy[0, 1] / max(cy[0].sum(), 1), cy[1, 1] / max(cy[1].sum(), 1), "X", color=c, ms=max(8.0, ms * 0.7),
                     mec="white", mew=0.8, zorder=20 + i)
     ax.plot([], [], "o", color="0.3", mfc="none", mew=2, ms=11, label="operating point at P > 0.5")
-    ax.plot([], [], "X", color="0.3", mec="white", ms=7, label="at the Youden threshold (chosen on val)")
+    ax.plot([], [], "X", color="0.3", mec="white", ms=9, label="at the Youden threshold (chosen on val)")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_aspect("equal")

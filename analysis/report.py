@@ -192,6 +192,19 @@ class Report:
             rule += ('<p class=cap id="schema1-note">Schema-1 results: test probabilities are recorded at the final '
                      "epoch only, so every test figure below is at the trial's final epoch, not at its selected "
                      "epoch.</p>")
+        folds = ""
+        if s.folds is not None and s.kfold:
+            cells = []
+            for k in range(s.kfold):
+                m = s.folds == k
+                cells.append(f"<tr><td class=l>fold {k}</td><td>{int(m.sum())}</td><td>{int(s.labels[m].sum())}"
+                             f"</td><td>{int(m.sum() - s.labels[m].sum())}</td></tr>")
+            n_groups = len(set(s.groups)) if s.groups is not None else len(s.paths)
+            folds = (f"<p class=cap id=folds>{s.kfold}-fold cross-validation: train and val pooled and split into "
+                     f"{s.kfold} folds by patient group ({n_groups} groups in the data set); each fold is the val "
+                     "set of one run per configuration and seed, the others its training set; the test set is "
+                     "fixed.</p><table><thead><tr><th class=l>fold</th><th>images</th><th>positive</th>"
+                     f"<th>negative</th></tr></thead><tbody>{''.join(cells)}</tbody></table>")
         skipped = (f"<p>{len(s.skipped)} image(s) skipped as unreadable: {esc('; '.join(s.skipped[:10]))}</p>"
                    if s.skipped else "")
         return (f"<h1>ctsweep report</h1>{nav}{banner}{backbone}{rule}"
@@ -200,7 +213,7 @@ class Report:
                 f"report generated {now}. Data set fingerprint <code>{esc(s.dataset_fingerprint[:16])}…</code>, "
                 f"root <code>{esc(s.root)}</code>.</p>"
                 f"<table><thead><tr><th class=l>split</th><th>images</th><th>positive</th><th>negative</th></tr>"
-                f"</thead><tbody>{rows}</tbody></table>{skipped}")
+                f"</thead><tbody>{rows}</tbody></table>{folds}{skipped}")
 
     def _summary(self):
         sev = self.sev

@@ -116,7 +116,7 @@ def rates_table(r, sel):
                    "ends of the sensitivity and specificity intervals (conservative)")
     else:
         out.append(" (give <code>--prevalence P</code> for the values at another prevalence)")
-    out.append(".</p><div class=tablewrap><table id=rates-table><thead><tr><th class=l>trial</th>"
+    out.append(".</p><div class=tablewrap><table id=\"rates-table\"><thead><tr><th class=l>trial</th>"
                "<th class=l>threshold</th><th>accuracy</th><th>sensitivity</th><th>specificity</th><th>PPV</th>"
                f"<th>NPV</th>{prev_head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
     return "".join(out)
@@ -161,7 +161,7 @@ def calibration(r, sel):
                "<code>glm(family = binomial)</code>, with Wald 95% intervals. ECE: mean |mean P − fraction "
                f"positive| over equal-count bins weighted by size, with a {r.sev.n_boot}-resample bootstrap "
                "interval. Brier score: mean squared difference between P and the 0/1 truth.</p>"
-               "<table id=calibration-table><thead><tr><th class=l>trial</th><th>epoch</th><th>images</th>"
+               "<table id=\"calibration-table\"><thead><tr><th class=l>trial</th><th>epoch</th><th>images</th>"
                "<th>Brier</th><th>intercept [95% CI]</th><th>slope [95% CI]</th><th>ECE [95% CI]</th>"
                f"<th class=l>note</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
     rows = []
@@ -181,7 +181,7 @@ def calibration(r, sel):
     out.append("<h3>Temperature scaling</h3><p class=cap>One temperature T fitted on the val set at the same "
                "epoch (maximum likelihood), applied unchanged to test: P′ = σ(logit(P) / T). It changes "
                "neither the ranking (AUC) nor the decisions at P &gt; 0.5; only the probabilities. Test "
-               "figures before and after.</p><table id=temperature-table><thead><tr><th class=l>trial</th>"
+               "figures before and after.</p><table id=\"temperature-table\"><thead><tr><th class=l>trial</th>"
                "<th>T</th><th>NLL before</th><th>Brier before</th><th>ECE before</th><th>slope before</th>"
                "<th>NLL after</th><th>Brier after</th><th>ECE after</th><th>slope after</th></tr></thead>"
                f"<tbody>{''.join(rows)}</tbody></table>")

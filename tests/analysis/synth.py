@@ -10,6 +10,7 @@ recorded number (val accuracy, AUC and loss per epoch, test_acc / test_auc
 at the selected epoch, the learning-rate trace) is computed here from the
 probabilities with numpy and sklearn, as ctsweep would record it.
 """
+import hashlib
 import os
 
 import h5py
@@ -87,7 +88,8 @@ def build(out, n=120, kfold=3, seeds=(0, 1), epochs=4, schema=2):
                     trials.append(dict(model=model, clr_mode=mode, gamma=gamma, fold=k, seed=seed))
     rows = []
     for ti, tr in enumerate(trials):
-        tid = f"{0xA0C0000000000000 + ti * 0x1111:016X}"  # upper-case hex ids: prefixes must match any case
+        # upper-case hex ids: prefixes must match in any case
+        tid = hashlib.sha256(f"synthetic {ti}".encode()).hexdigest()[:16].upper()
         tr["trial_id"] = tid
         skill = (1.2 if tr["model"] == "vgg16" else 0.7) + (0.3 if tr["clr_mode"] == "triangular" else 0.0)
         t_rng = np.random.default_rng(1000 + ti)
