@@ -188,10 +188,11 @@ class Report:
                         "seeded random, not ImageNet-trained: these results say nothing about transfer learning "
                         "from ImageNet.</div>")
         rule = f'<p id="selection-rule"><b>Selection</b>: {esc(self.sev.rule_text())}.</p>'
-        if self.sev.fell_back:
+        if not s.test_at_every_epoch:
+            moved = sum(e.fell_back for e in self.sev.evals)
             rule += ('<p class=cap id="schema1-note">Schema-1 results: test probabilities are recorded at the final '
                      "epoch only, so every test figure below is at the trial's final epoch, not at its selected "
-                     "epoch.</p>")
+                     f"epoch ({moved} trial(s) selected an earlier epoch on val).</p>")
         folds = ""
         if s.folds is not None and s.kfold:
             cells = []

@@ -243,3 +243,24 @@ def test_report_schema2_kfold(v2):
     assert re.search(r"\d+ checks, 0 disagreement\(s\)", doc)
     imgs, sorted_ok = browser_check(index, "screenshot_synthetic_v2.png")
     assert sorted_ok[0] and sorted_ok[1] and sorted_ok[2] == 24, sorted_ok
+
+
+def test_forest_stays_readable_for_many_trials(tmp_path):
+    """108 trials (the COVID-CT grid): the figure shows the FOREST_MAX
+    best-ranked rows, in rank order, and says how many there are."""
+    from types import SimpleNamespace
+
+    from analysis import figures
+    rng = np.random.default_rng(0)
+    evals = []
+    for i in range(108):
+        auc, acc = rng.uniform(0.6, 0.9), rng.uniform(0.55, 0.85)
+        t = SimpleNamespace(model=("vgg16", "vgg19", "resnet34")[i % 3], batch_size=16, clr_mode="triangular",
+                            epochs=10, fold=-1, trial_id=f"{i:016x}")
+        evals.append(SimpleNamespace(t=t, done=True, rank=108 - i, auc=auc, auc_ci=(auc - 0.1, min(1, auc + 0.1)),
+                                     acc=acc, acc_ci=(acc - 0.15, acc + 0.12)))
+    colours = figures.model_colours(["vgg16", "vgg19", "resnet34"])
+    path, shown, total = figures.forest(evals, colours, [evals[-1]], str(tmp_path / "forest.png"))
+    assert (shown, total) == (figures.FOREST_MAX, 108)
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
