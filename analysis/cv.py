@@ -183,7 +183,8 @@ class CvSummary:
             c = self.chosen
             en = c.ensemble
             lines.append(f"chosen by mean val AUC: {c.label} ({c.n_runs} runs): val AUC "
-                         f"{ci(c.val_auc[0], c.val_auc[2], c.val_auc[3])}; test AUC {ci(c.test_auc[0], c.test_auc[2], c.test_auc[3])} (mean over runs)"
+                         f"{ci(c.val_auc[0], c.val_auc[2], c.val_auc[3])}; test AUC "
+                         f"{ci(c.test_auc[0], c.test_auc[2], c.test_auc[3])} (mean over runs)"
                          + (f", ensemble {ci(en['auc'], en['auc_lo'], en['auc_hi'])}, ensemble accuracy "
                             f"{100 * en['acc']:.1f}% [{100 * en['acc_lo']:.1f}, {100 * en['acc_hi']:.1f}]"
                             if en else ""))

@@ -6,7 +6,6 @@ the sortable tables) and opens from disk.
 import datetime
 import glob
 import os
-import re
 
 import numpy as np
 
@@ -75,33 +74,6 @@ document.querySelectorAll('table.sortable').forEach(function (tbl) {
 
 # Short names used throughout this file.
 _f, _pct, _p, _ci, _swatch, _img = f, pct, p_value, ci, swatch, img
-
-
-def weighted_models(config_yaml):
-    """Models given a weights file in the configuration's top-level
-    `weights:` section (block or flow mapping); the others get a seeded
-    random backbone. Comments are ignored."""
-    lines = [re.sub(r"(^|\s)#.*$", "", ln).rstrip() for ln in config_yaml.splitlines()]
-    out = set()
-    for i, ln in enumerate(lines):
-        m = re.match(r"^weights:\s*(.*)$", ln)
-        if not m:
-            continue
-        rest = m.group(1).strip()
-        if rest.startswith("{"):
-            for k, v in re.findall(r"([A-Za-z0-9_]+)\s*:\s*([^,}]*)", rest):
-                if v.strip() and v.strip() not in ("null", "~", '""', "''"):
-                    out.add(k)
-            continue
-        for sub in lines[i + 1:]:
-            if not sub.strip():
-                continue
-            if not sub[:1].isspace():
-                break
-            mm = re.match(r"^\s+([A-Za-z0-9_]+)\s*:\s*(\S.*)?$", sub)
-            if mm and mm.group(2) and mm.group(2).strip() not in ("null", "~", '""', "''"):
-                out.add(mm.group(1))
-    return out
 
 
 class Report:
@@ -179,7 +151,7 @@ class Report:
                "confusion</a><a href=#calibration>calibration</a><a href=#galleries>errors</a><a href=#curves>"
                "curves</a><a href=#hyper>hyperparameters</a><a href=#problems>failed/unfinished</a><a href=#checks>"
                "checks</a><a href=#methods>methods</a></nav>")
-        random = [m for m in s.models() if m not in weighted_models(s.config_yaml)]
+        random = s.random_backbones()
         backbone = ""
         if random:
             backbone = (f'<div class="banner header-note" id="random-backbone">Random backbone: '

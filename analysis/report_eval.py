@@ -38,11 +38,12 @@ def cross_validation(r):
     how = (f"{k}-fold cross-validation (train and val pooled and re-split {k} ways, grouped by patient, the test "
            f"set fixed)" if k else "a single train/val split (no k-fold)")
     out.append(f"<p class=cap>One row per configuration: a grid point without <code>fold</code> and "
-               f"<code>seed</code>. This sweep uses {how} and {len(seeds)} seed(s) ({esc(', '.join(map(str, seeds)))}). "
-               f"Each run (fold × seed) is evaluated at its selected epoch ({esc(r.sev.rule_text())}). Means with 95% t "
-               "intervals over the runs; the ensemble averages the runs' test probabilities per image (AUC with "
-               "DeLong's interval, accuracy at P &gt; 0.5 with Clopper–Pearson's). The configuration is chosen "
-               "by mean val AUC; the test set takes no part in the choice. <a href=\"cv.csv\">CSV</a>.</p>")
+               f"<code>seed</code>. This sweep uses {how} and {len(seeds)} seed(s) "
+               f"({esc(', '.join(map(str, seeds)))}). Each run (fold × seed) is evaluated at its selected epoch "
+               f"({esc(r.sev.rule_text())}). Means with 95% t intervals over the runs; the ensemble averages the "
+               "runs' test probabilities per image (AUC with DeLong's interval, accuracy at P &gt; 0.5 with "
+               "Clopper–Pearson's). The configuration is chosen by mean val AUC; the test set takes no part in "
+               "the choice. <a href=\"cv.csv\">CSV</a>.</p>")
     if cv.chosen is None:
         return "".join(out) + "<p>No configuration has a done run yet.</p>"
     c = cv.chosen
@@ -111,9 +112,10 @@ def rates_table(r, sel):
            '95% intervals and the counts behind them. PPV and NPV as measured depend on the test set\'s '
            'prevalence']
     if prev is not None:
-        out.append(f"; at the stated prevalence π = {prev:g} they are PPV = sens·π / (sens·π + (1 − spec)(1 − π)) "
-                   "and NPV = spec(1 − π) / (spec(1 − π) + (1 − sens)π), with intervals from the formula at the "
-                   "ends of the sensitivity and specificity intervals (conservative)")
+        out.append(f"; at the stated prevalence π = {prev:g} they are "
+                   "PPV = sens·π / (sens·π + (1 − spec)(1 − π)) and NPV = spec(1 − π) / (spec(1 − π) + "
+                   "(1 − sens)π), with intervals from the formula at the ends of the sensitivity and specificity "
+                   "intervals (conservative)")
     else:
         out.append(" (give <code>--prevalence P</code> for the values at another prevalence)")
     out.append(".</p><div class=tablewrap><table id=\"rates-table\"><thead><tr><th class=l>trial</th>"

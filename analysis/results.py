@@ -16,6 +16,7 @@ only; it is read into the same shape with one row, and `test_epochs` says
 which epoch each row holds.
 """
 import os
+import re
 
 # The writer renames whole files into place and never holds a lock on
 # them; a reader must not need to lock either (read-only copies, NFS).
@@ -50,6 +51,33 @@ def _unknown(x):
     """Schema convention: unknown metrics are -1."""
     return None if x is None or (isinstance(x, float) and (np.isnan(x) or x < 0)) or (isinstance(x, int) and x < 0) \
         else x
+
+
+def weighted_models(config_yaml):
+    """Models given a weights file in the configuration's top-level
+    `weights:` section (block or flow mapping); the others get a seeded
+    random backbone. Comments are ignored."""
+    lines = [re.sub(r"(^|\s)#.*$", "", ln).rstrip() for ln in config_yaml.splitlines()]
+    out = set()
+    for i, ln in enumerate(lines):
+        m = re.match(r"^weights:\s*(.*)$", ln)
+        if not m:
+            continue
+        rest = m.group(1).strip()
+        if rest.startswith("{"):
+            for k, v in re.findall(r"([A-Za-z0-9_]+)\s*:\s*([^,}]*)", rest):
+                if v.strip() and v.strip() not in ("null", "~", '""', "''"):
+                    out.add(k)
+            continue
+        for sub in lines[i + 1:]:
+            if not sub.strip():
+                continue
+            if not sub[:1].isspace():
+                break
+            mm = re.match(r"^\s+([A-Za-z0-9_]+)\s*:\s*(\S.*)?$", sub)
+            if mm and mm.group(2) and mm.group(2).strip() not in ("null", "~", '""', "''"):
+                out.add(mm.group(1))
+    return out
 
 
 class Trial:
@@ -311,6 +339,11 @@ class Sweep:
     @property
     def test_at_every_epoch(self):
         return self.schema_version >= 2
+
+    def random_backbones(self):
+        """Models of the grid without a weights file: seeded random backbones."""
+        have = weighted_models(self.config_yaml)
+        return [m for m in self.models() if m not in have]
 
     def status_counts(self):
         c = {s: 0 for s in STATUSES}
