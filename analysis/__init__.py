@@ -5,8 +5,10 @@ statistics and a self-contained HTML report.
 It reads only the HDF5 results, never the training code, and needs only
 h5py, numpy, scipy and matplotlib (Debian's python3-* packages).
 
-    python3 -m analysis report OUTDIR -o REPORTDIR
-    python3 -m analysis leaderboard OUTDIR [--csv FILE] [--by val_acc|test_acc|test_auc]
+    python3 -m analysis report OUTDIR -o REPORTDIR [--select RULE] [--prevalence P]
+    python3 -m analysis leaderboard OUTDIR [--csv FILE] [--by rank|val_auc|val_acc|test_acc|test_auc]
+    python3 -m analysis cv OUTDIR [--csv FILE]
+    python3 -m analysis compare OUTDIR A B [--split test|val]
     python3 -m analysis hl OUTDIR --trial ID [-g 10]
 """
 

@@ -58,8 +58,21 @@ def r_cut_codes(x, breaks):
     return code
 
 
-def _fmt_break(v):
-    return f"{v:.3g}"
+def r_break_labels(breaks, dig_lab=3):
+    """The breaks as R's cut() prints them: formatC(breaks, digits = dig)
+    (C's %g) with the smallest dig from dig.lab = 3 up to 12 that keeps
+    neighbouring breaks distinct."""
+    b = [float(v) for v in breaks]
+    for dig in range(dig_lab, max(12, dig_lab) + 1):
+        nb = [f"{v:.{dig}g}" for v in b]
+        if all(nb[i] != nb[i + 1] for i in range(len(nb) - 1)):
+            break
+    return nb
+
+
+# Hosmer & Lemeshow's rule for their chi-square approximation: every
+# expected count at least 5 (Applied Logistic Regression, 3rd ed., 5.2.2).
+MIN_EXPECTED = 5.0
 
 
 def hosmer_lemeshow(y, yhat, g=10):
@@ -67,7 +80,9 @@ def hosmer_lemeshow(y, yhat, g=10):
 
     Returns a dict: chisq, df (= g - 2), p, g, n_groups (after merging
     duplicate breaks), breaks, and per group: label (R's interval text),
-    n, observed y0 / y1, expected yhat0 / yhat1, mean_p and observed rate.
+    n, observed y0 / y1, expected yhat0 / yhat1, mean_p and observed rate;
+    also p_holdout (df = g, for held-out data), min_expected and, when any
+    group's expected count is below 5, unreliable = True and a warning.
     Raises ValueError where R's cut() fails (all predictions equal)."""
     if g < 3:
         raise ValueError(f"g = {g}: Hosmer-Lemeshow needs g >= 3 (df = g - 2)")
@@ -91,14 +106,23 @@ def hosmer_lemeshow(y, yhat, g=10):
         chisq = float(np.sum((observed - expected) ** 2 / expected))
     df = g - 2
     p = float(1.0 - sps.chi2.cdf(chisq, df)) if math.isfinite(chisq) else float("nan")
-    labels = []
-    for j in range(k):
-        left = "[" if j == 0 else "("
-        labels.append(f"{left}{_fmt_break(qq[j])},{_fmt_break(qq[j + 1])}]")
+    nb = r_break_labels(qq)
+    labels = [f"{'[' if j == 0 else '('}{nb[j]},{nb[j + 1]}]" for j in range(k)]
+    # On held-out data no parameter was fitted to these cases, so the
+    # reference distribution is chi-square with g degrees of freedom
+    # (Hosmer & Lemeshow, external validation); R's g - 2 is the in-sample df.
+    p_holdout = float(sps.chi2.sf(chisq, g)) if math.isfinite(chisq) else float("nan")
+    min_exp = float(np.min(expected)) if expected.size else float("nan")
+    n_small = int(np.sum(np.min(expected, axis=1) < MIN_EXPECTED))
+    unreliable = n_small > 0
+    warning = (f"{n_small} of the {k} groups have an expected count below {MIN_EXPECTED:g} (smallest "
+               f"{min_exp:.2g}): the chi-square approximation does not hold and the p-value is not reliable"
+               if unreliable else "")
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_p = np.where(counts > 0, exp1 / np.maximum(counts, 1), np.nan)
         rate = np.where(counts > 0, obs1 / np.maximum(counts, 1), np.nan)
     return {"chisq": chisq, "df": df, "p": p, "g": g, "n_groups": k, "breaks": qq, "labels": labels,
+            "p_holdout": p_holdout, "min_expected": min_exp, "unreliable": unreliable, "warning": warning,
             "n": counts, "obs0": obs0, "obs1": obs1, "exp0": exp0, "exp1": exp1, "mean_p": mean_p, "rate": rate,
             "n_cases": len(y)}
 
@@ -125,6 +149,9 @@ def format_hl(hl, title="Hosmer and Lemeshow goodness of fit (GOF) test", data="
     lines.append(f"X-squared = {hl['chisq']:.5g}, df = {hl['df']}, p-value = {p:.4g}")
     lines.append(f"({hl['n_groups']} groups from g = {hl['g']} quantile breaks of the predicted probability"
                  f"{', duplicate breaks merged' if hl['n_groups'] < hl['g'] else ''}; n = {hl['n_cases']})")
+    lines.append(f"(held-out data, df = g = {hl['g']}: p-value = {hl['p_holdout']:.4g})")
+    if hl["unreliable"]:
+        lines.append(f"warning: {hl['warning']}")
     lines.append("")
     w = max(8, max(len(s) for s in hl["labels"]))
     lines.append(f"{'cutyhat':<{w}}  {'n':>4}  {'y0':>5}  {'y1':>5}  {'yhat0':>8}  {'yhat1':>8}")

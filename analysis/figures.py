@@ -47,8 +47,25 @@ def _save(fig, path, tight=True):
     return path
 
 
-def _pct_axis(ax):
-    ax.set_ylim(-2, 102)
+def _pct_axis(ax, values, axis="y"):
+    """An accuracy axis (percent) that spans the data with a margin, not 0-100."""
+    v = np.asarray([x for x in np.ravel(values) if np.isfinite(x)], dtype=np.float64)
+    if not len(v):
+        return
+    lo, hi = float(v.min()), float(v.max())
+    pad = max(2.0, 0.08 * (hi - lo))
+    lo, hi = max(-1.0, lo - pad), min(101.0, hi + pad)
+    (ax.set_ylim if axis == "y" else ax.set_xlim)(lo, hi)
+
+
+def _unit_axis(ax, values, axis="x"):
+    """An AUC axis that spans the data (and its intervals) within [0, 1]."""
+    v = np.asarray([x for x in np.ravel(values) if np.isfinite(x)], dtype=np.float64)
+    if not len(v):
+        return
+    lo, hi = float(v.min()), float(v.max())
+    pad = max(0.02, 0.08 * (hi - lo))
+    (ax.set_xlim if axis == "x" else ax.set_ylim)(max(-0.01, lo - pad), min(1.01, hi + pad))
 
 
 def _trial_title(t):
@@ -57,7 +74,7 @@ def _trial_title(t):
 
 # ---- curves ----
 
-def trial_curves(t, colour, path):
+def trial_curves(t, colour, path, selected_epoch=None, rule="val_auc"):
     """Loss and accuracy per epoch (train and val) and the learning rate of every iteration."""
     ep = t.epochs_rec
     x = ep["epoch"].astype(int)
@@ -73,11 +90,11 @@ def trial_curves(t, colour, path):
     ax = axs[1]
     ax.plot(x, 100 * ep["train_acc"], "-o", color=colour, label="train (running over the epoch)")
     ax.plot(x, 100 * ep["val_acc"], "--s", color=colour, mfc="white", label="val (after the epoch)")
-    if t.best_epoch:
-        ax.axvline(t.best_epoch, color="0.4", ls=":", lw=1, label=f"best val epoch ({t.best_epoch})")
+    if selected_epoch:
+        ax.axvline(selected_epoch, color="0.4", ls=":", lw=1, label=f"selected epoch ({selected_epoch}, {rule})")
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy (%)")
-    _pct_axis(ax)
+    _pct_axis(ax, np.r_[100 * ep["train_acc"], 100 * ep["val_acc"]])
     ax.set_title("accuracy")
     for a in axs[:2]:
         a.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -107,6 +124,8 @@ def overlay_curves(evals, colours, selected, path):
               ("train_acc", "train accuracy (%)", 100), ("val_acc", "val accuracy (%)", 100)]
     sel_ids = {e.t.trial_id for e in selected}
     for ax, (field, label, scale) in zip(axs.flat, panels):
+        if scale == 100:
+            _pct_axis(ax, np.concatenate([100 * e.t.epochs_rec[field] for e in evals if len(e.t.epochs_rec)]))
         for e in evals:
             ep = e.t.epochs_rec
             if not len(ep):
@@ -115,8 +134,6 @@ def overlay_curves(evals, colours, selected, path):
             ax.plot(ep["epoch"].astype(int), scale * ep[field], "-o" if thick else "-", color=colours[e.t.model],
                     lw=2.4 if thick else 0.9, alpha=1.0 if thick else 0.45, ms=4, zorder=3 if thick else 2)
         ax.set_ylabel(label)
-        if scale == 100:
-            _pct_axis(ax)
     for ax in axs[1]:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -158,28 +175,39 @@ def lr_overlay(evals, colours, path):
 
 # ---- ROC, confusion, forest ----
 
-def roc(selected, colours, path):
+def roc(selected, colours, path, ci_name="DeLong"):
     fig, ax = plt.subplots(figsize=(6.6, 6.2))
     ax.plot([0, 1], [0, 1], ls="--", color="0.6", lw=1, label="chance (AUC 0.5)")
     # Curves of small test sets often coincide: earlier ones are drawn wider
     # so that each stays visible under the next.
-    widths = np.linspace(5.0, 1.8, max(len(selected), 1))
+    k = max(len(selected), 1)
+    widths = np.linspace(5.0, 1.8, k)
     for e, lw in zip(selected, widths):
         if e.roc is None:
             continue
         fpr, tpr, _ = e.roc
         c = colours[e.t.model]
         lo, hi = e.auc_ci
-        ax.plot(fpr, tpr, "-", color=c, lw=lw, alpha=0.9,
+        ax.plot(fpr, tpr, "-", color=c, lw=lw, alpha=0.9, zorder=2,
                 label=f"{e.t.model} ({e.t.trial_id[:8]}): AUC {e.auc:.3f} [{lo:.3f}, {hi:.3f}]")
+    # Operating points above every curve; each model's markers a size
+    # smaller than the previous one's, so that markers at one spot nest
+    # instead of hiding each other, and the Youden cross sits inside the
+    # open 0.5 circle when the two coincide.
+    sizes = np.linspace(15, 9, k)
+    for i, (e, ms) in enumerate(zip(selected, sizes)):
+        if e.roc is None:
+            continue
+        c = colours[e.t.model]
         cm = e.cm05
-        ax.plot(cm[0, 1] / max(cm[0].sum(), 1), cm[1, 1] / max(cm[1].sum(), 1), "o", color=c, ms=8, mfc="white",
-                mew=2)
+        ax.plot(cm[0, 1] / max(cm[0].sum(), 1), cm[1, 1] / max(cm[1].sum(), 1), "o", color=c, ms=ms, mfc="none",
+                mew=2.2, zorder=10 + i)
         if e.cm_youden is not None:
             cy = e.cm_youden
-            ax.plot(cy[0, 1] / max(cy[0].sum(), 1), cy[1, 1] / max(cy[1].sum(), 1), "X", color=c, ms=9)
-    ax.plot([], [], "o", color="0.3", mfc="white", mew=2, label="operating point at P > 0.5")
-    ax.plot([], [], "X", color="0.3", label="operating point at the Youden threshold (chosen on val)")
+            ax.plot(cy[0, 1] / max(cy[0].sum(), 1), cy[1, 1] / max(cy[1].sum(), 1), "X", color=c, ms=max(8.0, ms * 0.7),
+                    mec="white", mew=0.8, zorder=20 + i)
+    ax.plot([], [], "o", color="0.3", mfc="none", mew=2, ms=11, label="operating point at P > 0.5")
+    ax.plot([], [], "X", color="0.3", mec="white", ms=9, label="at the Youden threshold (chosen on val)")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_aspect("equal")
@@ -187,7 +215,7 @@ def roc(selected, colours, path):
     ax.set_ylabel("true-positive rate (sensitivity)")
     n = len(selected[0].y_test) if selected else 0
     ax.set_title(f"ROC on the test set ({n} images), each model's selected trial\n"
-                 f"AUC with 95% stratified bootstrap interval")
+                 f"AUC with {ci_name} 95% interval")
     ax.legend(loc="lower right")
     fig.tight_layout()
     return _save(fig, path)
@@ -221,15 +249,22 @@ def confusion(e, colour, path):
     return _save(fig, path)
 
 
-def forest(evals, colours, selected, path):
-    """Test AUC and accuracy with 95% bootstrap intervals for every done trial."""
-    done = [e for e in evals if e.done]
+FOREST_MAX = 40
+
+
+def forest(evals, colours, selected, path, title="", ci_name="DeLong"):
+    """Test AUC and accuracy with 95% intervals, one row per done trial, in
+    the order of the selection rule (val only; never by test). At most
+    FOREST_MAX rows: the best-ranked ones, the rest counted in the title.
+    Returns (path, rows shown, rows in all) or None."""
+    done = sorted([e for e in evals if e.done], key=lambda e: e.rank)
     if not done:
         return None
+    total = len(done)
+    order = done[:FOREST_MAX]
     sel = {e.t.trial_id for e in selected}
-    order = sorted(done, key=lambda e: (list(colours).index(e.t.model), -(e.auc if e.auc == e.auc else -1)))
     n = len(order)
-    fig, axs = plt.subplots(1, 2, figsize=(12, 1.2 + 0.28 * n), sharey=True)
+    fig, axs = plt.subplots(1, 2, figsize=(12, 1.9 + 0.27 * n), sharey=True)
     ys = np.arange(n)[::-1]
     for y, e in zip(ys, order):
         c = colours[e.t.model]
@@ -239,129 +274,133 @@ def forest(evals, colours, selected, path):
                             ms=7 if big else 4, mfc=c if big else "white", capsize=2)
         axs[1].errorbar(100 * e.acc, y, xerr=[[100 * (e.acc - e.acc_ci[0])], [100 * (e.acc_ci[1] - e.acc)]], fmt="o",
                         color=c, ms=7 if big else 4, mfc=c if big else "white", capsize=2)
-    labels = [f"{e.t.model} b{e.t.batch_size} {e.t.clr_mode} e{e.t.epochs} ({e.t.trial_id[:6]})" for e in order]
-    axs[0].set_yticks(ys, labels)
-    axs[0].set_xlabel("test AUC")
-    axs[0].set_xlim(-0.02, 1.02)
-    axs[1].set_xlabel("test accuracy at P > 0.5 (%)")
-    axs[1].set_xlim(-2, 102)
-    handles = [Line2D([], [], color=c, marker="o", ls="", label=m) for m, c in colours.items()]
+    labels = [f"#{e.rank} {e.t.model} b{e.t.batch_size} {e.t.clr_mode} e{e.t.epochs}"
+              f"{f' f{e.t.fold}' if e.t.fold >= 0 else ''} ({e.t.trial_id[:6]})" for e in order]
+    axs[0].set_yticks(ys, labels, fontsize=8)
+    axs[0].set_ylim(-0.7, n - 0.3)
+    axs[0].set_xlabel(f"test AUC ({ci_name} 95% interval)")
+    _unit_axis(axs[0], [x for e in order if e.auc == e.auc for x in (e.auc_ci[0], e.auc_ci[1])])
+    axs[1].set_xlabel("test accuracy at P > 0.5 (%, Clopper–Pearson 95% interval)")
+    _pct_axis(axs[1], [100 * x for e in order for x in e.acc_ci], axis="x")
+    handles = [Line2D([], [], color=c, marker="o", ls="", label=m) for m, c in colours.items()
+               if any(e.t.model == m for e in order)]
     handles += [Line2D([], [], color="0.3", marker="o", ls="", ms=7, label="filled: the model's selected trial"),
                 Line2D([], [], color="0.3", marker="o", ls="", ms=4, mfc="white", label="open: other trials")]
-    axs[1].legend(handles=handles, loc="lower left", fontsize=8)
-    fig.suptitle("test AUC and accuracy with 95% stratified bootstrap intervals")
-    fig.tight_layout()
-    return _save(fig, path)
+    more = f"; the {n} best-ranked of {total} shown" if total > n else ""
+    fig.suptitle(f"{title or 'test AUC and accuracy'}, rows in rank order (selection on val){more}")
+    # The legend goes below the axes, where it covers no data.
+    fig.tight_layout(rect=(0, 0.45 / (1.9 + 0.27 * n), 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
+    return _save(fig, path), n, total
 
 
 # ---- calibration ----
 
-def reliability(selected, colours, path):
-    """One column per model's selected trial: the Hosmer-Lemeshow groups as
-    mean P(positive) against the observed fraction positive (marker area
-    proportional to the group's size, 95% Wilson intervals), and below it
-    the distribution of the predicted probabilities."""
+def reliability(selected, details, colours, path):
+    """One column per model's selected trial: equal-count (quantile) bins of
+    P(positive), mean P against the observed fraction positive with 95%
+    Wilson intervals and each bin's count written beside it; open markers:
+    the same after temperature scaling (fitted on val). Below, every test
+    image's P as a tick, positives above and negatives below."""
+    from analysis import recalibration
     k = max(len(selected), 1)
-    fig, axs = plt.subplots(2, k, figsize=(4.4 * k, 6.4), squeeze=False, sharex=True,
-                            gridspec_kw={"height_ratios": [3, 1.1]})
-    bins = np.linspace(0, 1, 21)
+    fig, axs = plt.subplots(2, k, figsize=(4.6 * k, 6.6), squeeze=False, sharex=True,
+                            gridspec_kw={"height_ratios": [3, 0.9]})
     for j, e in enumerate(selected):
         ax, axh = axs[0, j], axs[1, j]
         c = colours[e.t.model]
+        d = details[e.t.trial_id]
         ax.plot([0, 1], [0, 1], "--", color="0.6", lw=1, label="perfect calibration")
-        if e.hl is not None:
-            h = e.hl
-            ok = h["n"] > 0
-            lo, hi = calibration.wilson_interval(h["obs1"][ok], h["n"][ok])
-            mp, rate, n = h["mean_p"][ok], h["rate"][ok], h["n"][ok]
-            ax.errorbar(mp, rate, yerr=[rate - lo, hi - rate], fmt="none", ecolor=c, alpha=0.45, capsize=2)
-            ax.plot(mp, rate, "-", color=c, lw=1, alpha=0.6)
-            ax.scatter(mp, rate, s=18 + 110 * n / max(n.max(), 1), color=c, zorder=3,
-                       label=f"{h['n_groups']} groups ({h['n_cases']} images)")
-            title = f"Brier {e.brier:.3f}; HL X² = {h['chisq']:.2f}, df {h['df']}, p = {h['p']:.3g}"
-        else:
-            title = f"Brier {e.brier:.3f}; HL not computable"
-        ax.set_title(f"{e.t.model} ({e.t.trial_id[:8]})\n{title}", color=c, fontsize=9.5)
+        b = recalibration.bin_table(e.y_test, e.p_test, d["n_bins"])
+        lo, hi = calibration.wilson_interval(b["pos"], b["n"])
+        ax.errorbar(b["mean_p"], b["rate"], yerr=[b["rate"] - lo, hi - b["rate"]], fmt="o-", color=c, ms=6,
+                    capsize=2, lw=1, label=f"{len(b['n'])} equal-count bins ({len(e.y_test)} images)")
+        for x, y_, n in zip(b["mean_p"], b["rate"], b["n"]):
+            ax.annotate(f"n={n}", (x, y_), textcoords="offset points", xytext=(5, -11), fontsize=7.5, color=c)
+        ts = d["temperature"]
+        if ts is not None:
+            b2 = recalibration.bin_table(e.y_test, ts["p"], d["n_bins"])
+            ax.plot(b2["mean_p"], b2["rate"], "s--", color=c, mfc="white", ms=5, lw=0.8, alpha=0.8,
+                    label=f"after temperature scaling (T = {ts['T']:.3g}, fitted on val)")
+        cal = e.cal
+        ax.set_title(f"{e.t.model} ({e.t.trial_id[:8]}), epoch {e.eval_epoch}\nECE {d['ece']:.3f} "
+                     f"[{d['ece_lo']:.3f}, {d['ece_hi']:.3f}]; slope {cal['slope']:.2f}, intercept "
+                     f"{cal['intercept']:.2f}", color=c, fontsize=9.5)
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
         ax.set_aspect("equal", adjustable="box")
-        ax.legend(loc="upper left", fontsize=8)
-        axh.hist(e.p_test, bins=bins, color=c, alpha=0.75)
+        ax.legend(loc="upper left", fontsize=7.5)
+        y = e.y_test
+        rng = np.random.default_rng(0)
+        jit = rng.uniform(-0.12, 0.12, len(y))
+        axh.plot(e.p_test[y == 1], 1 + jit[y == 1], "|", color=c, ms=9, alpha=0.8)
+        axh.plot(e.p_test[y == 0], 0 + jit[y == 0], "|", color="0.35", ms=9, alpha=0.8)
+        axh.set_yticks([0, 1], ["negative", "positive"])
+        axh.set_ylim(-0.5, 1.5)
         axh.set_xlabel("predicted P(positive)")
         if j == 0:
             ax.set_ylabel("observed fraction positive")
-            axh.set_ylabel("test images")
-    fig.suptitle("reliability on the test set (Hosmer–Lemeshow groups; marker area ∝ images in the group)")
+    fig.suptitle("reliability on the test set: equal-count bins (count beside each point), 95% Wilson intervals")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def decision_curves(selected, colours, path):
+    """Net benefit against threshold probability, with treat-all and treat-none."""
+    from analysis import recalibration
+    t = np.linspace(0.01, 0.95, 95)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    prev = None
+    for e in selected:
+        nb, all_ = recalibration.net_benefit(e.y_test, e.p_test, t)
+        prev = e.y_test.mean()
+        ax.plot(t, nb, "-", color=colours[e.t.model], lw=2, label=f"{e.t.model} ({e.t.trial_id[:8]})")
+    if prev is not None:
+        ax.plot(t, all_, "-", color="0.45", lw=1.2, label="treat all")
+        ax.axhline(0, color="0.1", lw=1, ls="--", label="treat none")
+        ax.set_ylim(-0.05 - 0.05 * prev, prev + 0.05)
+    ax.set_xlabel("threshold probability t (treat when P ≥ t)")
+    ax.set_ylabel("net benefit = TP/n − FP/n · t/(1 − t)")
+    ax.set_title("decision curves on the test set")
+    ax.legend(loc="upper right")
     fig.tight_layout()
     return _save(fig, path)
 
 
 # ---- hyperparameters ----
 
-def parallel(evals, colours, path):
-    """Parallel coordinates: hyperparameters (the ones that vary, and the
-    model) against best val accuracy; one line per trial with a val record."""
-    ev = [e for e in evals if e.t.best_val_acc is not None]
-    if not ev:
+def effects(effects_list, colours, path):
+    """One panel per varying grid axis: each value's mean val AUC (the other
+    axes averaged) with its 95% interval and the number of configurations."""
+    k = len(effects_list)
+    if not k:
         return None
-    axes = [("model", lambda t: t.model, "cat"), ("batch size", lambda t: t.batch_size, "num"),
-            ("schedule", lambda t: t.clr_mode, "cat"), ("base_lr", lambda t: t.base_lr, "log"),
-            ("max_lr", lambda t: t.max_lr, "log"), ("half cycle (iterations)", lambda t: t.step_iters, "num"),
-            ("gamma", lambda t: t.gamma, "num"), ("epochs", lambda t: t.epochs, "num"),
-            ("seed", lambda t: t.seed, "num")]
-    cols = []
-    for name, f, kind in axes:
-        vals = [f(e.t) for e in ev]
-        if name == "model" or len(set(vals)) > 1:
-            cols.append((name, vals, kind))
-    cols.append(("best val accuracy (%)", [100 * e.t.best_val_acc for e in ev], "num"))
-    k = len(cols)
-    fig, ax = plt.subplots(figsize=(max(7, 1.7 * k), 5))
-    norm = []
-    for name, vals, kind in cols:
-        if kind == "cat":
-            levels = list(dict.fromkeys(vals))
-            pos = {v: (i / (len(levels) - 1) if len(levels) > 1 else 0.5) for i, v in enumerate(levels)}
-            norm.append(([pos[v] for v in vals], [(pos[v], str(v)) for v in levels]))
-            continue
-        x = np.log10(vals) if kind == "log" else np.asarray(vals, dtype=float)
-        lo, hi = float(np.min(x)), float(np.max(x))
-        if name.startswith("best val"):
-            lo, hi = min(lo, 0.0), max(hi, 100.0)
-        span = hi - lo if hi > lo else 1.0
-        n = [(v - lo) / span if hi > lo else 0.5 for v in x]
-        uniq = sorted(set(vals))
-        if len(uniq) > 6:
-            uniq = list(np.linspace(min(vals), max(vals), 5)) if kind != "log" else uniq[:: max(1, len(uniq) // 5)]
-        if name.startswith("best val"):
-            uniq = sorted(set([0.0, 100.0] + [round(v, 1) for v in vals]))
-        ticks = [(((math.log10(u) if kind == "log" else u) - lo) / span if hi > lo else 0.5,
-                  f"{u:.1f}" if name.startswith("best val") else f"{u:g}") for u in uniq]
-        norm.append((n, ticks))
-    # Trials that share values would hide each other: each model's lines are
-    # shifted by a small fixed offset, and a little seeded jitter separates
-    # trials of one model.
-    mlist = list(colours)
-    rng = np.random.default_rng(0)
-    jitter = rng.uniform(-0.006, 0.006, size=(len(ev), k))
-    for i, e in enumerate(ev):
-        off = (mlist.index(e.t.model) - (len(mlist) - 1) / 2) * 0.018
-        ys = [norm[j][0][i] + (off + jitter[i, j] if j < k - 1 else 0) for j in range(k)]
-        ax.plot(range(k), ys, "-", color=colours[e.t.model], alpha=0.7, lw=1.3, marker="o", ms=3)
-    for j, (name, _, _) in enumerate(cols):
-        ax.axvline(j, color="0.2", lw=1)
-        for y, lab in norm[j][1]:
-            ax.text(j + 0.04, y, lab, fontsize=8, va="center", ha="left",
-                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
-    ax.set_xticks(range(k), [c[0] for c in cols], rotation=0)
-    ax.set_yticks([])
-    ax.set_xlim(-0.2, k - 0.5)
-    ax.set_ylim(-0.06, 1.06)
-    ax.grid(False)
-    ax.set_ylabel("each axis scaled to its own range (labels on the axes)")
-    handles = [Line2D([], [], color=c, lw=2, label=m) for m, c in colours.items()]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(handles))
-    ax.set_title("hyperparameters against best val accuracy, one line per trial (lines are offset slightly "
-                 "by model so that equal values stay visible)", fontsize=10)
+    cols = min(k, 4)
+    rows = math.ceil(k / cols)
+    fig, axs = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False, sharey=True)
+    allv = [x for _, pts in effects_list for p in pts for x in p[1:4] if x is not None and math.isfinite(x)]
+    for ax in axs.flat[k:]:
+        ax.set_visible(False)
+    for ax, (label, pts) in zip(axs.flat, effects_list):
+        x = np.arange(len(pts))
+        for i, (v, m, lo, hi, nc, nr) in enumerate(pts):
+            c = colours.get(v, "#333333") if label == "model" else "#333333"
+            if math.isfinite(lo):
+                ax.errorbar(i, m, yerr=[[m - lo], [hi - m]], fmt="o", color=c, capsize=4, ms=7)
+            else:
+                ax.plot(i, m, "o", color=c, ms=7)
+            ax.annotate(f"{nc} cfg\n{nr} runs", (i, m), textcoords="offset points", xytext=(8, -4), fontsize=7)
+        ax.set_xticks(x, [f"{v:g}" if isinstance(v, float) else str(v) for v, *_ in pts], fontsize=8)
+        ax.set_xlim(-0.5, len(pts) - 0.3)
+        ax.set_title(label)
+        ax.grid(axis="x", visible=False)
+    for r in range(rows):
+        axs[r, 0].set_ylabel("mean val AUC (95% interval)")
+    if allv:
+        lo, hi = min(allv), max(allv)
+        pad = max(0.01, 0.1 * (hi - lo))
+        axs[0, 0].set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))
+    fig.suptitle("effect of each hyperparameter on val AUC (each value's mean over the configurations that have "
+                 "it; the other axes averaged)", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)

@@ -5,14 +5,14 @@ the sortable tables) and opens from disk.
 """
 import datetime
 import glob
-import html
-import math
 import os
 
 import numpy as np
 
-from analysis import figures, images, leaderboard
+from analysis import figures, images, leaderboard, report_eval
+from analysis.cv import CvSummary
 from analysis.evaluate import SweepEval
+from analysis.htmlfmt import ci, esc, f, img, p_value, pct, swatch
 
 GALLERY_MAX = 24
 
@@ -35,6 +35,9 @@ display:flex;align-items:center;justify-content:center;background:#eee;font-size
 .swatch{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:4px;vertical-align:-1px}
 pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}details{margin:6px 0}summary{cursor:pointer}
 code{background:#f3f3f3;padding:0 3px}
+.tablewrap{overflow:auto;max-height:80vh;margin:8px 0}.tablewrap table{margin:0}
+.hl.unreliable{color:#888;background:#f4f4f4;padding:2px 8px;border-radius:6px}.hl.unreliable td{color:#999}
+.hl-warning{color:#7a4b00}.note{font-size:11px;color:#666}.header-note{background:#fde2e2}
 """
 
 JS = """
@@ -69,48 +72,18 @@ document.querySelectorAll('table.sortable').forEach(function (tbl) {
 """
 
 
-def esc(x):
-    return html.escape(str(x), quote=True)
-
-
-def _f(x, fmt="{:.3f}"):
-    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else fmt.format(x)
-
-
-def _pct(x):
-    return _f(x, "{:.1f}%") if x is None else _f(100 * x, "{:.1f}%")
-
-
-def _p(x):
-    if x is None or not math.isfinite(x):
-        return "–"
-    return "< 0.0001" if x < 1e-4 else f"{x:.4f}"
-
-
-def _ci(x, ci, pct=False):
-    if x is None or not math.isfinite(x):
-        return "–"
-    if pct:
-        return f"{100 * x:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
-    return f"{x:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
-
-
-def _swatch(colour):
-    return f'<span class="swatch" style="background:{colour}"></span>'
-
-
-def _img(rel, alt, caption=None):
-    s = f'<p><img class="fig" src="{esc(rel)}" alt="{esc(alt)}"></p>'
-    if caption:
-        s += f'<p class="cap">{caption}</p>'
-    return s
+# Short names used throughout this file.
+_f, _pct, _p, _ci, _swatch, _img = f, pct, p_value, ci, swatch, img
 
 
 class Report:
-    def __init__(self, sweep, outdir, n_boot=2000, g=10, seed=0, gallery_max=GALLERY_MAX):
+    def __init__(self, sweep, outdir, rule="val_auc", n_boot=2000, g=10, seed=0, auc_ci="delong", prevalence=None,
+                 gallery_max=GALLERY_MAX):
         self.sweep = sweep
         self.dir = os.path.abspath(outdir)
-        self.sev = SweepEval(sweep, n_boot=n_boot, g=g, seed=seed)
+        self.sev = SweepEval(sweep, rule=rule, n_boot=n_boot, g=g, seed=seed, auc_ci=auc_ci, prevalence=prevalence)
+        self.cv = CvSummary(self.sev)
+        self.ci_name = "DeLong" if auc_ci == "delong" else f"{n_boot}-resample stratified bootstrap"
         self.colours = figures.model_colours(sweep.models())
         self.gallery_max = gallery_max
         self.warnings = []
@@ -122,19 +95,24 @@ class Report:
         for sub in ("fig", "thumbs"):
             d = os.path.join(self.dir, sub)
             os.makedirs(d, exist_ok=True)
-            for f in glob.glob(os.path.join(d, "*.png")):
-                os.remove(f)
+            for old in glob.glob(os.path.join(d, "*.png")):
+                os.remove(old)
 
     def _fig(self, name):
         return os.path.join(self.dir, "fig", name), "fig/" + name
 
+    fig = _fig
+
     def write(self):
         self._prepare()
-        body = [self._header(), self._summary(), self._leaderboard(), self._comparison(), self._roc(),
-                self._confusion(), self._calibration(), self._galleries(), self._curves(), self._hyper(),
-                self._problems(), self._checks(), self._methods(), self._config()]
-        with open(os.path.join(self.dir, "leaderboard.csv"), "w") as f:
-            f.write(leaderboard.csv_text(self.sev))
+        body = [self._header(), self._summary(), self._leaderboard(), report_eval.cross_validation(self),
+                self._comparison(), self._roc(), self._confusion(), report_eval.calibration(self, self._selected()),
+                self._galleries(), self._curves(), report_eval.hyper(self), self._problems(), self._checks(),
+                self._methods(), self._config()]
+        with open(os.path.join(self.dir, "leaderboard.csv"), "w") as fh:
+            fh.write(leaderboard.csv_text(self.sev))
+        with open(os.path.join(self.dir, "cv.csv"), "w") as fh:
+            fh.write(self.cv.csv_text())
         title = f"ctsweep report: {os.path.basename(self.sweep.outdir)}"
         doc = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(title)}</title>"
@@ -142,8 +120,8 @@ class Report:
                f"\n<script>{JS}</script>\n</body></html>\n")
         path = os.path.join(self.dir, "index.html")
         tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(doc)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(doc)
         os.replace(tmp, path)
         return path
 
@@ -168,19 +146,47 @@ class Report:
         sc = s.split_counts()
         rows = "".join(f"<tr><td class=l>{k}</td><td>{n}</td><td>{pos}</td><td>{n - pos}</td></tr>"
                        for k, (n, pos) in sc.items())
-        nav = ("<nav><a href=#summary>summary</a><a href=#leaderboard>leaderboard</a><a href=#comparison>model "
-               "comparison</a><a href=#roc>ROC</a><a href=#confusion>confusion</a><a href=#calibration>calibration"
-               "</a><a href=#galleries>errors</a><a href=#curves>curves</a><a href=#hyper>hyperparameters</a>"
-               "<a href=#problems>failed/unfinished</a><a href=#checks>checks</a><a href=#methods>methods</a></nav>")
+        nav = ("<nav><a href=#summary>summary</a><a href=#leaderboard>leaderboard</a><a href=#cross-validation>"
+               "cross-validation</a><a href=#comparison>model comparison</a><a href=#roc>ROC</a><a href=#confusion>"
+               "confusion</a><a href=#calibration>calibration</a><a href=#galleries>errors</a><a href=#curves>"
+               "curves</a><a href=#hyper>hyperparameters</a><a href=#problems>failed/unfinished</a><a href=#checks>"
+               "checks</a><a href=#methods>methods</a></nav>")
+        random = s.random_backbones()
+        backbone = ""
+        if random:
+            backbone = (f'<div class="banner header-note" id="random-backbone">Random backbone: '
+                        f'{esc(", ".join(random))} {"has" if len(random) == 1 else "have"} no pretrained weights '
+                        f"in this configuration, so {'its' if len(random) == 1 else 'their'} frozen backbone is "
+                        "seeded random, not ImageNet-trained: these results say nothing about transfer learning "
+                        "from ImageNet.</div>")
+        rule = f'<p id="selection-rule"><b>Selection</b>: {esc(self.sev.rule_text())}.</p>'
+        if not s.test_at_every_epoch:
+            moved = sum(e.fell_back for e in self.sev.evals)
+            rule += ('<p class=cap id="schema1-note">Schema-1 results: test probabilities are recorded at the final '
+                     "epoch only, so every test figure below is at the trial's final epoch, not at its selected "
+                     f"epoch ({moved} trial(s) selected an earlier epoch on val).</p>")
+        folds = ""
+        if s.folds is not None and s.kfold:
+            cells = []
+            for k in range(s.kfold):
+                m = s.folds == k
+                cells.append(f"<tr><td class=l>fold {k}</td><td>{int(m.sum())}</td><td>{int(s.labels[m].sum())}"
+                             f"</td><td>{int(m.sum() - s.labels[m].sum())}</td></tr>")
+            n_groups = len(set(s.groups)) if s.groups is not None else len(s.paths)
+            folds = (f"<p class=cap id=folds>{s.kfold}-fold cross-validation: train and val pooled and split into "
+                     f"{s.kfold} folds by patient group ({n_groups} groups in the data set); each fold is the val "
+                     "set of one run per configuration and seed, the others its training set; the test set is "
+                     "fixed.</p><table><thead><tr><th class=l>fold</th><th>images</th><th>positive</th>"
+                     f"<th>negative</th></tr></thead><tbody>{''.join(cells)}</tbody></table>")
         skipped = (f"<p>{len(s.skipped)} image(s) skipped as unreadable: {esc('; '.join(s.skipped[:10]))}</p>"
                    if s.skipped else "")
-        return (f"<h1>ctsweep report</h1>{nav}{banner}"
+        return (f"<h1>ctsweep report</h1>{nav}{banner}{backbone}{rule}"
                 f"<p>Results <code>{esc(s.outdir)}</code>; configuration <code>{esc(s.config_path)}</code>; "
                 f"ctsweep {esc(s.software_version)}; sweep created {esc(s.created_utc)}, updated {esc(s.updated_utc)}; "
                 f"report generated {now}. Data set fingerprint <code>{esc(s.dataset_fingerprint[:16])}…</code>, "
                 f"root <code>{esc(s.root)}</code>.</p>"
                 f"<table><thead><tr><th class=l>split</th><th>images</th><th>positive</th><th>negative</th></tr>"
-                f"</thead><tbody>{rows}</tbody></table>{skipped}")
+                f"</thead><tbody>{rows}</tbody></table>{folds}{skipped}")
 
     def _summary(self):
         sev = self.sev
@@ -193,28 +199,38 @@ class Report:
         items = []
         for m, e in sev.best_by_model.items():
             star = " (best overall)" if e is sev.best else ""
+            at = (f"epoch {e.eval_epoch} (selected {e.selected_epoch}; test only at the final epoch)" if e.fell_back
+                  else f"epoch {e.eval_epoch}")
             items.append(f"<li>{_swatch(self.colours[m])}<b>{esc(m)}</b>{star}: trial "
                          f"<a href=#t-{e.t.trial_id}>{e.t.trial_id}</a> ({esc(e.t.schedule_label())}, batch "
-                         f"{e.t.batch_size}, {e.t.epochs} epochs): val accuracy {_pct(e.final_val_acc)} at the final "
-                         f"epoch; test AUC {_ci(e.auc, e.auc_ci)}, test accuracy {_ci(e.acc, e.acc_ci, True)}.</li>")
-        out.append("<p>Each model's selected trial (chosen on val at the final epoch, the network state whose test "
-                   "predictions are recorded; the test set takes no part in the choice):</p><ul>" + "".join(items) +
-                   "</ul>")
+                         f"{e.t.batch_size}, {e.t.epochs} epochs) at {at}: val AUC {_f(e.val_auc)}, val accuracy "
+                         f"{_pct(e.val_acc)}; test AUC {_ci(e.auc, e.auc_ci)} ({self.ci_name}), test accuracy "
+                         f"{_ci(e.acc, e.acc_ci, True)} (Clopper–Pearson).</li>")
+        out.append(f"<p>Each model's selected trial ({esc(sev.rule_text())}; the test set takes no part in the "
+                   "choice):</p><ul>" + "".join(items) + "</ul>")
+        if self.cv.repeated and self.cv.chosen:
+            out.append("<p>With several folds or seeds per configuration, the figures to report are those of the "
+                       "<a href=#cross-validation>cross-validated summary</a>, not of a single run.</p>")
         if n_test < 100:
             out.append(f"<p class=cap>The test set has {n_test} images: intervals are wide and differences of a few "
                        f"images are not evidence. See the model comparison for the paired tests.</p>")
         return "".join(out)
 
     def _leaderboard(self):
-        rows = leaderboard.rows(self.sev, "val_acc")
-        cols = [("rank", "#", "num"), ("trial_id", "trial", "str"), ("model", "model", "str"),
-                ("batch_size", "batch", "num"), ("clr_mode", "schedule", "str"), ("base_lr", "base lr", "num"),
-                ("max_lr", "max lr", "num"), ("step_iters", "half cycle (it)", "num"), ("gamma", "γ", "num"),
-                ("epochs", "epochs", "num"), ("status", "status", "str"), ("epochs_done", "epochs done", "num"),
-                ("best_epoch", "best epoch", "num"), ("best_val_acc", "best val acc", "num"),
-                ("final_val_acc", "val acc (final ep)", "num"), ("test_acc", "test acc [95% CI]", "num"),
-                ("test_auc", "test AUC [95% CI]", "num"), ("brier", "Brier", "num"), ("hl_p", "HL p", "num"),
-                ("wall_seconds", "wall (s)", "num")]
+        rows = leaderboard.rows(self.sev)
+        vary, const = leaderboard.varying(self.sev, rows)
+        hyper = [("fold", "fold", "num"), ("seed", "seed", "num"), ("batch_size", "batch", "num"),
+                 ("clr_mode", "schedule", "str"), ("base_lr", "base lr", "num"), ("max_lr", "max lr", "num"),
+                 ("step_iters", "half cycle (it)", "num"), ("gamma", "γ", "num"), ("epochs", "epochs", "num")]
+        cols = ([("rank", "#", "num"), ("trial_id", "trial", "str"), ("model", "model", "str"),
+                 ("selected_epoch", "selected epoch", "num"), ("val_auc", "val AUC", "num"),
+                 ("val_acc", "val acc", "num"), ("test_acc", "test acc [95% CI]", "num"),
+                 ("test_sens", "sensitivity [95% CI]", "num"), ("test_spec", "specificity [95% CI]", "num"),
+                 ("test_auc", "test AUC [95% CI]", "num"), ("brier", "Brier", "num"), ("ece", "ECE", "num"),
+                 ("cal_slope", "cal. slope", "num"), ("hl_p", "HL p", "num")]
+                + [c for c in hyper if c[0] in vary]
+                + [("status", "status", "str"), ("epochs_done", "epochs done", "num"),
+                   ("wall_seconds", "wall (s)", "num")])
         head = "".join(f'<th data-key="{k}" data-type="{t}"{" class=l" if t == "str" else ""}>{esc(h)}</th>'
                        for k, h, t in cols)
         body = []
@@ -227,21 +243,33 @@ class Report:
                     txt = f"<a href=#t-{esc(v)}>{esc(v)}</a>"
                 elif k == "model":
                     txt = _swatch(self.colours[v]) + esc(v)
-                elif k in ("best_val_acc", "final_val_acc"):
+                elif k in ("val_acc",):
                     txt = _pct(v)
-                elif k == "test_acc":
-                    txt = "–" if v is None else f"{100 * v:.1f}% [{100 * r['test_acc_lo']:.1f}, " \
-                                                 f"{100 * r['test_acc_hi']:.1f}]"
+                elif k in ("test_acc", "test_sens", "test_spec"):
+                    txt = "–" if v is None else f"{100 * v:.1f}% [{100 * r[k + '_lo']:.1f}, {100 * r[k + '_hi']:.1f}]"
                 elif k == "test_auc":
                     txt = "–" if v is None else f"{v:.3f} [{r['test_auc_lo']:.3f}, {r['test_auc_hi']:.3f}]"
+                elif k == "selected_epoch":
+                    txt = "–" if v is None else str(v)
+                    if r["test_epoch"] is not None and r["test_epoch"] != v:
+                        txt += f' <span class=note title="test probabilities exist at the final epoch only">' \
+                               f'(test at {r["test_epoch"]})</span>'
                 elif k == "status":
                     txt = esc(v if v != "running" else f"running ({r['epochs_done']}/{r['epochs']})")
                     if r["error"]:
                         txt = f'<span title="{esc(r["error"])}">{txt}</span>'
-                elif k in ("brier",):
+                    if r["same_run_as"]:
+                        other, ep = r["same_run_as"].split(" at epoch ")
+                        txt += (f' <span class=note>(same run as <a href=#t-{esc(other)}>{esc(other[:8])}</a>, '
+                                f"recorded at epoch {esc(ep)})</span>")
+                elif k in ("brier", "ece", "val_auc"):
                     txt = _f(v)
+                elif k == "cal_slope":
+                    txt = _f(v, "{:.2f}")
                 elif k == "hl_p":
                     txt = _p(v)
+                    if r["hl_unreliable"]:
+                        txt = f'<span class=note title="an expected count is below 5">{txt} (unreliable)</span>'
                 elif k == "wall_seconds":
                     txt = _f(v, "{:.1f}")
                 elif v is None:
@@ -255,13 +283,18 @@ class Report:
             cls = "best" if r["best_overall"] else ("sel" if r["selected"] else ("failed" if r["status"] == "failed"
                                                                                    else ""))
             body.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
-        return ('<h2 id="leaderboard">Leaderboard</h2><p class=cap>One row per trial, sorted by best val accuracy '
-                '(click a column header to sort; again to reverse). Yellow: best overall; blue: best of its model. '
-                'Test accuracy at P &gt; 0.5 and test AUC with 95% intervals from '
-                f'{self.sev.n_boot} stratified bootstrap resamples (seeded by trial id). Test results are those of '
-                'the final epoch; "best epoch" is where val accuracy peaked. <a href="leaderboard.csv">CSV</a>.</p>'
-                f'<div style="overflow-x:auto"><table class="sortable" id="leaderboard-table"><thead><tr>{head}</tr>'
-                f'</thead><tbody>{"".join(body)}</tbody></table></div>')
+        names = dict((k, h) for k, h, _ in hyper)
+        same = "; ".join(f"{names[k]} {esc(v if isinstance(v, str) else f'{v:g}')}" for k, v in const.items()
+                         if v is not None)
+        return ('<h2 id="leaderboard">Leaderboard</h2><p class=cap>One row per trial in the order of the selection '
+                f'rule (# is that rank; {esc(self.sev.rule_text())}); click a column header to sort, again to '
+                'reverse. Yellow: best overall; blue: best of its model. Results at the selected epoch: test '
+                'accuracy, sensitivity and specificity at P &gt; 0.5 with Clopper–Pearson 95% intervals, test AUC '
+                f'with {self.ci_name} 95% intervals. Hyperparameters the same for every trial are left out'
+                f'{": " + same if same else ""}. A trial with a shorter epoch budget that is the first epochs of '
+                'a longer run is marked "same run as". <a href="leaderboard.csv">CSV</a>.</p>'
+                f'<div class="tablewrap" id="leaderboard-wrap"><table class="sortable" id="leaderboard-table">'
+                f'<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
 
     def _cmp_rows(self, comps, holm):
         out = []
@@ -323,15 +356,29 @@ class Report:
         if not sel or all(e.roc is None for e in sel):
             return out[0] + "<p>No done trial has both classes in its test set.</p>"
         path, rel = self._fig("roc.png")
-        figures.roc(sel, self.colours, path)
+        figures.roc(sel, self.colours, path, self.ci_name)
         out.append(_img(rel, "ROC curves", "ROC curve of each model's selected trial on the test set (every "
                         "distinct score is a point, as sklearn.metrics.roc_curve with drop_intermediate=False). "
-                        "Circles: the operating point at P &gt; 0.5; crosses: at the Youden threshold chosen on val "
-                        "and applied to test."))
-        path, rel = self._fig("forest.png")
-        if figures.forest(self.sev.evals, self.colours, sel, path):
-            out.append(_img(rel, "test AUC and accuracy per trial",
-                            "Test AUC and accuracy of every done trial with 95% stratified bootstrap intervals."))
+                        "Open circles: the operating point at P &gt; 0.5; crosses: at the Youden threshold chosen on "
+                        "val and applied to test (a cross inside a circle: the two coincide). Markers are drawn above "
+                        "every curve, each model's a size smaller than the one before, so none hides another."))
+        evals = self.sev.evals
+        done = [e for e in evals if e.done]
+        # One figure for a small sweep; past FOREST_MAX trials one per model.
+        groups = ([("forest.png", "test AUC and accuracy", done)] if len(done) <= figures.FOREST_MAX else
+                  [(f"forest_{m}.png", f"{m}: test AUC and accuracy", [e for e in done if e.t.model == m])
+                   for m in self.sev.models])
+        for name, title, es in groups:
+            path, rel = self._fig(name)
+            res = figures.forest(es, self.colours, sel, path, title=title, ci_name=self.ci_name)
+            if res:
+                _, shown, total = res
+                more = (f" Showing the {shown} best-ranked of {total} trials; every trial is in the leaderboard."
+                        if shown < total else "")
+                out.append(_img(rel, f"{title} per trial",
+                                f"{esc(title)} of each done trial at its selected epoch, in the order of the selection "
+                                f"rule (val only), AUC with {self.ci_name} and accuracy with Clopper–Pearson 95% "
+                                f"intervals.{more}"))
         return "".join(out)
 
     def _confusion(self):
@@ -353,51 +400,12 @@ class Report:
                 if cm is None:
                     continue
                 tn, fp, fn, tp = (int(x) for x in cm.ravel())
-                sens = tp / (tp + fn) if tp + fn else None
-                spec = tn / (tn + fp) if tn + fp else None
-                ppv = tp / (tp + fp) if tp + fp else None
-                npv = tn / (tn + fn) if tn + fn else None
                 rows.append(f"<tr><td class=l>{_swatch(self.colours[e.t.model])}{esc(e.t.model)} "
                             f"{e.t.trial_id[:8]}</td><td class=l>{esc(name)}</td><td>{tn}</td><td>{fp}</td>"
-                            f"<td>{fn}</td><td>{tp}</td><td>{_pct(sens)}</td><td>{_pct(spec)}</td><td>{_pct(ppv)}</td>"
-                            f"<td>{_pct(npv)}</td><td>{_pct((tp + tn) / cm.sum())}</td></tr>")
+                            f"<td>{fn}</td><td>{tp}</td></tr>")
         out.append("<table><thead><tr><th class=l>trial</th><th class=l>threshold</th><th>TN</th><th>FP</th>"
-                   "<th>FN</th><th>TP</th><th>sensitivity</th><th>specificity</th><th>PPV</th><th>NPV</th>"
-                   "<th>accuracy</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
-        return "".join(out)
-
-    def _calibration(self):
-        sel = self._selected()
-        out = ['<h2 id="calibration">Calibration</h2>']
-        if not sel:
-            return out[0] + "<p>No trial is done yet.</p>"
-        path, rel = self._fig("reliability.png")
-        figures.reliability(sel, self.colours, path)
-        out.append(_img(rel, "reliability diagram", "Reliability diagram of each model's selected trial on the test "
-                        "set: the Hosmer–Lemeshow groups below, mean predicted P(positive) against the observed "
-                        "fraction of positives, with 95% Wilson intervals; underneath, the distribution of the "
-                        "predicted probabilities."))
-        g = self.sev.g
-        out.append(f"<p class=cap>Hosmer–Lemeshow test as R's <code>ResourceSelection::hoslem.test(y, P, g = {g})"
-                   f"</code>: groups cut at type-7 quantiles of P(positive) (duplicate breaks merged), chi-square "
-                   f"over observed and expected counts of both classes, df = g − 2 = {g - 2}. A small p-value means "
-                   "miscalibration; with few test images the test has little power. Brier score: mean squared "
-                   "difference between P(positive) and the 0/1 truth (0 is perfect, 0.25 is a constant 0.5).</p>")
-        for e in sel:
-            head = (f"<h3>{_swatch(self.colours[e.t.model])}{esc(e.t.model)} — trial {e.t.trial_id}: "
-                    f"Brier {_f(e.brier)}</h3>")
-            if e.hl is None:
-                out.append(head + f"<p>Hosmer–Lemeshow not computable: {esc(e.hl_error)}</p>")
-                continue
-            h = e.hl
-            rows = "".join(f"<tr><td class=l>{esc(h['labels'][j])}</td><td>{h['n'][j]}</td><td>{h['obs0'][j]:g}</td>"
-                           f"<td>{h['exp0'][j]:.3f}</td><td>{h['obs1'][j]:g}</td><td>{h['exp1'][j]:.3f}</td></tr>"
-                           for j in range(h["n_groups"]))
-            merged = f" ({h['n_groups']} groups after merging duplicate breaks)" if h["n_groups"] < g else ""
-            out.append(head + f"<p>X² = {_f(h['chisq'], '{:.4f}')}, df = {h['df']}, p = {_p(h['p'])}{merged}.</p>"
-                       "<table><thead><tr><th class=l>group (P range)</th><th>images</th><th>observed negative</th>"
-                       "<th>expected negative</th><th>observed positive</th><th>expected positive</th></tr></thead>"
-                       f"<tbody>{rows}</tbody></table>")
+                   "<th>FN</th><th>TP</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+        out.append(report_eval.rates_table(self, sel))
         return "".join(out)
 
     def _thumb(self, row):
@@ -476,26 +484,19 @@ class Report:
             t = e.t
             summary = (f"{_swatch(self.colours[t.model])}{t.trial_id} — {esc(figures._trial_title(t))} — "
                        f"{esc(t.status)}, {t.epochs_done}/{t.epochs} epochs")
+            if e.prefix_of:
+                summary += (f" — same run as <a href=#t-{e.prefix_of[0]}>{e.prefix_of[0][:8]}</a>, recorded at "
+                            f"epoch {e.prefix_of[1]}")
             if t.error:
                 summary += f" — {esc(t.error)}"
             if len(t.epochs_rec):
                 path, rel = self._fig(f"trial_{t.trial_id}.png")
-                figures.trial_curves(t, self.colours[t.model], path)
+                figures.trial_curves(t, self.colours[t.model], path, selected_epoch=e.selected_epoch,
+                                     rule=self.sev.rule)
                 inner = _img(rel, f"curves of trial {t.trial_id}")
             else:
                 inner = "<p>No epoch recorded yet.</p>"
             out.append(f'<details id="t-{t.trial_id}"><summary>{summary}</summary>{inner}</details>')
-        return "".join(out)
-
-    def _hyper(self):
-        out = ['<h2 id="hyper">Hyperparameters against val accuracy</h2>']
-        path, rel = self._fig("parallel.png")
-        if figures.parallel(self.sev.evals, self.colours, path):
-            out.append(_img(rel, "parallel coordinates", "Parallel coordinates: one line per trial with at least one "
-                            "epoch, through the hyperparameters that vary in this sweep (and the model) to its best "
-                            "val accuracy."))
-        else:
-            out.append("<p>No trial has a val record yet.</p>")
         return "".join(out)
 
     def _problems(self):
@@ -546,21 +547,37 @@ class Report:
         return "".join(out)
 
     def _methods(self):
+        sev = self.sev
+        auc_ci = ("DeLong: AUC ± 1.96 × DeLong's standard error, clipped to [0, 1] as R's pROC does"
+                  if sev.auc_ci == "delong" else
+                  f"percentile intervals of {sev.n_boot} stratified bootstrap resamples (positives and negatives "
+                  "resampled separately), seeded by trial id")
         return ('<h2 id="methods">Methods</h2><ul class=cap>'
-                "<li>Data: every number comes from the results files (sweep.h5 and trials/*.h5); labels and splits "
-                "from <code>/dataset</code>.</li>"
+                "<li>Data: every number comes from the results files (sweep.h5 and trials/*.h5, schema "
+                f"{self.sweep.schema_version}); labels and splits from <code>/dataset</code>.</li>"
+                f"<li>Selection: {esc(sev.rule_text())}. The same rule orders the leaderboard, numbers its #, picks "
+                "each model's best trial and each run of the cross-validated summary. Trials are ranked by the "
+                "rule's key at their evaluated epoch, then by grid order.</li>"
                 "<li>AUC: trapezoidal area under the ROC curve, identical to sklearn.metrics.roc_auc_score; ties "
-                "count one half.</li>"
-                f"<li>Intervals: percentile intervals of {self.sev.n_boot} bootstrap resamples, stratified "
-                "(positives and negatives resampled separately, so class counts stay fixed), seeded by trial id.</li>"
-                "<li>Selection: per model, the done trial with the highest val accuracy at its final epoch (ties: "
-                "val AUC, then val loss), because test probabilities are recorded at the final epoch.</li>"
+                f"count one half. Its 95% interval: {auc_ci}.</li>"
+                "<li>Accuracy, sensitivity, specificity, PPV, NPV: Clopper–Pearson exact 95% intervals (beta "
+                "quantiles; equal to statsmodels' proportion_confint(method='beta')).</li>"
+                "<li>Cross-validation: configurations are grid points without fold and seed; their runs' val and "
+                "test AUCs are averaged with 95% t intervals; the ensemble averages the runs' probabilities.</li>"
                 "<li>DeLong test: two-sided z-test of the AUC difference with DeLong's covariance of correlated "
                 "AUCs. McNemar: exact two-sided binomial test on the discordant images. Holm's step-down "
                 "adjustment across pairs of models.</li>"
                 "<li>Youden threshold: over every distinct val score, the highest threshold maximising sensitivity "
                 "+ specificity − 1; a test image is positive when P ≥ threshold.</li>"
-                "<li>Hosmer–Lemeshow: as R's ResourceSelection::hoslem.test on P(positive) and the 0/1 truth.</li>"
+                "<li>Calibration: intercept (slope fixed at 1) and slope of the logistic recalibration of logit(P) "
+                "by maximum likelihood, as R's glm; ECE over equal-count bins with a bootstrap interval; "
+                "temperature scaling fitted on val by maximum likelihood; decision curves (net benefit).</li>"
+                f"<li>Hosmer–Lemeshow: as R's ResourceSelection::hoslem.test on P(positive) and the 0/1 truth, with "
+                f"df = g − 2 = {sev.g - 2} as R prints it. That df is the in-sample one (g − 2 because the model's "
+                f"two parameters were fitted to the same data); the test images here are held out, nothing was "
+                f"fitted to them, so the p-value with df = g = {sev.g} is also given and is the appropriate one. "
+                "Either way the chi-square approximation needs every expected count ≥ 5; otherwise the test is "
+                "flagged as unreliable.</li>"
                 "<li>Learning rates: the per-iteration trace recorded in each trial file.</li></ul>")
 
     def _config(self):
@@ -568,7 +585,7 @@ class Report:
                 f'sweep.h5</summary><pre>{esc(self.sweep.config_yaml)}</pre></details>')
 
 
-def write_report(sweep, outdir, n_boot=2000, g=10, seed=0):
-    r = Report(sweep, outdir, n_boot=n_boot, g=g, seed=seed)
+def write_report(sweep, outdir, rule="val_auc", n_boot=2000, g=10, seed=0, auc_ci="delong", prevalence=None):
+    r = Report(sweep, outdir, rule=rule, n_boot=n_boot, g=g, seed=seed, auc_ci=auc_ci, prevalence=prevalence)
     path = r.write()
     return path, r

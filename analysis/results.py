@@ -1,4 +1,4 @@
-"""Reader of a ctsweep results directory (hdf5_schema/README.md, schema 1).
+"""Reader of a ctsweep results directory (hdf5_schema/README.md, schemas 1 and 2).
 
 Everything the analysis knows about a sweep comes through here: the
 manifest OUT/sweep.h5 (data set, one row per trial, sweep state) and each
@@ -7,8 +7,16 @@ every iteration, val and test probabilities). The reader tolerates a sweep
 that is still running or was killed: trial files are rewritten whole and
 renamed, so each one is read at a consistent state; a trial whose file is
 missing or unreadable keeps its manifest row and records why.
+
+Schema 2 records test probabilities after every epoch (`/test/prob` is
+[epochs, n_test], like `/val/prob`), the grouping and k-fold assignment of
+each image (`/dataset/group`, `/dataset/fold`) and each trial's `fold` and
+`selected_epoch`. Schema 1 has `/test/prob` [n_test] at the final epoch
+only; it is read into the same shape with one row, and `test_epochs` says
+which epoch each row holds.
 """
 import os
+import re
 
 # The writer renames whole files into place and never holds a lock on
 # them; a reader must not need to lock either (read-only copies, NFS).
@@ -17,7 +25,7 @@ os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSIONS = (1, 2)
 SPLIT_NAMES = ("train", "val", "test")
 STATUSES = ("pending", "running", "done", "failed")
 
@@ -45,15 +53,46 @@ def _unknown(x):
         else x
 
 
+def weighted_models(config_yaml):
+    """Models given a weights file in the configuration's top-level
+    `weights:` section (block or flow mapping); the others get a seeded
+    random backbone. Comments are ignored."""
+    lines = [re.sub(r"(^|\s)#.*$", "", ln).rstrip() for ln in config_yaml.splitlines()]
+    out = set()
+    for i, ln in enumerate(lines):
+        m = re.match(r"^weights:\s*(.*)$", ln)
+        if not m:
+            continue
+        rest = m.group(1).strip()
+        if rest.startswith("{"):
+            for k, v in re.findall(r"([A-Za-z0-9_]+)\s*:\s*([^,}]*)", rest):
+                if v.strip() and v.strip() not in ("null", "~", '""', "''"):
+                    out.add(k)
+            continue
+        for sub in lines[i + 1:]:
+            if not sub.strip():
+                continue
+            if not sub[:1].isspace():
+                break
+            mm = re.match(r"^\s+([A-Za-z0-9_]+)\s*:\s*(\S.*)?$", sub)
+            if mm and mm.group(2) and mm.group(2).strip() not in ("null", "~", '""', "''"):
+                out.add(mm.group(1))
+    return out
+
+
 class Trial:
     """One trial: hyperparameters, status, records and probabilities.
 
     Arrays are empty until the trial has them: `epochs` (structured,
     fields of /epochs), `lr_trace` (float64), `val_prob` (float64,
-    [epochs_done, n_val]), `test_prob` (float64, [n_test], only when done).
+    [epochs_done, n_val]), `test_probs` (float64, [k, n_test]: every epoch
+    in schema 2, the final epoch alone in schema 1) with `test_epochs` [k]
+    (1-based epoch of each row), and `test_prob` (the last row).
     """
     HYPER = ("model", "batch_size", "epochs", "clr_mode", "base_lr", "max_lr", "step_size", "step_size_epochs",
              "gamma", "seed")
+    # A configuration is a grid point without the repetition axes.
+    REPEAT = ("fold", "seed")
 
     def __init__(self, row):
         self.trial_id = row["trial_id"]
@@ -62,6 +101,9 @@ class Trial:
         # Iterations of a cycle's falling half (0: as the rising half); absent
         # from folders written before it was recorded.
         self.step_size_down = float(row.get("step_size_down", 0.0))
+        # k-fold index (-1: no k-fold) and the epoch ctsweep selected; schema 2.
+        self.fold = int(row.get("fold", -1))
+        self.recorded_selected_epoch = _unknown(int(row.get("selected_epoch", -1))) or None
         self.status = row["status"]
         self.error = row["error"]
         self.best_epoch = _unknown(row["best_epoch"]) or None
@@ -78,8 +120,10 @@ class Trial:
         self.lr_trace = np.zeros(0)
         self.val_prob = np.zeros((0, 0))
         self.val_index = np.zeros(0, dtype=np.int64)
-        self.test_prob = np.zeros(0)
+        self.test_probs = np.zeros((0, 0))
+        self.test_epochs = np.zeros(0, dtype=np.int64)
         self.test_index = np.zeros(0, dtype=np.int64)
+        self.schema_version = 1
         self.has_checkpoint = False
         self.file_error = None
         self._manifest_epochs_done = row["epochs_done"]
@@ -89,8 +133,23 @@ class Trial:
         return len(self.epochs_rec) if self.file_error is None else self._manifest_epochs_done
 
     @property
+    def test_prob(self):
+        """Test probabilities at the last recorded epoch (empty when none)."""
+        return self.test_probs[-1] if len(self.test_probs) else np.zeros(0)
+
+    @property
     def done(self):
-        return self.status == "done" and len(self.test_prob) > 0 and len(self.test_prob) == len(self.test_index)
+        return (self.status == "done" and len(self.test_probs) > 0 and len(self.test_index) > 0
+                and self.test_probs.shape[1] == len(self.test_index))
+
+    def test_prob_at(self, epoch):
+        """Test probabilities after `epoch` (1-based), or None when not recorded."""
+        hit = np.flatnonzero(self.test_epochs == epoch)
+        return self.test_probs[hit[0]] if len(hit) else None
+
+    def val_prob_at(self, epoch):
+        hit = np.flatnonzero(self.epochs_rec["epoch"] == epoch) if len(self.epochs_rec) else []
+        return self.val_prob[hit[0]] if len(hit) and hit[0] < len(self.val_prob) else None
 
     @property
     def step_iters(self):
@@ -132,8 +191,22 @@ class Trial:
                 self.lr_trace = np.asarray(f["lr_trace"][...], dtype=np.float64)
                 self.val_prob = np.asarray(f["val/prob"][...], dtype=np.float64)
                 self.val_index = np.asarray(f["val/index"][...], dtype=np.int64)
-                self.test_prob = np.asarray(f["test/prob"][...], dtype=np.float64)
+                tp = np.asarray(f["test/prob"][...], dtype=np.float64)
                 self.test_index = np.asarray(f["test/index"][...], dtype=np.int64)
+                self.schema_version = _num(a["schema_version"], int) if "schema_version" in a else 1
+                if "fold" in a:
+                    self.fold = _num(a["fold"], int)
+                if "selected_epoch" in a:
+                    self.recorded_selected_epoch = _unknown(_num(a["selected_epoch"], int)) or None
+                n_ep = len(ep)
+                if tp.ndim == 2:
+                    # Schema 2: one row per recorded epoch.
+                    self.test_probs = tp
+                    self.test_epochs = np.asarray(ep["epoch"][:len(tp)], dtype=np.int64)
+                elif tp.ndim == 1 and len(tp):
+                    # Schema 1: the final epoch only.
+                    self.test_probs = tp[None, :]
+                    self.test_epochs = np.array([int(ep["epoch"][-1]) if n_ep else 0], dtype=np.int64)
                 self.has_checkpoint = "checkpoint" in f
         except (OSError, KeyError, ValueError) as e:
             self.file_error = f"{path}: {e}"
@@ -143,11 +216,23 @@ class Trial:
     def hyper_dict(self):
         return {k: getattr(self, k) for k in self.HYPER}
 
+    def config_key(self):
+        """The grid point without fold and seed: the runs of one configuration."""
+        return tuple((k, getattr(self, k)) for k in self.HYPER if k not in self.REPEAT) + \
+            (("step_size_down", self.step_size_down),)
+
+    @property
+    def test_at_every_epoch(self):
+        return self.schema_version >= 2
+
 
 class Sweep:
     """A results directory: manifest attributes, data set, trials in manifest order."""
 
     def __init__(self, outdir):
+        # OUTDIR/sweep.h5 names the same folder.
+        if os.path.basename(os.path.normpath(outdir)) == "sweep.h5" and os.path.isfile(outdir):
+            outdir = os.path.dirname(os.path.abspath(outdir))
         self.outdir = os.path.abspath(outdir)
         path = os.path.join(self.outdir, "sweep.h5")
         if not os.path.isfile(path):
@@ -156,9 +241,9 @@ class Sweep:
             with h5py.File(path, "r") as f:
                 a = f.attrs
                 self.schema_version = _num(a["schema_version"], int)
-                if self.schema_version != SCHEMA_VERSION:
+                if self.schema_version not in SCHEMA_VERSIONS:
                     raise ResultsError(f"{path}: schema_version {self.schema_version}, this analysis reads "
-                                       f"version {SCHEMA_VERSION}")
+                                       f"versions {', '.join(map(str, SCHEMA_VERSIONS))}")
                 self.config_yaml = _s(a["config_yaml"])
                 self.config_path = _s(a["config_path"])
                 self.created_utc = _s(a["created_utc"])
@@ -172,6 +257,10 @@ class Sweep:
                 self.labels = np.asarray(d["label"][...], dtype=np.int64)
                 self.split = np.asarray(d["split"][...], dtype=np.int64)
                 self.skipped = [_s(p) for p in d["skipped"][...]]
+                # Schema 2: the patient (group) of each image and its k-fold
+                # (-1: test); without them each image is its own group.
+                self.groups = [_s(g) for g in d["group"][...]] if "group" in d else None
+                self.folds = np.asarray(d["fold"][...], dtype=np.int64) if "fold" in d else None
                 rows = f["trials"][...]
         except ResultsError:
             raise
@@ -231,13 +320,30 @@ class Sweep:
         return seen
 
     def find_trial(self, prefix):
-        hits = [t for t in self.trials if t.trial_id.startswith(prefix)]
+        """The trial whose id starts with `prefix` (hex digits, any case)."""
+        want = prefix.strip().lower()
+        hits = [t for t in self.trials if want and t.trial_id.lower().startswith(want)]
         if not hits:
             raise ResultsError(f"{self.outdir}: no trial id starts with '{prefix}'")
-        if len(hits) > 1 and not any(t.trial_id == prefix for t in hits):
+        if len(hits) > 1 and not any(t.trial_id.lower() == want for t in hits):
             raise ResultsError(f"{self.outdir}: trial id prefix '{prefix}' is ambiguous "
                                f"({', '.join(t.trial_id for t in hits[:5])})")
-        return next((t for t in hits if t.trial_id == prefix), hits[0])
+        return next((t for t in hits if t.trial_id.lower() == want), hits[0])
+
+    @property
+    def kfold(self):
+        """Number of folds (0 without k-fold)."""
+        fs = {t.fold for t in self.trials if t.fold >= 0}
+        return max(fs) + 1 if fs else 0
+
+    @property
+    def test_at_every_epoch(self):
+        return self.schema_version >= 2
+
+    def random_backbones(self):
+        """Models of the grid without a weights file: seeded random backbones."""
+        have = weighted_models(self.config_yaml)
+        return [m for m in self.models() if m not in have]
 
     def status_counts(self):
         c = {s: 0 for s in STATUSES}

@@ -1,6 +1,8 @@
-"""Uncertainty and comparisons: DeLong's test for two correlated AUCs,
-McNemar's exact test for two accuracies on the same images, stratified
-bootstrap confidence intervals, Holm's adjustment.
+"""Uncertainty and comparisons: DeLong's test for two correlated AUCs and
+DeLong's interval of one AUC, McNemar's exact test for two accuracies on
+the same images, Clopper-Pearson intervals of proportions, predictive
+values at a stated prevalence, stratified bootstrap confidence intervals,
+t intervals of means, Holm's adjustment.
 
 DeLong, DeLong & Clarke-Pearson (1988), Biometrics 44:837-845, estimate the
 covariance of AUCs measured on the same cases from the structural
@@ -88,6 +90,90 @@ def delong_se(y, p):
     """DeLong standard error of one AUC."""
     aucs, cov = delong_cov(y, np.atleast_2d(p))
     return float(aucs[0]), float(math.sqrt(max(cov[0, 0], 0.0)))
+
+
+def delong_ci(y, p, level=0.95):
+    """(auc, lo, hi): AUC +- z * DeLong SE, clipped to [0, 1] as R's pROC
+    (ci.auc, method "delong") does. nan when one class is absent."""
+    y = np.asarray(y, dtype=np.int64)
+    if y.min(initial=1) == y.max(initial=0):
+        return float("nan"), float("nan"), float("nan")
+    auc, se = delong_se(y, p)
+    z = float(sps.norm.ppf(0.5 + level / 2))
+    return auc, max(0.0, auc - z * se), min(1.0, auc + z * se)
+
+
+def clopper_pearson(k, n, level=0.95):
+    """Exact (Clopper-Pearson) interval of k successes in n trials, from the
+    beta quantiles: lo = Beta(a/2; k, n-k+1), hi = Beta(1-a/2; k+1, n-k),
+    with lo = 0 at k = 0 and hi = 1 at k = n. (nan, nan) when n = 0."""
+    k, n = int(k), int(n)
+    if n <= 0:
+        return float("nan"), float("nan")
+    a = 1.0 - level
+    lo = 0.0 if k == 0 else float(sps.beta.ppf(a / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(sps.beta.ppf(1 - a / 2, k + 1, n - k))
+    return lo, hi
+
+
+def proportion(k, n, level=0.95):
+    """(k / n, lo, hi, k, n) with the Clopper-Pearson interval; None when n = 0."""
+    if n <= 0:
+        return None
+    lo, hi = clopper_pearson(k, n, level)
+    return {"p": k / n, "lo": lo, "hi": hi, "k": int(k), "n": int(n)}
+
+
+def binary_rates(cm, level=0.95):
+    """Accuracy, sensitivity, specificity, PPV and NPV of a confusion matrix
+    [[TN, FP], [FN, TP]], each with its Clopper-Pearson interval (None where
+    the denominator is 0)."""
+    (tn, fp), (fn, tp) = (int(x) for x in cm[0]), (int(x) for x in cm[1])
+    return {"acc": proportion(tp + tn, tn + fp + fn + tp, level), "sens": proportion(tp, tp + fn, level),
+            "spec": proportion(tn, tn + fp, level), "ppv": proportion(tp, tp + fp, level),
+            "npv": proportion(tn, tn + fn, level)}
+
+
+def ppv_at(sens, spec, prev):
+    """PPV = sens * prev / (sens * prev + (1 - spec) * (1 - prev))."""
+    den = sens * prev + (1 - spec) * (1 - prev)
+    return sens * prev / den if den > 0 else float("nan")
+
+
+def npv_at(sens, spec, prev):
+    """NPV = spec * (1 - prev) / (spec * (1 - prev) + (1 - sens) * prev)."""
+    den = spec * (1 - prev) + (1 - sens) * prev
+    return spec * (1 - prev) / den if den > 0 else float("nan")
+
+
+def predictive_at_prevalence(rates, prev):
+    """PPV and NPV at prevalence `prev` from sensitivity and specificity
+    (Bayes' theorem). Both increase with sensitivity and with specificity,
+    so evaluating the formula at the ends of their Clopper-Pearson
+    intervals bounds them (conservative: both ends at once)."""
+    se, sp = rates["sens"], rates["spec"]
+    if se is None or sp is None:
+        return None
+    out = {}
+    for name, f in (("ppv", ppv_at), ("npv", npv_at)):
+        out[name] = {"p": f(se["p"], sp["p"], prev), "lo": f(se["lo"], sp["lo"], prev),
+                     "hi": f(se["hi"], sp["hi"], prev)}
+    out["prevalence"] = prev
+    return out
+
+
+def t_interval(x, level=0.95):
+    """(mean, sd, lo, hi) of a sample with the t interval of its mean;
+    sd, lo and hi are nan for fewer than two values."""
+    x = np.asarray([v for v in x if v is not None and math.isfinite(v)], dtype=np.float64)
+    if len(x) == 0:
+        return float("nan"), float("nan"), float("nan"), float("nan")
+    m = float(x.mean())
+    if len(x) < 2:
+        return m, float("nan"), float("nan"), float("nan")
+    sd = float(x.std(ddof=1))
+    h = float(sps.t.ppf(0.5 + level / 2, len(x) - 1)) * sd / math.sqrt(len(x))
+    return m, sd, m - h, m + h
 
 
 def mcnemar_exact(correct1, correct2):

@@ -16,13 +16,18 @@ import shutil
 import subprocess
 import sys
 
+import math
+
 import h5py
 import numpy as np
 import pytest
+from scipy import stats as sps
 from sklearn.metrics import confusion_matrix, roc_auc_score
+from statsmodels.stats.proportion import proportion_confint
 
 from cdp import Browser
 from conftest import ENV, REPO, validate
+from test_stats import delong_quadratic
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -58,9 +63,9 @@ def read_direct(out):
     return labels, paths, state, trials
 
 
-def make_report(out, rep):
+def make_report(out, rep, *extra):
     shutil.rmtree(rep, ignore_errors=True)
-    r = analysis_cmd("report", out, "-o", rep)
+    r = analysis_cmd("report", out, "-o", rep, *extra)
     assert r.returncode == 0, f"report exit {r.returncode}: {r.stderr}"
     assert re.search(r"^report: .*index\.html", r.stdout, re.M), r.stdout
     index = os.path.join(rep, "index.html")
@@ -102,6 +107,21 @@ def browser_check(index, shot_name, sort_leaderboard=True):
                 const desc = down.every((v, i) => i === 0 || down[i - 1] >= v);
                 return [asc, desc, up.length];
             })()""")
+        # The leaderboard's header stays visible while its rows scroll: the
+        # table scrolls inside its wrapper (at most 80% of the window high;
+        # shrunk here so that even a short table scrolls) and the header
+        # cells are sticky.
+        sticky = b.evaluate("""(() => {
+            const w = document.getElementById('leaderboard-wrap');
+            w.style.maxHeight = '120px';
+            w.scrollTop = 60;
+            const th = w.querySelector('thead th');
+            const r = [w.scrollTop, th.getBoundingClientRect().top - w.getBoundingClientRect().top];
+            w.style.maxHeight = '';
+            w.scrollTop = 0;
+            return r;
+        })()""")
+        assert sticky[0] > 0 and abs(sticky[1]) <= 1.5, f"leaderboard header not sticky: {sticky}"
         b.drain(0.7)
         errors = b.errors()
         assert not errors, f"console errors: {errors}"
@@ -135,38 +155,62 @@ def test_complete_report(sweeps):
     # every trial has its row and its curves; both models have confusion matrices
     for tid in trials:
         assert f'id="t-{tid}"' in doc and f"fig/trial_{tid}.png" in srcs
-    for name in ("roc.png", "forest.png", "reliability.png", "overlay_curves.png", "lr_overlay.png", "parallel.png",
-                 "confusion_vgg16.png", "confusion_resnet34.png"):
+    for name in ("roc.png", "forest.png", "reliability.png", "overlay_curves.png", "lr_overlay.png", "effects.png",
+                 "decision_curves.png", "confusion_vgg16.png", "confusion_resnet34.png"):
         assert f"fig/{name}" in srcs, name
-    for section in ("Leaderboard", "Model comparison", "ROC curves", "Confusion matrices", "Calibration",
-                    "Misclassified test images", "Training curves", "Hyperparameters", "Failed and unfinished"):
+    for section in ("Leaderboard", "Cross-validation", "Model comparison", "ROC curves", "Confusion matrices",
+                    "Calibration", "Decision curves", "Misclassified test images", "Training curves",
+                    "Hyperparameters", "Failed and unfinished"):
         assert section in doc, section
+    # schema 1: test figures exist at the final epoch only, and the report says so;
+    # the demo's backbones are random, and the header says that too
+    assert 'id="schema1-note"' in doc and "final epoch only" in doc
+    assert re.search(r'id="random-backbone">Random backbone: vgg16, resnet34', doc)
+    assert 'id="cross-validation"' in doc and "a single train/val split (no k-fold)" in doc
     assert "Sweep finished: 8 trials done, 0 failed." in doc
     assert "p (DeLong)" in doc and "p (McNemar)" in doc and "X² =" in doc
     assert re.search(r"\d+ checks, 0 disagreement\(s\)", doc), "recorded numbers disagree with the probabilities"
 
-    # leaderboard.csv against sklearn on the raw probabilities
+    # leaderboard.csv against sklearn, statsmodels and the O(m n) DeLong on the raw probabilities
     rows = read_csv(os.path.join(rep, "leaderboard.csv"))
     assert len(rows) == 8
     for r in rows:
         t = trials[r["trial_id"]]
         y = labels[t["test_index"]]
         p = t["test_prob"]
+        assert int(r["test_epoch"]) == len(t["epochs"])  # schema 1: the final epoch
         assert float(r["test_auc"]) == roc_auc_score(y, p)
         assert float(r["test_auc"]) == pytest.approx(t["test_auc"], abs=1e-12)
-        acc = float(np.mean((p > 0.5) == y))
+        theta, S = delong_quadratic(y, p)
+        z = sps.norm.ppf(0.975)
+        assert float(r["test_auc_lo"]) == pytest.approx(max(0, theta[0] - z * math.sqrt(S[0, 0])), abs=1e-12)
+        assert float(r["test_auc_hi"]) == pytest.approx(min(1, theta[0] + z * math.sqrt(S[0, 0])), abs=1e-12)
+        k = int(np.sum((p > 0.5) == y))
+        acc = k / len(y)
         assert float(r["test_acc"]) == pytest.approx(acc, abs=1e-15) == pytest.approx(t["test_acc"], abs=1e-12)
-        assert float(r["test_auc_lo"]) <= float(r["test_auc"]) <= float(r["test_auc_hi"])
-        assert float(r["test_acc_lo"]) <= float(r["test_acc"]) <= float(r["test_acc_hi"])
-    # the rows are sorted by best val accuracy
-    bv = [float(r["best_val_acc"]) for r in rows]
-    assert bv == sorted(bv, reverse=True)
+        lo, hi = proportion_confint(k, len(y), alpha=0.05, method="beta")
+        assert float(r["test_acc_lo"]) == pytest.approx(0 if math.isnan(lo) else lo, abs=1e-12)
+        assert float(r["test_acc_hi"]) == pytest.approx(1 if math.isnan(hi) else hi, abs=1e-12)
+    # rows in rank order: by the val_auc rule at the final epoch (schema 1), then val loss, then grid order
+    order = {tid: i for i, tid in enumerate(trials)}
+    key = {tid: (-t["epochs"]["val_auc"][-1], t["epochs"]["val_loss"][-1], order[tid]) for tid, t in trials.items()}
+    assert [r["trial_id"] for r in rows] == sorted(trials, key=lambda k: key[k])
+    assert [int(r["rank"]) for r in rows] == list(range(1, 9))
+    # the 2-epoch trials are the first epochs of the 3-epoch runs, and are marked so
+    for r in rows:
+        t = trials[r["trial_id"]]
+        if len(t["epochs"]) == 2:
+            other, ep = r["same_run_as"].split(" at epoch ")
+            assert ep == "2" and len(trials[other]["epochs"]) == 3
+            assert np.array_equal(trials[other]["val_prob"][:2], t["val_prob"])
+            assert f"same run as <a href=#t-{other}>" in doc
+        else:
+            assert r["same_run_as"] == ""
 
-    # each model's selected trial: best val accuracy at the final epoch (then val AUC, val loss, id)
+    # each model's selected trial: the best rank among its done trials
     for model in ("vgg16", "resnet34"):
-        cands = [(tid, t) for tid, t in trials.items() if t["model"] == model]
-        best = min(cands, key=lambda c: (-c[1]["epochs"]["val_acc"][-1], -c[1]["epochs"]["val_auc"][-1],
-                                         c[1]["epochs"]["val_loss"][-1], c[0]))[0]
+        cands = [tid for tid in trials if trials[tid]["model"] == model]
+        best = min(cands, key=lambda k: key[k])
         sel = [r for r in rows if r["model"] == model and r["selected"] == "True"]
         assert len(sel) == 1 and sel[0]["trial_id"] == best, (model, sel, best)
         # its confusion matrix at 0.5, as sklearn counts it, is in the report's table
@@ -201,9 +245,23 @@ def test_leaderboard_cli(sweeps):
             for x in rows]
     assert aucs == sorted(aucs, reverse=True)
     assert [float(x["test_auc"]) for x in rows] == aucs
-    for x in rows:  # the table's columns: hyperparameters, best epoch, both val accuracies, intervals
+    for x in rows:  # the table's columns: hyperparameters, selected epoch, val figures there, intervals
         assert x["model"] and x["batch_size"] == "16" and x["clr_mode"] in ("triangular", "exp_range")
-        assert int(x["best_epoch"]) >= 1 and float(x["best_val_acc"]) >= 0 and float(x["final_val_acc"]) >= 0
+        assert int(x["selected_epoch"]) >= 1 and 0 <= float(x["val_auc"]) <= 1 and float(x["final_val_acc"]) >= 0
+        assert x["selection_rule"] == "val_auc" and x["auc_interval"] == "delong"
+        assert float(x["test_sens_lo"]) <= float(x["test_sens"]) <= float(x["test_sens_hi"])
+        assert float(x["test_spec_lo"]) <= float(x["test_spec"]) <= float(x["test_spec_hi"])
+    # the terminal table leaves out what every trial shares and names it
+    assert re.search(r"same for every trial: .*batch_size 16", r.stdout)
+    assert "batch" not in r.stdout.splitlines()[0] and "sel ep" in r.stdout.splitlines()[0]
+    # `#` stays the rank by the selection rule whatever the sort
+    rank_csv = os.path.join(sweeps.work, "leaderboard_rank.csv")
+    assert analysis_cmd("leaderboard", out, "--csv", rank_csv).returncode == 0
+    ranks = {x["trial_id"]: x["rank"] for x in read_csv(rank_csv)}
+    assert all(ranks[x["trial_id"]] == x["rank"] for x in rows)
+    # OUTDIR/sweep.h5 is accepted as OUTDIR
+    r = analysis_cmd("leaderboard", os.path.join(out, "sweep.h5"), "--csv", "-")
+    assert r.returncode == 0 and len(list(csv.DictReader(r.stdout.splitlines()))) == 8, r.stderr
     r = analysis_cmd("leaderboard", out, "--by", "test_acc", "--csv", "-")
     assert r.returncode == 0, r.stderr
     accs = [float(x["test_acc"]) for x in csv.DictReader(r.stdout.splitlines())]
@@ -214,10 +272,16 @@ def test_hl_cli(sweeps):
     out = sweeps.complete()
     labels, _, _, trials = read_direct(out)
     tid = sorted(trials)[0]
-    r = analysis_cmd("hl", out, "--trial", tid[:6], "-g", "10")
+    r = analysis_cmd("hl", out, "--trial", tid[:6].upper(), "-g", "10")  # prefixes in any case
     assert r.returncode == 0, r.stderr
     m = re.search(r"X-squared = ([\d.e+-]+|nan), df = (\d+), p-value = ([\d.e+-]+|nan)", r.stdout)
     assert m and m.group(2) == "8", r.stdout
+    assert "held-out data, df = g = 10" in r.stdout
+    # 16 test images in 10 groups: expected counts below 5; the same warning on stdout and stderr
+    assert "warning: " in r.stdout and "expected count below 5" in r.stdout, r.stdout
+    assert r.stderr.count("\n") == 1 and "expected count below 5" in r.stderr, r.stderr
+    labels_printed = re.findall(r"^([\[(]\S+\])\s", r.stdout, re.M)
+    assert len(set(labels_printed)) == len(labels_printed)
     # the group table's observed counts add up to the test set
     t = trials[tid]
     y = labels[t["test_index"]]
@@ -238,6 +302,22 @@ def test_errors_are_one_line(sweeps, tmp_path):
     assert r.returncode == 1 and "at least 2000" in r.stderr, r.stderr
     r = analysis_cmd("leaderboard", out, "--by", "nonsense")
     assert r.returncode == 2
+    # -g below 3 is refused by report as by hl, in one line
+    for cmd in (("report", out, "-o", str(tmp_path / "rep"), "-g", "2"), ("hl", out, "--trial", "0", "-g", "2")):
+        r = analysis_cmd(*cmd)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and "g >= 3" in r.stderr, (cmd, r.stderr)
+    r = analysis_cmd("leaderboard", out, "--prevalence", "1.5")
+    assert r.returncode == 1 and "between 0 and 1" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("cmd", ["report", "leaderboard", "cv", "compare", "hl"])
+def test_subcommand_help_prints_its_usage_once(cmd):
+    r = analysis_cmd(cmd, "--help")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("usage:") == 1 and r.stdout.count("python3 -m analysis") == 1, r.stdout
+    assert r.stdout.startswith(f"usage: python3 -m analysis {cmd} OUTDIR"), r.stdout
+    others = {"report", "leaderboard", "cv", "compare", "hl"} - {cmd}
+    assert not any(f"analysis {o} " in r.stdout for o in others)
 
 
 def test_reexec_when_packages_are_missing(sweeps):
