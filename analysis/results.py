@@ -17,7 +17,7 @@ os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SPLIT_NAMES = ("train", "val", "test")
 STATUSES = ("pending", "running", "done", "failed")
 
@@ -132,7 +132,11 @@ class Trial:
                 self.lr_trace = np.asarray(f["lr_trace"][...], dtype=np.float64)
                 self.val_prob = np.asarray(f["val/prob"][...], dtype=np.float64)
                 self.val_index = np.asarray(f["val/index"][...], dtype=np.int64)
-                self.test_prob = np.asarray(f["test/prob"][...], dtype=np.float64)
+                tp = np.asarray(f["test/prob"][...], dtype=np.float64)
+                if tp.ndim == 2:  # schema 2: every epoch's row; the selected epoch's, as the manifest's test_acc
+                    sel = _num(a["selected_epoch"], int) if "selected_epoch" in a else 0
+                    tp = tp[sel - 1] if 0 < sel <= len(tp) else np.zeros(0)
+                self.test_prob = tp
                 self.test_index = np.asarray(f["test/index"][...], dtype=np.int64)
                 self.has_checkpoint = "checkpoint" in f
         except (OSError, KeyError, ValueError) as e:
@@ -156,9 +160,9 @@ class Sweep:
             with h5py.File(path, "r") as f:
                 a = f.attrs
                 self.schema_version = _num(a["schema_version"], int)
-                if self.schema_version != SCHEMA_VERSION:
+                if self.schema_version not in (1, SCHEMA_VERSION):
                     raise ResultsError(f"{path}: schema_version {self.schema_version}, this analysis reads "
-                                       f"version {SCHEMA_VERSION}")
+                                       f"versions 1 and {SCHEMA_VERSION}")
                 self.config_yaml = _s(a["config_yaml"])
                 self.config_path = _s(a["config_path"])
                 self.created_utc = _s(a["created_utc"])

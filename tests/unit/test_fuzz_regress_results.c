@@ -80,6 +80,8 @@ static void write_trial(const char *path, size_t epochs_done) {
         trial_record_epoch(&r, &er, lr, IPE, prob, tprob);
     }
     r.status = epochs_done == BUDGET ? TRIAL_DONE : TRIAL_RUNNING;
+    const uint8_t labels[N_TEST] = {0, 1};
+    if (r.status == TRIAL_DONE) trial_record_select(&r, labels);
     int64_t vi[N_VAL] = {0, 1}, ti[N_TEST] = {2, 3};
     CheckpointRef ck = {.epoch = 2, .iteration = 2 * IPE, .file = "checkpoints/" ID ".h5"};
     CtError err = {{0}};
