@@ -85,8 +85,8 @@ int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_
     for (size_t mi = 0; mi < c->n_models; mi++)
         for (size_t bi = 0; bi < c->n_batch_sizes; bi++)
             for (size_t ci = 0; ci < c->n_clr; ci++)
-                for (size_t si = 0; si < c->n_seeds; si++)
-                  for (size_t fi = 0; fi < n_folds; fi++) {
+                for (size_t sf = 0; sf < c->n_seeds * n_folds; sf++) {  // seed, then fold
+                    size_t si = sf / n_folds, fi = sf % n_folds;
                     int fold = c->data.kfold ? (int)fi : -1;
                     // Budgets ascending; a length-dependent schedule gets a run per budget.
                     size_t order[CONFIG_MAX_LIST];

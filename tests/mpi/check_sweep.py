@@ -47,7 +47,8 @@ CASE:
             and its test_acc/test_auc recomputed here; the same backbone
             passes per model as the single-split sweep of the same data;
             validate passes; --resume after a SIGKILL gives the
-            uninterrupted results; the demo's trial ids are unchanged
+            uninterrupted results; the demo's trial ids are unchanged; a
+            schema version 1 folder (tests/mpi/fixtures) still validates
   disk      the output on a small tmpfs that fills mid-sweep, then on one
             remounted read-only mid-sweep: one error line naming the file
             and the cause, exit 75, every file valid, nothing finished lost,
@@ -836,6 +837,24 @@ def case_kfold(ctsweep, work):
     ok_v, msg = validate(ctsweep, killed)
     report(r.returncode == 0 and ok_v and same(ref, results(killed)),
            f"--resume after a SIGKILL with {n_done} of 12 trials done: exit {r.returncode}, {msg}, results identical")
+    # A version-1 folder written before this format (tests/mpi/fixtures) still
+    # validates; a version-2 trial file with version 1's /test/prob does not.
+    v1 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "results-v1")
+    r = run([ctsweep, "validate", v1])
+    st = run([ctsweep, "status", v1])
+    report(r.returncode == 0 and st.returncode == 0 and "schema version 1" in st.stdout,
+           f"a schema version 1 folder: {(r.stdout + r.stderr).strip().splitlines()[-1:]}, status reads it")
+    bad = os.path.join(work, "kfold_v1_prob")
+    shutil.rmtree(bad, ignore_errors=True)
+    shutil.copytree(out, bad)
+    victim = sorted(glob.glob(os.path.join(bad, "trials", "*.h5")))[0]
+    with h5py.File(victim, "r+") as h:
+        last = h["test/prob"][-1]
+        del h["test/prob"]
+        h["test/prob"] = last
+    r = run([ctsweep, "validate", bad])
+    named = [l for l in (r.stdout + r.stderr).splitlines() if os.path.basename(victim) in l and "test/prob" in l]
+    report(r.returncode == 1 and named, f"version 2 with a 1-D /test/prob: exit {r.returncode}, {named[:1]}")
     demo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sweep", "demo.yaml")
     r = run([ctsweep, "run", demo, "-o", os.path.join(work, "demo_ids"), "--dry-run"])
     ids = {l.split()[0] for l in r.stdout.splitlines() if len(l.split()) > 8 and len(l.split()[0]) == 16}
