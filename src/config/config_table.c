@@ -335,8 +335,8 @@ const ConfigKey config_keys[] = {
      .def_note = "none (one split)",
      .help = "K-fold cross-validation: train and val are pooled and divided into K folds, stratified by label, "
              "never dividing a group, seeded by seed; the grid gains the axis fold = 0..K-1 (fold k validates on "
-             "fold k and trains on the others; the test split is the same for every fold). The backbone features "
-             "are shared by every fold."},
+             "fold k and trains on the others; the test split is the same for every fold). Every fold shares the backbone "
+             "features: each image is passed once per view whatever K is."},
     {.path = "data.groups", .type = CK_SECTION, .show = show_groups,
      .hidden_note = "not given: each image is its own group",
      .help = "Which images belong together (e.g. one patient's slices): no split or fold divides a group. Give "
