@@ -130,8 +130,17 @@ int folds_assign(DataSet *ds, const DataSpec *spec, CtError *err) {
         for (size_t b = 0; b < K; b++) share[b] = 1.0 / (double)K;
         int *bin = ct_malloc_array(nu, sizeof *bin);
         folds_balance((const size_t(*)[2])counts, nu, share, K, spec->seed, FOLDS_STREAM_FOLDS, bin);
+        size_t have[DATA_MAX_FOLDS][2] = {{0}};
         for (size_t i = 0; i < ds->n; i++)
-            if (pooled[i]) ds->items[i].fold = bin[unit_of[i]];
+            if (pooled[i]) {
+                ds->items[i].fold = bin[unit_of[i]];
+                have[bin[unit_of[i]]][ds->items[i].label != 0]++;
+            }
+        // A fold whose val set lacks a class cannot rank by val AUC.
+        for (size_t b = 0; b < K; b++)
+            if (!have[b][0] || !have[b][1])
+                ct_warn("%s: fold %zu's val set has no %s images (too few groups of that class for %zu folds): its "
+                        "val AUC is undefined", spec->root, b, have[b][0] ? "positive" : "negative", K);
         free(bin);
         ds->kfold = K;
     }
