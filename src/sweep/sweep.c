@@ -707,11 +707,10 @@ static void master_loop(Sweep *s, char *pending) {
             uint64_t nt = rd_u64(&r);
             const float *tp = rd_view(&r, nt * sizeof(float));
             if (r.bad || run >= s->grid.n_runs) fatal("malformed EPOCH message from rank %d", src);
-            const GridTrial *first = &s->grid.trials[s->grid.runs[run].trials[0]];
-            if (nv != s->rec[first - s->grid.trials].n_val || nt != s->n_split[SPLIT_TEST])
+            const TrialRecord *first = &s->rec[s->grid.runs[run].trials[0]];  // the run's fold's sizes
+            if (nv != first->n_val || nt != first->n_test)
                 fatal("EPOCH message from rank %d: %llu val and %llu test probabilities, expected %zu and %zu", src,
-                      (unsigned long long)nv, (unsigned long long)nt, s->rec[first - s->grid.trials].n_val,
-                      s->n_split[SPLIT_TEST]);
+                      (unsigned long long)nv, (unsigned long long)nt, first->n_val, first->n_test);
             // Copy: the views may be unaligned.
             double *lrc = ct_malloc_array(ni ? ni : 1, sizeof *lrc);
             float *vpc = ct_malloc_array(nv ? nv : 1, sizeof *vpc);
