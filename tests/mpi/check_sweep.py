@@ -336,9 +336,9 @@ def case_failure(ctsweep, work):
     with h5py.File(t4, "r") as h:
         ck = dict(h["checkpoint"].attrs) if "checkpoint" in h else {}
     with h5py.File(t2, "a") as h:
+        # Unfinished: its epochs (and their test probabilities) recorded, the
+        # budget's report missing.
         h.attrs["status"] = "running"
-        del h["test/prob"]
-        h["test"].create_dataset("prob", shape=(0,), dtype="f4")
         for k, v in ck.items():
             h.require_group("checkpoint").attrs[k] = v
     ok_v, msg = validate(ctsweep, out)
