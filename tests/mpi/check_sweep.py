@@ -844,6 +844,28 @@ def case_kfold(ctsweep, work):
     st = run([ctsweep, "status", v1])
     report(r.returncode == 0 and st.returncode == 0 and "schema version 1" in st.stdout,
            f"a schema version 1 folder: {(r.stdout + r.stderr).strip().splitlines()[-1:]}, status reads it")
+    # Its configuration (no groups, no folds) run now: the same trial ids and
+    # the same records; version 1's final-epoch test probabilities are the
+    # last row of version 2's. A tolerance, not equality: the fixture was
+    # written on another machine, whose oneDNN kernels may differ.
+    again = os.path.join(work, "kfold_v1_again")
+    shutil.rmtree(again, ignore_errors=True)
+    r = run(mpirun(1, [ctsweep, "run", os.path.join(v1, "config.yaml"), "-o", again]))
+    old_ids = sorted(os.listdir(os.path.join(v1, "trials")))
+    new_ids = sorted(os.listdir(os.path.join(again, "trials"))) if r.returncode == 0 else []
+    worst = 0.0
+    for k in old_ids if old_ids == new_ids else []:
+        with h5py.File(os.path.join(v1, "trials", k), "r") as a, h5py.File(os.path.join(again, "trials", k), "r") as b:
+            pairs = [(a["val/prob"][...], b["val/prob"][...]), (a["lr_trace"][...], b["lr_trace"][...]),
+                     (a["test/prob"][...], b["test/prob"][-1])]
+            pairs += [(a["epochs"][c], b["epochs"][c]) for c in ("train_loss", "val_loss", "val_acc", "val_auc")]
+            for x, y in pairs:
+                x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
+                d = np.where(np.isnan(x) & np.isnan(y), 0.0, np.abs(x - y)) if x.shape == y.shape else [np.inf]
+                worst = max([worst] + [np.inf if np.isnan(v) else float(v) for v in d])
+    report(r.returncode == 0 and old_ids == new_ids and worst <= 1e-4,
+           f"the version 1 folder's configuration rerun: the same {len(new_ids)} trial ids, records within "
+           f"{worst:.2g} of the stored ones (tolerance 1e-4)")
     bad = os.path.join(work, "kfold_v1_prob")
     shutil.rmtree(bad, ignore_errors=True)
     shutil.copytree(out, bad)
