@@ -39,7 +39,9 @@ typedef struct {
     const TrialInputs *in;
 } Log;
 
-static int on_epoch(void *ctx, const EpochRecord *r, const double *lr, size_t n_iters, const float *vp, CtError *err) {
+static int on_epoch(void *ctx, const EpochRecord *r, const double *lr, size_t n_iters, const float *vp, const float *tp,
+                    CtError *err) {
+    (void)tp;
     Log *log = ctx;
     (void)lr, (void)n_iters, (void)vp, (void)err;
     if (log->n_epochs < sizeof log->epoch_s / sizeof log->epoch_s[0]) log->epoch_s[log->n_epochs++] = r->seconds;

@@ -15,6 +15,7 @@
 
 #include "cli/commands.h"
 #include "results/h5io.h"
+#include "results/selection.h"
 
 // Whether a ctsweep run holds OUTDIR's lock (the master holds it while it
 // runs; the kernel drops it however the process ends). 0 when nobody does.
@@ -30,7 +31,7 @@ static int outdir_locked(const char *outdir) {
 
 typedef struct {
     char id[17], model[16], clr_mode[16], status[8];
-    int64_t batch_size, epochs, epochs_done;
+    int64_t batch_size, epochs, epochs_done, selected_epoch, fold;
     double best_val_acc, test_acc, test_auc;
 } Row;
 
@@ -77,6 +78,13 @@ int cmd_status(int argc, char **argv) {
     H5Tinsert(t, "best_val_acc", HOFFSET(Row, best_val_acc), H5T_NATIVE_DOUBLE);
     H5Tinsert(t, "test_acc", HOFFSET(Row, test_acc), H5T_NATIVE_DOUBLE);
     H5Tinsert(t, "test_auc", HOFFSET(Row, test_auc), H5T_NATIVE_DOUBLE);
+    // Version 2 manifests add the selected epoch and the fold.
+    hid_t ft = H5Dget_type(d);
+    int has_selected = ft >= 0 && H5Tget_member_index(ft, "selected_epoch") >= 0;
+    int has_fold = ft >= 0 && H5Tget_member_index(ft, "fold") >= 0;
+    if (ft >= 0) H5Tclose(ft);
+    if (has_selected) H5Tinsert(t, "selected_epoch", HOFFSET(Row, selected_epoch), H5T_NATIVE_INT64);
+    if (has_fold) H5Tinsert(t, "fold", HOFFSET(Row, fold), H5T_NATIVE_INT64);
     hid_t s = H5Dget_space(d);
     hssize_t n = H5Sget_simple_extent_npoints(s);
     Row *rows = calloc(n > 0 ? (size_t)n : 1, sizeof *rows);
@@ -87,17 +95,21 @@ int cmd_status(int argc, char **argv) {
         rc = CT_EXIT_ERROR;
     } else {
         size_t count[4] = {0};
-        printf("%-16s  %-8s %5s  %-11s %6s  %-7s %5s  %8s %8s %6s\n", "trial", "model", "batch", "schedule", "epochs",
-               "status", "epoch", "best val", "test acc", "auc");
+        int folds = 0;
+        for (hssize_t i = 0; has_fold && i < n; i++) folds |= rows[i].fold >= 0;
+        printf("%-16s  %-8s %5s  %-11s %6s  %s%-7s %5s  %8s %3s %8s %6s\n", "trial", "model", "batch", "schedule",
+               "epochs", folds ? "fold  " : "", "status", "epoch", "best val", "sel", "test acc", "auc");
         for (hssize_t i = 0; i < n; i++) {
             Row *r = &rows[i];
-            char bv[16], ta[16], au[16];
+            char bv[16], ta[16], au[16], sel[24] = "-", fold[24] = "";
             fmt_metric(bv, sizeof bv, r->best_val_acc);
             fmt_metric(ta, sizeof ta, r->test_acc);
             fmt_metric(au, sizeof au, r->test_auc);
-            printf("%-16.16s  %-8.16s %5lld  %-11.16s %6lld  %-7.8s %5lld  %8s %8s %6s\n", r->id, r->model,
-                   (long long)r->batch_size, r->clr_mode, (long long)r->epochs, r->status, (long long)r->epochs_done,
-                   bv, ta, au);
+            if (has_selected && r->selected_epoch > 0) snprintf(sel, sizeof sel, "%lld", (long long)r->selected_epoch);
+            if (folds) snprintf(fold, sizeof fold, "%4lld  ", (long long)r->fold);
+            printf("%-16.16s  %-8.16s %5lld  %-11.16s %6lld  %s%-7.8s %5lld  %8s %3s %8s %6s\n", r->id, r->model,
+                   (long long)r->batch_size, r->clr_mode, (long long)r->epochs, fold, r->status,
+                   (long long)r->epochs_done, bv, sel, ta, au);
             const char *st[4] = {"pending", "running", "done", "failed"};
             for (int k = 0; k < 4; k++)
                 if (strncmp(r->status, st[k], 8) == 0) count[k]++;
@@ -109,6 +121,10 @@ int cmd_status(int argc, char **argv) {
         // left by a run that was killed: resume it.
         if (strcmp(state, "running") == 0 && !outdir_locked(argv[1]))
             snprintf(state, sizeof state, "stopped (killed?)");
+        if (has_selected)
+            printf("sel: the selected epoch (%s); test acc and auc are at that epoch\n", SELECTION_RULE);
+        else
+            printf("test acc and auc are at each trial's final epoch (a schema version 1 sweep)\n");
         printf("%lld trials: %zu done, %zu running, %zu pending, %zu failed; sweep %s (updated %s)\n", (long long)n,
                count[2], count[1], count[0], count[3], state, updated);
         if (strncmp(state, "stopped", 7) == 0)

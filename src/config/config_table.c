@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "config/config_table.h"
+#include "data/groups.h"
 #include "nn/models.h"
 
 // ---- defaults ----
@@ -73,6 +74,13 @@ static const char *const BACKEND_CHOICES[] = {"cpu", "cuda", NULL};
 static const char *const PRECISION_CHOICES[] = {"fp32", "bf16", "tf32", "fp16", NULL};
 static const char *const CLR_CHOICES[] = {"triangular", "triangular2", "exp_range", "constant", "cosine", "step", NULL};
 static const char *const FLIP_CHOICES[] = {"lr", "ud", NULL};
+static const char *const STRADDLE_CHOICES[] = {"error", "warn", NULL};
+static int parse_straddle(const char *s, void *out) {
+    if (strcmp(s, "error") == 0) *(DataStraddlePolicy *)out = DATA_STRADDLE_ERROR;
+    else if (strcmp(s, "warn") == 0) *(DataStraddlePolicy *)out = DATA_STRADDLE_WARN;
+    else return -1;
+    return 0;
+}
 
 // ---- row checks ----
 
@@ -88,6 +96,13 @@ static int check_folder_name(ConfigCtx *c, const ConfigKey *k, void *field, int 
     if (!dataset_path_is_safe(field))
         return config_fail(c, line, key, "%s must be a relative folder inside data.root (no .., no leading /)",
                            (const char *)field);
+    return 0;
+}
+
+static int check_group_pattern(ConfigCtx *c, const ConfigKey *k, void *field, int line, const char *key) {
+    (void)k;
+    CtError e = {{0}};
+    if (groups_pattern_check(field, &e)) return config_fail(c, line, key, "%s", e.msg);
     return 0;
 }
 
@@ -150,7 +165,8 @@ static void format_classes(ConfigBuf *b, const ConfigKey *k, const void *base) {
 static int special_split(ConfigCtx *c, const ConfigKey *k, struct fy_node *n, int line, const char *key) {
     (void)k;
     DataSpec *d = &c->cfg->data;
-    const char *want = "files, fractions, {files: FOLDER} or {fractions: [train, val, test], seed: N}";
+    const char *want = "files, fractions, {files: FOLDER, kfold: K, seed: N} or {fractions: [train, val, test], seed: N, "
+                       "kfold: K}";
     if (!config_node_is_null(n) && fy_node_get_type(n) == FYNT_SCALAR) {
         size_t len;
         const char *s = fy_node_get_scalar(n, &len);
@@ -168,9 +184,10 @@ static int special_split(ConfigCtx *c, const ConfigKey *k, struct fy_node *n, in
         return config_fail(c, line, key, "expected %s, got %s", want, config_node_kind(n));
     if (config_walk_mapping(c, n, "data.split", key, c->cfg, line)) return -1;
     int files = config_key_line(c, "data.split.files"), fractions = config_key_line(c, "data.split.fractions"),
-        seed = config_key_line(c, "data.split.seed");
-    if (files && (fractions || seed))
-        return config_fail(c, fractions ? fractions : seed, key, "give files or fractions (with seed), not both");
+        seed = config_key_line(c, "data.split.seed"), kfold = config_key_line(c, "data.split.kfold");
+    if (files && fractions) return config_fail(c, fractions, key, "give files or fractions (with seed), not both");
+    if (files && seed && !kfold)
+        return config_fail(c, seed, key, "with split files, seed only seeds the folds: give kfold too, or no seed");
     d->split = files ? DATA_SPLIT_FILES : DATA_SPLIT_FRACTIONS;
     double sum = d->fractions[0] + d->fractions[1] + d->fractions[2];
     if (!files && fabs(sum - 1.0) > 1e-6)
@@ -186,6 +203,7 @@ static void format_split(ConfigBuf *b, const ConfigKey *k, const void *base) {
     if (d->split == DATA_SPLIT_FILES) {
         cbuf_printf(b, "{files: ");
         cbuf_yaml_str(b, d->split_dir);
+        if (d->kfold) cbuf_printf(b, ", kfold: %zu, seed: %llu", d->kfold, (unsigned long long)d->seed);
         cbuf_printf(b, "}");
         return;
     }
@@ -194,7 +212,9 @@ static void format_split(ConfigBuf *b, const ConfigKey *k, const void *base) {
         cbuf_printf(b, "%s", i ? ", " : "");
         cbuf_num(b, d->fractions[i]);
     }
-    cbuf_printf(b, "], seed: %llu}", (unsigned long long)d->seed);
+    cbuf_printf(b, "], seed: %llu", (unsigned long long)d->seed);
+    if (d->kfold) cbuf_printf(b, ", kfold: %zu", d->kfold);
+    cbuf_printf(b, "}");
 }
 
 // ---- grid.clr ----
@@ -260,6 +280,7 @@ static int show_root(const SweepConfig *cfg) { return cfg->data_root_set; }
 static int show_phantoms(const SweepConfig *cfg) { return !cfg->data_root_set; }
 static int show_hidden(const SweepConfig *cfg) { return cfg->head_hidden_set; }
 static int show_dropout(const SweepConfig *cfg) { return cfg->head_dropout_set; }
+static int show_groups(const SweepConfig *cfg) { return cfg->data.groups != DATA_GROUPS_NONE; }
 
 // ---- the table ----
 
@@ -299,9 +320,11 @@ const ConfigKey config_keys[] = {
      .help = "Class folders under data.root and their labels (1 = positive); at least 2, labels 0 and 1 both "
              "used."},
     {.path = "data.split", .type = CK_SPECIAL, .special = special_split, .format = format_split,
-     .type_note = "files, fractions, {files: FOLDER} or {fractions: [train, val, test], seed: N}",
+     .type_note = "files, fractions, {files: FOLDER, kfold: K, seed: N} or {fractions: [train, val, test], seed: N, "
+                  "kfold: K}",
      .help = "files: the official split files FOLDER/<train|val|test><class folder>.txt under data.root. "
-             "fractions: a seeded split stratified by class."},
+             "fractions: a seeded split stratified by class (by label and group when data.groups is given). "
+             "With kfold the test split stays fixed and train+val are pooled into K folds."},
     {.path = "data.split.files", .type = CK_STR, AT(data.split_dir), .check = check_folder_name,
      .flags = CKF_NOPRINT, .help = "Folder of the split files, relative to data.root."},
     {.path = "data.split.fractions", .type = CK_LIST, .elem = CK_NUM, AT(data.fractions),
@@ -309,7 +332,29 @@ const ConfigKey config_keys[] = {
      .flags = CKF_NOPRINT | CKF_NOCOUNT | CKF_MIN_OPEN | CKF_MAX_OPEN,
      .help = "Train, val and test fractions; they sum to 1."},
     {.path = "data.split.seed", .type = CK_U64, AT(data.seed), .flags = CKF_NOPRINT,
-     .help = "Seed of the fraction split."},
+     .help = "Seed of the fraction split and of the folds."},
+    {.path = "data.split.kfold", .type = CK_SIZE, AT(data.kfold), RANGE(2, DATA_MAX_FOLDS), .flags = CKF_NOPRINT,
+     .def_note = "none (one split)",
+     .help = "K-fold cross-validation: train and val are pooled and divided into K folds, stratified by label, "
+             "never dividing a group, seeded by seed; the grid gains the axis fold = 0..K-1 (fold k validates on "
+             "fold k and trains on the others; the test split is the same for every fold). Every fold shares the backbone "
+             "features: each image is passed once per view whatever K is."},
+    {.path = "data.groups", .type = CK_SECTION, .show = show_groups,
+     .hidden_note = "not given: each image is its own group",
+     .help = "Which images belong together (e.g. one patient's slices): no split or fold divides a group. Give "
+             "pattern or file."},
+    {.path = "data.groups.pattern", .type = CK_STR, AT(data.group_pattern), .flags = CKF_OMIT_EMPTY,
+     .check = check_group_pattern, .def_note = "none",
+     .help = "Extended POSIX regular expression matched against each image's path relative to data.root; its "
+             "first capture group is the group id, e.g. '-(p[0-9]+)-' or '^(.*)%[0-9]+\\.png$'. An image it does not "
+             "match is an error."},
+    {.path = "data.groups.file", .type = CK_PATH, AT(data.group_file), .flags = CKF_FILE | CKF_OMIT_EMPTY,
+     .def_note = "none",
+     .help = "CSV file with the columns path,group (path relative to data.root; a header row path,group is "
+             "optional); every image needs a row."},
+    {.path = "data.groups.on_straddle", ENUM(STRADDLE_CHOICES, parse_straddle), AT(data.on_straddle),
+     .help = "With split files: error stops the run when a group is in two splits, naming the group and both "
+             "files; warn reports it and goes on."},
     {.path = "data.image_size", .type = CK_SIZE, AT(image_size), RANGE(32, 2048),
      .help = "Side in pixels of the square images the backbone sees (antialiased bilinear resize)."},
     {.path = "data.normalize", ENUM(NORM_CHOICES, parse_norm), AT(normalize),
@@ -449,6 +494,12 @@ int config_finish(ConfigCtx *c) {
     cfg->head_hidden_set = config_key_line(c, "head.hidden") != 0;
     cfg->head_dropout_set = config_key_line(c, "head.dropout") != 0;
     if (l_root && l_ph) return config_fail(c, l_ph, "data.phantoms", "give data.root or data.phantoms, not both");
+    int l_groups = config_key_line(c, "data.groups"), l_pattern = config_key_line(c, "data.groups.pattern"),
+        l_gfile = config_key_line(c, "data.groups.file");
+    if (l_pattern && l_gfile) return config_fail(c, l_gfile, "data.groups.file", "give pattern or file, not both");
+    if (l_groups && !l_pattern && !l_gfile)
+        return config_fail(c, l_groups, "data.groups", "needs pattern (a regular expression) or file (a CSV)");
+    d->groups = l_pattern ? DATA_GROUPS_PATTERN : l_gfile ? DATA_GROUPS_FILE : DATA_GROUPS_NONE;
     if (!l_root) {
         DataSpec def;
         data_spec_default(&def, "");

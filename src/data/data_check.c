@@ -254,7 +254,7 @@ void data_check_print_table(FILE *f, const DataCheckInput *in) {
 
 typedef struct {
     DataCheckInput in;
-    int *cls, *split;
+    int *cls, *split, *fold;
     const char **name;
     uint8_t (*content)[32];
     char *class_name[2];
@@ -268,9 +268,11 @@ static void view_init(DataView *v, const DataSet *ds, const DataSpec *spec) {
     v->split = ct_malloc_array(n, sizeof *v->split);
     v->name = ct_malloc_array(n, sizeof *v->name);
     v->content = ct_malloc_array(n, sizeof *v->content);
+    v->fold = ds->kfold ? ct_malloc_array(n, sizeof *v->fold) : NULL;
     for (size_t i = 0; i < ds->n; i++) {
         v->cls[i] = ds->items[i].label != 0;
         v->split[i] = ds->items[i].split;
+        if (v->fold) v->fold[i] = ds->items[i].fold;
         v->name[i] = ds->items[i].rel;
         memcpy(v->content[i], ds->items[i].content, 32);
     }
@@ -289,6 +291,8 @@ static void view_init(DataView *v, const DataSet *ds, const DataSpec *spec) {
     v->in = (DataCheckInput){.n = ds->n,
                              .cls = v->cls,
                              .split = v->split,
+                             .fold = v->fold,
+                             .n_folds = ds->kfold,
                              .content = ds->hashed ? (const uint8_t(*)[32])v->content : NULL,
                              .name = v->name,
                              .n_classes = 2,
@@ -296,6 +300,7 @@ static void view_init(DataView *v, const DataSet *ds, const DataSpec *spec) {
 }
 
 static void view_free(DataView *v) {
+    free(v->fold);
     free(v->cls);
     free(v->split);
     free(v->name);

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "data/folds.h"
+#include "data/groups.h"
 #include "util/rng.h"
 #include "util/sha256.h"
 
@@ -57,7 +59,8 @@ typedef struct {
     size_t n, cap;
 } ItemList;
 
-static void list_push(ItemList *l, const char *root, const char *rel, int label, int split, uint64_t bytes) {
+static void list_push(ItemList *l, const char *root, const char *rel, size_t cls, int label, int split,
+                      uint64_t bytes) {
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 256;
         l->items = ct_realloc(l->items, l->cap * sizeof *l->items);
@@ -69,6 +72,9 @@ static void list_push(ItemList *l, const char *root, const char *rel, int label,
     it->split = split;
     it->bytes = bytes;
     memset(it->content, 0, sizeof it->content);
+    it->cls = cls;
+    it->group = NULL;
+    it->fold = -1;
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -196,7 +202,7 @@ static int index_from_split_files(ItemList *l, const DataSpec *spec, CtError *er
             }
             char *rel = ct_asprintf("%s/%s", cls->folder, present[i]);
             char *full = ct_asprintf("%s/%s", spec->root, rel);
-            list_push(l, spec->root, rel, cls->label, assigned[i], file_bytes(full));
+            list_push(l, spec->root, rel, c, cls->label, assigned[i], file_bytes(full));
             free(full);
             free(rel);
         }
@@ -245,7 +251,7 @@ static int index_from_fractions(ItemList *l, const DataSpec *spec, CtError *err)
         for (size_t i = 0; i < n; i++) {
             char *rel = ct_asprintf("%s/%s", cls->folder, names[i]);
             char *full = ct_asprintf("%s/%s", spec->root, rel);
-            list_push(l, spec->root, rel, cls->label, split[i], file_bytes(full));
+            list_push(l, spec->root, rel, c, cls->label, split[i], file_bytes(full));
             free(full);
             free(rel);
         }
@@ -285,6 +291,12 @@ int dataset_open(DataSet *ds, const DataSpec *spec, CtError *err) {
         dataset_free(ds);
         return ct_errorf(err, "%s: no images found in the class folders", spec->root);
     }
+    // Groups (a grouped fraction split, or the straddle check of split
+    // files), then the folds of k-fold cross-validation.
+    if (groups_apply(ds, spec, err) || folds_assign(ds, spec, err)) {
+        dataset_free(ds);
+        return -1;
+    }
     for (size_t i = 0; i < ds->n; i++) ds->count[ds->items[i].split][ds->items[i].label != 0]++;
     return 0;
 }
@@ -297,6 +309,7 @@ void dataset_skip(DataSet *ds, size_t i, const char *reason) {
     ds->count[it.split][it.label != 0]--;
     free(it.path);
     free(it.rel);
+    free(it.group);
     memmove(ds->items + i, ds->items + i + 1, (ds->n - i - 1) * sizeof *ds->items);
     ds->n--;
 }
@@ -332,6 +345,9 @@ int dataset_fingerprint(DataSet *ds, CtError *err) {
         const DataItem *it = &ds->items[i];
         char meta[64];
         int m = snprintf(meta, sizeof meta, "|%d|%d|%llu|", it->label, it->split, (unsigned long long)it->bytes);
+        // The folds change every k-fold result; without k-fold the
+        // fingerprint (and every trial id) is what it always was.
+        if (ds->kfold) m += snprintf(meta + m, sizeof meta - (size_t)m, "fold=%d|", it->fold);
         sha256_update(&s, it->rel, strlen(it->rel) + 1);
         sha256_update(&s, meta, (size_t)m);
         sha256_update(&s, it->content, 32);
@@ -347,6 +363,7 @@ void dataset_free(DataSet *ds) {
     for (size_t i = 0; i < ds->n; i++) {
         free(ds->items[i].path);
         free(ds->items[i].rel);
+        free(ds->items[i].group);
     }
     free(ds->items);
     for (size_t i = 0; i < ds->n_skipped; i++) free(ds->skipped[i]);

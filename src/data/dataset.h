@@ -17,6 +17,11 @@
 
 typedef enum { SPLIT_TRAIN = 0, SPLIT_VAL = 1, SPLIT_TEST = 2 } SplitId;
 typedef enum { DATA_SPLIT_FRACTIONS = 0, DATA_SPLIT_FILES = 1 } DataSplitKind;
+// Where an image's group (e.g. the patient) comes from (groups.h).
+typedef enum { DATA_GROUPS_NONE = 0, DATA_GROUPS_PATTERN = 1, DATA_GROUPS_FILE = 2 } DataGroupSource;
+// A group found in two split files: an error, or a warning.
+typedef enum { DATA_STRADDLE_ERROR = 0, DATA_STRADDLE_WARN = 1 } DataStraddlePolicy;
+#define DATA_MAX_FOLDS 100
 
 typedef struct {
     char folder[256];  // relative to the root, e.g. "CT_COVID"
@@ -34,7 +39,17 @@ typedef struct {
     char split_dir[256];
     // DATA_SPLIT_FRACTIONS: train, val, test (sum 1), stratified per class.
     double fractions[DATA_SPLITS];
-    uint64_t seed;
+    uint64_t seed;  // the fraction split and the folds
+    // Groups: none (each image its own group), the first capture group of
+    // group_pattern matched against the image's path relative to the root,
+    // or group_file (CSV path,group).
+    DataGroupSource groups;
+    char group_pattern[512];
+    char group_file[4096];
+    DataStraddlePolicy on_straddle;
+    // k-fold cross-validation (0: none): the test split stays fixed, train
+    // and val are pooled and divided into kfold grouped, stratified folds.
+    size_t kfold;
 } DataSpec;
 
 // Defaults: classes CT_NonCOVID -> 0 and CT_COVID -> 1, fractions
@@ -46,9 +61,12 @@ typedef struct {
     char *path;  // root/rel
     char *rel;   // relative to the root, e.g. "CT_COVID/x.png"
     int label;
-    int split;
+    int split;       // train, val or test; with k-fold, train and val are pooled (fold says which val it is in)
     uint64_t bytes;
     uint8_t content[32];  // SHA-256 of the file, set by dataset_fingerprint
+    size_t cls;      // index into the spec's classes
+    char *group;     // the group id (groups.h); the relative path when no groups are given
+    int fold;        // the fold whose val set holds it; -1 for test images and without k-fold
 } DataItem;
 
 typedef struct {
@@ -60,6 +78,7 @@ typedef struct {
     int hashed;                    // items[].content set (dataset_fingerprint ran)
     char **skipped;                // "rel: reason" for images left out
     size_t n_skipped;
+    size_t kfold;                  // folds (0: none)
 } DataSet;
 
 // Scans the class folders (regular files, hidden ones excepted) and assigns

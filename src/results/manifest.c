@@ -18,10 +18,10 @@ typedef struct {
     int64_t batch_size, epochs;
     char clr_mode[16];
     double base_lr, max_lr, step_size, step_size_epochs, gamma, step_size_down;
-    int64_t seed;
+    int64_t seed, fold;
     char status[8];
     const char *error;
-    int64_t best_epoch;
+    int64_t best_epoch, selected_epoch;
     double best_val_acc, test_acc, test_auc, wall_seconds;
     char host[64], device[64];
     int64_t epochs_done, rank, forwards, cache_hits;
@@ -52,10 +52,12 @@ static hid_t row_type(void) {
     H5Tinsert(t, "step_size_down", HOFFSET(TrialRow, step_size_down), H5T_NATIVE_DOUBLE);
     H5Tinsert(t, "gamma", HOFFSET(TrialRow, gamma), H5T_NATIVE_DOUBLE);
     H5Tinsert(t, "seed", HOFFSET(TrialRow, seed), H5T_NATIVE_INT64);
+    H5Tinsert(t, "fold", HOFFSET(TrialRow, fold), H5T_NATIVE_INT64);
     H5Tinsert(t, "status", HOFFSET(TrialRow, status), s8);
     H5Tinsert(t, "error", HOFFSET(TrialRow, error), vs);
     H5Tinsert(t, "best_epoch", HOFFSET(TrialRow, best_epoch), H5T_NATIVE_INT64);
     H5Tinsert(t, "best_val_acc", HOFFSET(TrialRow, best_val_acc), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "selected_epoch", HOFFSET(TrialRow, selected_epoch), H5T_NATIVE_INT64);
     H5Tinsert(t, "test_acc", HOFFSET(TrialRow, test_acc), H5T_NATIVE_DOUBLE);
     H5Tinsert(t, "test_auc", HOFFSET(TrialRow, test_auc), H5T_NATIVE_DOUBLE);
     H5Tinsert(t, "wall_seconds", HOFFSET(TrialRow, wall_seconds), H5T_NATIVE_DOUBLE);
@@ -88,22 +90,29 @@ static int write_u8(hid_t loc, const char *name, const uint8_t *v, size_t n, CtE
 static int write_dataset_group(hid_t f, const DataSet *ds, CtError *err) {
     hid_t g = -1;
     int rc = -1;
-    const char **paths = ct_calloc(ds->n ? ds->n : 1, sizeof *paths);
+    const char **paths = ct_calloc(ds->n ? ds->n : 1, sizeof *paths), **group = ct_calloc(ds->n ? ds->n : 1, sizeof *group);
     uint8_t *label = ct_calloc(ds->n ? ds->n : 1, 1), *split = ct_calloc(ds->n ? ds->n : 1, 1);
+    int32_t *fold = ct_calloc(ds->n ? ds->n : 1, sizeof *fold);
     for (size_t i = 0; i < ds->n; i++) {
         paths[i] = ds->items[i].path;
+        group[i] = ds->items[i].group ? ds->items[i].group : ds->items[i].rel;
+        fold[i] = ds->items[i].fold;
         label[i] = ds->items[i].label != 0;
         split[i] = (uint8_t)ds->items[i].split;
     }
     h5_try(g = H5Gcreate2(f, "dataset", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "dataset");
     if (h5io_attr_str(g, "root", ds->root, err) || h5io_write_strings(g, "path", paths, ds->n, err) ||
         write_u8(g, "label", label, ds->n, err) || write_u8(g, "split", split, ds->n, err) ||
+        h5io_write_strings(g, "group", group, ds->n, err) ||
+        h5io_write_array(g, "fold", H5T_NATIVE_INT32, H5T_STD_I32LE, 1, (hsize_t[1]){ds->n}, fold, err) ||
         h5io_write_strings(g, "skipped", (const char *const *)ds->skipped, ds->n_skipped, err))
         goto fail;
     rc = 0;
 fail:
     if (g >= 0) H5Gclose(g);
     free(paths);
+    free(group);
+    free(fold);
     free(label);
     free(split);
     return rc;
@@ -128,10 +137,12 @@ static int write_trials(hid_t f, const ManifestView *m, CtError *err) {
         w->step_size_down = t->clr.step_size_down;
         w->gamma = t->clr.gamma;
         w->seed = (int64_t)t->seed;
+        w->fold = t->fold;
         snprintf(w->status, sizeof w->status, "%s", trial_status_name(r->status));
         w->error = r->error;
         w->best_epoch = (int64_t)r->best_epoch;
         w->best_val_acc = r->best_val_acc;
+        w->selected_epoch = (int64_t)r->selected_epoch;
         w->test_acc = r->test_acc;
         w->test_auc = r->test_auc;
         w->wall_seconds = r->wall_seconds;

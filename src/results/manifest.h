@@ -2,7 +2,7 @@
  * manifest.h — OUT/sweep.h5, the sweep's manifest: provenance attributes
  * (schema_version, config_yaml, created_utc, software_version,
  * dataset_fingerprint, state), the data set (/dataset/path, /label, /split,
- * /skipped), one /trials row per grid point with its status and headline
+ * /group, /fold, /skipped), one /trials row per grid point with its status and headline
  * results, and /trial/<trial_id> external links to the trial files.
  *
  * Only the master writes it, always whole: a new file under a temporary
@@ -17,7 +17,7 @@
 #include "results/records.h"
 #include "sweep/grid.h"
 
-#define MANIFEST_SCHEMA_VERSION 1
+#define MANIFEST_SCHEMA_VERSION 2  // 2: /dataset/group, /dataset/fold; fold, selected_epoch in /trials
 
 typedef struct {
     const SweepConfig *cfg;

@@ -3,8 +3,12 @@
  */
 #include "results/records.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "results/selection.h"
+#include "train/metrics.h"
 
 static const char *STATUS[] = {"pending", "running", "done", "failed"};
 
@@ -26,7 +30,7 @@ void trial_record_init(TrialRecord *r, size_t budget, size_t n_val, size_t n_tes
     r->n_test = n_test;
     r->epochs = ct_calloc(budget, sizeof *r->epochs);
     r->val_prob = ct_calloc(budget * (n_val ? n_val : 1), sizeof *r->val_prob);
-    r->test_prob = ct_calloc(n_test ? n_test : 1, sizeof *r->test_prob);
+    r->test_prob = ct_calloc(budget * (n_test ? n_test : 1), sizeof *r->test_prob);
     r->best_val_acc = -1;
     r->test_acc = r->test_auc = -1;
     r->rank = -1;
@@ -43,6 +47,7 @@ void trial_record_free(TrialRecord *r) {
 void trial_record_truncate(TrialRecord *r, size_t keep) {
     if (keep >= r->epochs_done) return;
     r->epochs_done = keep;
+    r->selected_epoch = 0;
     r->best_epoch = 0;
     r->best_val_acc = -1;
     for (size_t e = 0; e < keep; e++)
@@ -52,7 +57,8 @@ void trial_record_truncate(TrialRecord *r, size_t keep) {
         }
 }
 
-void trial_record_epoch(TrialRecord *r, const EpochRecord *e, const double *lr, size_t n_iters, const float *val_prob) {
+void trial_record_epoch(TrialRecord *r, const EpochRecord *e, const double *lr, size_t n_iters, const float *val_prob,
+                        const float *test_prob) {
     if (e->epoch == 0 || e->epoch > r->budget || e->epoch != r->epochs_done + 1) return;
     size_t k = e->epoch - 1;
     if (!r->lr_trace || r->iters_per_epoch != n_iters) {
@@ -63,9 +69,23 @@ void trial_record_epoch(TrialRecord *r, const EpochRecord *e, const double *lr, 
     r->epochs[k] = *e;
     memcpy(r->lr_trace + k * n_iters, lr, n_iters * sizeof *lr);
     memcpy(r->val_prob + k * r->n_val, val_prob, r->n_val * sizeof *val_prob);
+    memcpy(r->test_prob + k * r->n_test, test_prob, r->n_test * sizeof *test_prob);
     r->epochs_done = e->epoch;
     if (e->val_acc > r->best_val_acc) {
         r->best_val_acc = e->val_acc;
         r->best_epoch = e->epoch;
     }
+}
+
+void trial_record_select(TrialRecord *r, const uint8_t *test_labels) {
+    r->selected_epoch = selection_epoch(r->epochs, r->epochs_done);
+    size_t nt = r->n_test, correct = 0;
+    if (!r->selected_epoch || !nt) {
+        r->test_acc = r->test_auc = NAN;
+        return;
+    }
+    const float *tp = r->test_prob + (r->selected_epoch - 1) * nt;
+    for (size_t i = 0; i < nt; i++) correct += (tp[i] > 0.5f) == (test_labels[i] != 0);
+    r->test_acc = (double)correct / (double)nt;
+    r->test_auc = metrics_auc(tp, test_labels, nt);
 }

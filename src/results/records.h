@@ -27,8 +27,9 @@ typedef struct {
     size_t iters_per_epoch;
     size_t n_val, n_test;
     float *val_prob;       // (budget, n_val)
-    float *test_prob;      // (n_test), valid when status is DONE
-    size_t best_epoch;
+    float *test_prob;      // (budget, n_test): every epoch's test probabilities
+    size_t best_epoch;     // the highest val accuracy (kept for the leaderboard's peak)
+    size_t selected_epoch; // selection.h's rule; 0 until the trial is done
     double best_val_acc, test_acc, test_auc, wall_seconds;
     char host[64], device[64];
     int rank;
@@ -40,6 +41,10 @@ void trial_record_free(TrialRecord *r);
 // Forgets epochs after `keep` (a resumed run recomputes them bit-identically).
 void trial_record_truncate(TrialRecord *r, size_t keep);
 // Stores one epoch (epochs must arrive in order; later ones past the budget are ignored).
-void trial_record_epoch(TrialRecord *r, const EpochRecord *e, const double *lr, size_t n_iters, const float *val_prob);
+void trial_record_epoch(TrialRecord *r, const EpochRecord *e, const double *lr, size_t n_iters, const float *val_prob,
+                        const float *test_prob);
+// Selects the epoch (selection.h) among the epochs done and sets
+// selected_epoch, test_acc (P > 0.5) and test_auc at it; labels (n_test).
+void trial_record_select(TrialRecord *r, const uint8_t *test_labels);
 
 #endif

@@ -10,7 +10,8 @@
 
 #include "results/h5io.h"
 
-#define SCHEMA_VERSION 1
+// 2: /test/prob [epochs, n_test] (every epoch), fold, selected_epoch.
+#define SCHEMA_VERSION 2
 
 static hid_t epoch_type(void) {
     hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(EpochRecord));
@@ -41,7 +42,9 @@ int trial_file_write(const char *path, const GridTrial *t, const TrialRecord *r,
         h5io_attr_f64(f, "step_size_down", t->clr.step_size_down, err) ||
         h5io_attr_f64(f, "gamma", t->clr.gamma, err) || h5io_attr_i64(f, "seed", (long long)t->seed, err) ||
         h5io_attr_str(f, "status", trial_status_name(r->status), err) || h5io_attr_str(f, "error", r->error, err) ||
+        h5io_attr_i64(f, "fold", t->fold, err) ||
         h5io_attr_i64(f, "best_epoch", (long long)r->best_epoch, err) ||
+        h5io_attr_i64(f, "selected_epoch", (long long)r->selected_epoch, err) ||
         h5io_attr_f64(f, "best_val_acc", r->best_val_acc, err) || h5io_attr_f64(f, "test_acc", r->test_acc, err) ||
         h5io_attr_f64(f, "test_auc", r->test_auc, err) || h5io_attr_f64(f, "wall_seconds", r->wall_seconds, err) ||
         h5io_attr_str(f, "host", r->host, err) || h5io_attr_str(f, "device", r->device, err) ||
@@ -63,8 +66,8 @@ int trial_file_write(const char *path, const GridTrial *t, const TrialRecord *r,
         goto fail;
     H5Gclose(g);
     h5_try(g = H5Gcreate2(f, "test", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "test");
-    hsize_t tp[1] = {r->status == TRIAL_DONE ? r->n_test : 0}, ti[1] = {r->n_test};
-    if (h5io_write_array(g, "prob", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 1, tp, r->test_prob, err) ||
+    hsize_t tp[2] = {r->epochs_done, r->n_test}, ti[1] = {r->n_test};
+    if (h5io_write_array(g, "prob", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 2, tp, r->test_prob, err) ||
         h5io_write_array(g, "index", H5T_NATIVE_INT64, H5T_STD_I64LE, 1, ti, test_index, err))
         goto fail;
     H5Gclose(g);
@@ -150,6 +153,13 @@ int trial_file_read(const char *path, TrialRecord *r, CheckpointRef *ckpt, CtErr
         H5Fclose(f);
         return ct_errorf(err, "%s: missing or invalid attributes (status, iters_per_epoch)", path);
     }
+    int64_t version = 0;
+    if (h5io_read_attr_num(f, "schema_version", H5T_NATIVE_INT64, &version) || version < SCHEMA_VERSION) {
+        H5Fclose(f);
+        H5Eclear2(H5E_DEFAULT);
+        return ct_errorf(err, "%s: schema version %lld holds test probabilities of the final epoch only", path,
+                         (long long)version);
+    }
     h5io_read_attr_text(f, "error", r->error, sizeof r->error);
     h5io_read_attr_num(f, "best_epoch", H5T_NATIVE_INT64, &best);
     hid_t d = H5Dopen2(f, "epochs", H5P_DEFAULT);
@@ -183,8 +193,8 @@ int trial_file_read(const char *path, TrialRecord *r, CheckpointRef *ckpt, CtErr
     r->lr_trace = ipe ? ct_calloc(cap, sizeof *r->lr_trace) : NULL;
     int rc = read_exact(f, "epochs", et, r->epochs, n) ||
              read_exact(f, "lr_trace", H5T_NATIVE_DOUBLE, r->lr_trace, n_lr) ||
-             read_exact(f, "val/prob", H5T_NATIVE_FLOAT, r->val_prob, n * r->n_val);
-    if (rc == 0 && r->status == TRIAL_DONE) rc = read_exact(f, "test/prob", H5T_NATIVE_FLOAT, r->test_prob, r->n_test);
+             read_exact(f, "val/prob", H5T_NATIVE_FLOAT, r->val_prob, n * r->n_val) ||
+             read_exact(f, "test/prob", H5T_NATIVE_FLOAT, r->test_prob, n * r->n_test);
     H5Tclose(et);
     if (rc == 0 && H5Lexists(f, "checkpoint", H5P_DEFAULT) > 0) {
         hid_t g = H5Gopen2(f, "checkpoint", H5P_DEFAULT);

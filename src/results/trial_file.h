@@ -2,8 +2,9 @@
  * trial_file.h — OUT/trials/<trial_id>.h5, one trial's results: its
  * hyperparameters as attributes, /epochs (one row per finished epoch),
  * /lr_trace (one value per iteration), /val/prob [epochs, n_val] and
- * /val/index, /test/prob [n_test] at the trial's final epoch and
- * /test/index (rows of the manifest's /dataset), and /checkpoint for resume.
+ * /val/index, /test/prob [epochs, n_test] and /test/index (rows of the
+ * manifest's /dataset), and /checkpoint for resume (schema version 2;
+ * version 1 kept /test/prob [n_test] at the final epoch only).
  *
  * Crash consistency: the file is written whole under a temporary name,
  * flushed to disk and renamed over the old one, so a kill at any instant

@@ -13,7 +13,12 @@
 typedef struct {
     char file[8], kind[16], path[128], type[512];
     int rank;
+    int since, until;  // the schema versions the entry applies to (until 0: no end)
 } SchemaEntry;
+
+// The newest version this build writes and the oldest it still reads.
+#define SCHEMA_NEWEST 2
+#define SCHEMA_OLDEST 1
 
 static SchemaEntry *schema_parse(size_t *n) {
     size_t cap = 64;
@@ -29,7 +34,17 @@ static SchemaEntry *schema_parse(size_t *n) {
         if (!line[0] || line[0] == '#') continue;
         if (*n == cap) e = ct_realloc(e, (cap *= 2) * sizeof *e);
         SchemaEntry *x = &e[*n];
-        if (sscanf(line, "%7s %15s %127s %511s %d", x->file, x->kind, x->path, x->type, &x->rank) == 5) (*n)++;
+        char since[16] = "";
+        int got = sscanf(line, "%7s %15s %127s %511s %d %15s", x->file, x->kind, x->path, x->type, &x->rank, since);
+        if (got < 5) continue;
+        x->since = 1;
+        x->until = 0;
+        int v = 0, used = 0;
+        if (got == 6 && sscanf(since, "v%d%n", &v, &used) == 1) {
+            x->since = v;
+            x->until = since[used] == '+' ? 0 : v;
+        }
+        (*n)++;
     }
     return e;
 }
@@ -63,9 +78,10 @@ static int type_matches(hid_t t, const char *want) {
     return 0;
 }
 
-static void check_entries(Ctx *c, hid_t f, const SchemaEntry *e, size_t n, const char *which) {
+static void check_entries(Ctx *c, hid_t f, const SchemaEntry *e, size_t n, const char *which, int version) {
     for (size_t i = 0; i < n; i++) {
         if (strcmp(e[i].file, which) != 0) continue;
+        if (version < e[i].since || (e[i].until && version > e[i].until)) continue;
         int optional = strncmp(e[i].kind, "optional-", 9) == 0;
         const char *kind = optional ? e[i].kind + 9 : e[i].kind;
         char obj[128], attr[128] = "";
@@ -137,26 +153,49 @@ static int valid_status(const char *s) {
     return !strcmp(s, "pending") || !strcmp(s, "running") || !strcmp(s, "done") || !strcmp(s, "failed");
 }
 
+// A file's schema_version when this build reads it (else a problem, and
+// the newest version's entries are checked).
+static int file_version(Ctx *c, hid_t f) {
+    int64_t v;
+    if (h5io_read_attr_num(f, "schema_version", H5T_NATIVE_INT64, &v)) return SCHEMA_NEWEST;  // reported as missing
+    if (v < SCHEMA_OLDEST || v > SCHEMA_NEWEST) {
+        char got[32], want[32];
+        snprintf(got, sizeof got, "%lld", (long long)v);
+        snprintf(want, sizeof want, "%d to %d", SCHEMA_OLDEST, SCHEMA_NEWEST);
+        problem(c, "schema_version %s: this ctsweep reads versions %s", got, want);
+        return SCHEMA_NEWEST;
+    }
+    return (int)v;
+}
+
 static void check_trial(Ctx *c, hid_t f, const SchemaEntry *e, size_t n, const char *id) {
-    check_entries(c, f, e, n, "trial");
+    int version = file_version(c, f);
+    check_entries(c, f, e, n, "trial", version);
     char tid[64], status[32];
     h5io_read_attr_text(f, "trial_id", tid, sizeof tid);
     h5io_read_attr_text(f, "status", status, sizeof status);
     if (strcmp(tid, id) != 0) problem(c, "trial_id attribute '%s' differs from the file name's '%s'", tid, id);
     if (!valid_status(status)) problem(c, "status '%s' is not pending, running, done or failed%s", status, "");
-    hsize_t ne, x, vp0, vp1, vi, tp, ti, lr;
+    hsize_t ne, x, vp0, vp1, vi, tp, tp1, ti, lr;
     dims_of(f, "epochs", &ne, &x);
     dims_of(f, "val/prob", &vp0, &vp1);
     dims_of(f, "val/index", &vi, &x);
-    dims_of(f, "test/prob", &tp, &x);
+    dims_of(f, "test/prob", &tp, &tp1);
     dims_of(f, "test/index", &ti, &x);
     dims_of(f, "lr_trace", &lr, &x);
     int64_t epochs = attr_int(f, "epochs"), ipe = attr_int(f, "iters_per_epoch");
     if (vp0 != ne || vp1 != vi) problem(c, "/val/prob is not [epochs, n_val] (%s%s)", "rows or columns disagree", "");
     if (ipe >= 0 && lr != ne * (hsize_t)ipe) problem(c, "/lr_trace length is not epochs x iters_per_epoch%s%s", "", "");
     if (epochs >= 0 && ne > (hsize_t)epochs) problem(c, "more /epochs rows than the trial's epochs%s%s", "", "");
+    if (version >= 2 && (tp != ne || tp1 != ti))
+        problem(c, "/test/prob is not [epochs, n_test] (%s%s)", "rows or columns disagree", "");
+    if (version >= 2) {
+        int64_t sel = attr_int(f, "selected_epoch");
+        if (sel < 0 || (hsize_t)sel > ne || (!strcmp(status, "done") && ne > 0 && sel == 0))
+            problem(c, "selected_epoch is not one of the epochs done%s%s", "", "");
+    }
     if (!strcmp(status, "done")) {
-        if (tp != ti) problem(c, "done, but /test/prob does not match /test/index%s%s", "", "");
+        if (version < 2 && tp != ti) problem(c, "done, but /test/prob does not match /test/index%s%s", "", "");
         if (epochs >= 0 && ne != (hsize_t)epochs) problem(c, "done, but /epochs has fewer rows than epochs%s%s", "", "");
     }
 }
@@ -176,12 +215,16 @@ int validate_outdir(const char *outdir, FILE *out, int *n_files) {
         return c.problems;
     }
     (*n_files)++;
-    check_entries(&c, f, e, n, "sweep");
-    hsize_t np, nl, ns, x;
+    int version = file_version(&c, f);
+    check_entries(&c, f, e, n, "sweep", version);
+    hsize_t np, nl, ns, ng, nf, x;
     dims_of(f, "dataset/path", &np, &x);
     dims_of(f, "dataset/label", &nl, &x);
     dims_of(f, "dataset/split", &ns, &x);
     if (np != nl || np != ns) problem(&c, "/dataset/path, /label and /split differ in length%s%s", "", "");
+    if (version >= 2 && (dims_of(f, "dataset/group", &ng, &x) == 1) + (dims_of(f, "dataset/fold", &nf, &x) == 1) == 2 &&
+        (ng != np || nf != np))
+        problem(&c, "/dataset/group and /fold differ in length from /dataset/path%s%s", "", "");
     // Trial rows: id and status, then each trial file.
     typedef struct {
         char id[17];

@@ -76,7 +76,8 @@ static void slice_costs(Grid *g, const SweepConfig *c, size_t n_train) {
 int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_train, CtError *err) {
     memset(g, 0, sizeof *g);
     shared_hash(g->shared_hash, c, fingerprint);
-    size_t n = c->n_models * c->n_batch_sizes * c->n_clr * c->n_seeds * c->n_epochs;
+    size_t n_folds = c->data.kfold ? c->data.kfold : 1;
+    size_t n = c->n_models * c->n_batch_sizes * c->n_clr * c->n_seeds * n_folds * c->n_epochs;
     if (n == 0) return ct_errorf(err, "grid: empty");
     g->trials = ct_calloc(n, sizeof *g->trials);
     g->runs = ct_calloc(n, sizeof *g->runs);
@@ -84,7 +85,9 @@ int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_
     for (size_t mi = 0; mi < c->n_models; mi++)
         for (size_t bi = 0; bi < c->n_batch_sizes; bi++)
             for (size_t ci = 0; ci < c->n_clr; ci++)
-                for (size_t si = 0; si < c->n_seeds; si++) {
+                for (size_t sf = 0; sf < c->n_seeds * n_folds; sf++) {  // seed, then fold
+                    size_t si = sf / n_folds, fi = sf % n_folds;
+                    int fold = c->data.kfold ? (int)fi : -1;
                     // Budgets ascending; a length-dependent schedule gets a run per budget.
                     size_t order[CONFIG_MAX_LIST];
                     for (size_t e = 0; e < c->n_epochs; e++) order[e] = e;
@@ -104,6 +107,7 @@ int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_
                             run->batch_size = c->batch_sizes[bi];
                             run->clr = c->clr[ci];
                             run->seed = c->seeds[si];
+                            run->fold = fold;
                         }
                         GridTrial *tr = &g->trials[t];
                         tr->index = t;
@@ -114,12 +118,17 @@ int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_
                         tr->clr_index = ci;
                         tr->clr = c->clr[ci];
                         tr->seed = c->seeds[si];
+                        tr->fold = fold;
                         const ClrSpec *s = &tr->clr;
                         snprintf(tr->canonical, sizeof tr->canonical,
                                  "model=%s|batch=%zu|epochs=%zu|clr=%s,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g|seed=%llu",
                                  tr->model, tr->batch_size, tr->epochs, clr_mode_name(s->mode), s->base_lr, s->max_lr,
                                  s->step_size, s->step_size_down, s->step_size_epochs, s->gamma,
                                  (unsigned long long)tr->seed);
+                        if (fold >= 0) {
+                            size_t used = strlen(tr->canonical);
+                            snprintf(tr->canonical + used, sizeof tr->canonical - used, "|fold=%d", fold);
+                        }
                         Sha256 h;
                         sha256_init(&h);
                         sha256_update(&h, g->shared_hash, 64);
@@ -207,14 +216,17 @@ long grid_find(const Grid *g, const char *id) {
 }
 
 void grid_print(FILE *f, const Grid *g) {
-    fprintf(f, "%-16s  %-8s %5s %6s  %-11s %9s %9s %7s  %4s  %s\n", "trial", "model", "batch", "epochs", "schedule",
-            "base_lr", "max_lr", "step", "seed", "run");
+    int folds = g->n_trials && g->trials[0].fold >= 0;
+    fprintf(f, "%-16s  %-8s %5s %6s  %-11s %9s %9s %7s  %4s  %s%s\n", "trial", "model", "batch", "epochs", "schedule",
+            "base_lr", "max_lr", "step", "seed", folds ? "fold  " : "", "run");
     for (size_t i = 0; i < g->n_trials; i++) {
         const GridTrial *t = &g->trials[i];
         double step = t->clr.step_size > 0 ? t->clr.step_size : t->clr.step_size_epochs;
-        fprintf(f, "%-16s  %-8s %5zu %6zu  %-11s %9.3g %9.3g %6.4g%s  %4llu  %zu\n", t->id, t->model, t->batch_size,
+        char fold[16] = "";
+        if (folds) snprintf(fold, sizeof fold, "%4d  ", t->fold);
+        fprintf(f, "%-16s  %-8s %5zu %6zu  %-11s %9.3g %9.3g %6.4g%s  %4llu  %s%zu\n", t->id, t->model, t->batch_size,
                 t->epochs, clr_mode_name(t->clr.mode), t->clr.base_lr, t->clr.max_lr, step,
-                t->clr.step_size > 0 ? "i" : "e", (unsigned long long)t->seed, t->run);
+                t->clr.step_size > 0 ? "i" : "e", (unsigned long long)t->seed, fold, t->run);
     }
     fprintf(f, "%zu trials in %zu runs\n", g->n_trials, g->n_runs);
 }

@@ -28,6 +28,7 @@ typedef struct {
     size_t clr_index;
     ClrSpec clr;
     uint64_t seed;
+    int fold;              // k-fold: the fold it validates on; -1 without k-fold
     char canonical[1024];  // the hashed description (without the shared part)
 } GridTrial;
 
@@ -37,6 +38,7 @@ typedef struct {
     size_t batch_size;
     ClrSpec clr;
     uint64_t seed;
+    int fold;                         // -1 without k-fold
     size_t trials[CONFIG_MAX_LIST];  // trial indices, ascending epochs
     size_t n_trials;
     size_t epochs;                    // the longest budget
@@ -55,7 +57,9 @@ typedef struct {
 
 // Expands cfg's grid for a data set with this fingerprint and n_train
 // training images. Trials are ordered model, batch size, schedule, seed,
-// epochs.
+// fold, epochs. With data.split.kfold K the grid gains the axis fold =
+// 0..K-1 (its trials' ids hash the fold too); without it every id is what
+// it was before folds existed.
 int grid_build(Grid *g, const SweepConfig *cfg, const char *dataset_fingerprint, size_t n_train, CtError *err);
 void grid_free(Grid *g);
 // Keeps slice i (0-based) of n: the runs in one contiguous stretch of grid

@@ -4,7 +4,7 @@
  * and the messages between them.
  *
  * Messages (worker -> master): EPOCH (a run's epoch record, its learning
- * rates and val probabilities), BUDGET (test probabilities when an epoch
+ * rates, val and test probabilities), BUDGET (test probabilities when an epoch
  * budget completes), END (the run finished or failed; also asks for more
  * work). Master -> worker: ASSIGN (a run index) or STOP. The master waits
  * with MPI_Iprobe and a sleeping back-off, so it never spins a core that
@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "data/folds.h"
 #include "data/phantom.h"
 #include "results/checkpoint.h"
 #include "results/h5io.h"
@@ -87,6 +88,8 @@ typedef struct {
     TrialRecord *rec;
     int64_t *index[DATA_SPLITS];
     size_t n_split[DATA_SPLITS];
+    int64_t *fold_val[DATA_MAX_FOLDS];  // k-fold: each fold's val rows (index[SPLIT_VAL] without k-fold)
+    size_t fold_n_val[DATA_MAX_FOLDS];
     uint8_t *test_labels;
     char created[32];
     double t_start, cpu_start, last_manifest;  // cpu_start: the process's CPU seconds at t_start
@@ -207,6 +210,7 @@ static void run_budgets(const Sweep *s, const GridRun *run, size_t *budgets) {
 typedef struct {
     Sweep *s;
     size_t run;
+    size_t n_val, n_test;  // the run's fold's split sizes
     Buf buf;
     TrainState *st;
     double last_ckpt;
@@ -218,7 +222,7 @@ static void send_buf(Buf *b, int tag) {
 
 // Forward declarations of the master's handlers (the one-rank path calls them directly).
 static void master_epoch(Sweep *s, size_t run, const EpochRecord *r, const double *lr, size_t n_iters,
-                         const float *vp, int rank);
+                         const float *vp, const float *tp, int rank);
 static void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, int rank);
 static void master_checkpoint(Sweep *s, size_t run, size_t epoch, size_t iter, const void *blob, size_t len);
 static void master_end(Sweep *s, size_t run, int ok, const char *error, double wall, uint64_t fwd, uint64_t hits,
@@ -262,11 +266,11 @@ static int injected_fault(const Sweep *s, size_t run, size_t epoch, CtError *err
 }
 
 static int w_on_epoch(void *ctx, const EpochRecord *r, const double *lr, size_t n_iters, const float *vp,
-                      CtError *err) {
+                      const float *tp, CtError *err) {
     WorkerCtx *w = ctx;
     if (injected_fault(w->s, w->run, r->epoch, err)) return -1;
     if (w->s->size == 1) {
-        master_epoch(w->s, w->run, r, lr, n_iters, vp, 0);
+        master_epoch(w->s, w->run, r, lr, n_iters, vp, tp, 0);
     } else if (w->s->group_rank == 0) {
         Buf *b = &w->buf;
         buf_reset(b);
@@ -274,9 +278,10 @@ static int w_on_epoch(void *ctx, const EpochRecord *r, const double *lr, size_t 
         buf_put(b, r, sizeof *r);
         buf_put_u64(b, n_iters);
         buf_put(b, lr, n_iters * sizeof *lr);
-        size_t nv = w->s->ds.count[SPLIT_VAL][0] + w->s->ds.count[SPLIT_VAL][1];
-        buf_put_u64(b, nv);
-        buf_put(b, vp, nv * sizeof *vp);
+        buf_put_u64(b, w->n_val);
+        buf_put(b, vp, w->n_val * sizeof *vp);
+        buf_put_u64(b, w->n_test);
+        buf_put(b, tp, w->n_test * sizeof *tp);
         send_buf(b, TAG_EPOCH);
     }
     return 0;
@@ -376,12 +381,13 @@ static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob
     FeatureStats before = fcache_stats(s->fc);
     TrainState st;
     memset(&st, 0, sizeof st);
-    WorkerCtx w = {.s = s, .run = run_index, .st = &st, .last_ckpt = ct_now()};
+    WorkerCtx w = {.s = s, .run = run_index, .st = &st, .last_ckpt = ct_now(),
+                   .n_val = folds_count(&s->ds, run->fold, SPLIT_VAL), .n_test = folds_count(&s->ds, run->fold, SPLIT_TEST)};
     TrainHooks hooks = {.on_epoch = w_on_epoch, .on_budget = w_on_budget, .epoch_reported = w_epoch_reported,
                         .should_stop = stop_requested, .ctx = &w,
                         .dp_rank = s->group_rank, .dp_size = s->group_size,
                         .allreduce_f32 = group_allreduce_f32, .allreduce_f64 = group_allreduce_f64};
-    TrialInputs in = {.cache = s->fc, .features = &fs, .ds = &s->ds, .images = &s->ic};
+    TrialInputs in = {.cache = s->fc, .features = &fs, .ds = &s->ds, .images = &s->ic, .fold = run->fold};
     int rc = trial_resume(&in, &st, &ts, &hooks, blob, blob_len, &err);
     if (rc == 1) worker_checkpoint(&w);  // stopped by a signal at a batch boundary
     train_state_free(&st);
@@ -465,6 +471,17 @@ static void trial_path(const Sweep *s, size_t t, char *buf, size_t n) {
     snprintf(buf, n, "%s/trials/%s.h5", s->outdir, s->grid.trials[t].id);
 }
 
+// A trial's val rows: its fold's (k-fold), else the val split's.
+static const int64_t *trial_val_index(const Sweep *s, const GridTrial *t) {
+    return t->fold >= 0 ? s->fold_val[t->fold] : s->index[SPLIT_VAL];
+}
+
+// An empty record sized for the trial's fold.
+static void trial_record_for(const Sweep *s, const GridTrial *t, TrialRecord *r) {
+    trial_record_init(r, t->epochs, t->fold >= 0 ? s->fold_n_val[t->fold] : s->n_split[SPLIT_VAL],
+                      s->n_split[SPLIT_TEST]);
+}
+
 // A results file that cannot be written (disk full, read-only file system,
 // quota): every file is written under a new name and renamed into place, so
 // what is on disk stays valid. The whole job stops at once with the resume
@@ -481,7 +498,8 @@ static void write_trial(Sweep *s, size_t t) {
     trial_path(s, t, path, sizeof path);
     CtError err = {{0}};
     const CheckpointRef *ck = s->ckpt && s->rec[t].status != TRIAL_DONE ? &s->ckpt[s->grid.trials[t].run] : NULL;
-    if (trial_file_write(path, &s->grid.trials[t], &s->rec[t], s->index[SPLIT_VAL], s->index[SPLIT_TEST], ck, &err))
+    if (trial_file_write(path, &s->grid.trials[t], &s->rec[t], trial_val_index(s, &s->grid.trials[t]),
+                         s->index[SPLIT_TEST], ck, &err))
         results_unwritable(err.msg);
     s->manifest_dirty = 1;
 }
@@ -539,7 +557,7 @@ static void progress_clear(Sweep *s) {
 }
 
 static void master_epoch(Sweep *s, size_t run, const EpochRecord *r, const double *lr, size_t n_iters,
-                         const float *vp, int rank) {
+                         const float *vp, const float *tp, int rank) {
     const GridRun *gr = &s->grid.runs[run];
     for (size_t k = 0; k < gr->n_trials; k++) {
         size_t t = gr->trials[k];
@@ -547,7 +565,7 @@ static void master_epoch(Sweep *s, size_t run, const EpochRecord *r, const doubl
         if (rec->status == TRIAL_DONE || r->epoch > rec->budget) continue;
         rec->status = TRIAL_RUNNING;
         rec->rank = rank;
-        trial_record_epoch(rec, r, lr, n_iters, vp);
+        trial_record_epoch(rec, r, lr, n_iters, vp, tp);
         write_trial(s, t);
     }
     if (ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
@@ -561,11 +579,8 @@ static void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, 
         TrialRecord *rec = &s->rec[t];
         if (s->grid.trials[t].epochs != budget || rec->status == TRIAL_DONE) continue;
         progress_clear(s);
-        size_t nt = rec->n_test, correct = 0;
-        memcpy(rec->test_prob, tp, nt * sizeof *tp);
-        for (size_t i = 0; i < nt; i++) correct += (tp[i] > 0.5f) == (s->test_labels[i] != 0);
-        rec->test_acc = nt ? (double)correct / (double)nt : NAN;
-        rec->test_auc = nt ? metrics_auc(tp, s->test_labels, nt) : NAN;
+        (void)tp;  // the same as the budget epoch's row, recorded with the epoch
+        trial_record_select(rec, s->test_labels);
         rec->status = TRIAL_DONE;
         rec->rank = rank;
         s->n_done++;
@@ -575,10 +590,13 @@ static void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, 
         double el = ct_now() - s->t_start;
         size_t new_done = finished - s->n_skipped_done;
         double eta = new_done ? el / (double)new_done * (double)(total - finished) : 0;
-        printf("[%zu/%zu] %s %-8s b%-3zu %-11s e%-3zu best val %.3f @%zu  test acc %.3f auc %.3f  | failed %zu, "
-               "elapsed %.0fs, eta %.0fs\n",
-               finished, total, g->id, g->model, g->batch_size, clr_mode_name(g->clr.mode), g->epochs,
-               rec->best_val_acc, rec->best_epoch, rec->test_acc, rec->test_auc, s->n_failed, el, eta);
+        char fold[24] = "";
+        if (g->fold >= 0) snprintf(fold, sizeof fold, " fold %d", g->fold);
+        printf("[%zu/%zu] %s %-8s b%-3zu %-11s e%-3zu%s best val %.3f @%zu  selected @%zu: test acc %.3f auc %.3f  | "
+               "failed %zu, elapsed %.0fs, eta %.0fs\n",
+               finished, total, g->id, g->model, g->batch_size, clr_mode_name(g->clr.mode), g->epochs, fold,
+               rec->best_val_acc, rec->best_epoch, rec->selected_epoch, rec->test_acc, rec->test_auc, s->n_failed, el,
+               eta);
         fflush(stdout);
     }
     if (ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
@@ -688,15 +706,24 @@ static void master_loop(Sweep *s, char *pending) {
             const double *lr = rd_view(&r, ni * sizeof(double));
             uint64_t nv = rd_u64(&r);
             const float *vp = rd_view(&r, nv * sizeof(float));
+            uint64_t nt = rd_u64(&r);
+            const float *tp = rd_view(&r, nt * sizeof(float));
             if (r.bad || run >= s->grid.n_runs) fatal("malformed EPOCH message from rank %d", src);
+            const TrialRecord *first = &s->rec[s->grid.runs[run].trials[0]];  // the run's fold's sizes
+            if (nv != first->n_val || nt != first->n_test)
+                fatal("EPOCH message from rank %d: %llu val and %llu test probabilities, expected %zu and %zu", src,
+                      (unsigned long long)nv, (unsigned long long)nt, first->n_val, first->n_test);
             // Copy: the views may be unaligned.
             double *lrc = ct_malloc_array(ni ? ni : 1, sizeof *lrc);
             float *vpc = ct_malloc_array(nv ? nv : 1, sizeof *vpc);
+            float *tpc = ct_malloc_array(nt ? nt : 1, sizeof *tpc);
             memcpy(lrc, lr, ni * sizeof *lrc);
             memcpy(vpc, vp, nv * sizeof *vpc);
-            master_epoch(s, (size_t)run, &rec, lrc, (size_t)ni, vpc, src);
+            memcpy(tpc, tp, nt * sizeof *tpc);
+            master_epoch(s, (size_t)run, &rec, lrc, (size_t)ni, vpc, tpc, src);
             free(lrc);
             free(vpc);
+            free(tpc);
         } else if (st.MPI_TAG == TAG_BUDGET) {
             uint64_t budget = rd_u64(&r), nt = rd_u64(&r);
             const float *tp = rd_view(&r, nt * sizeof(float));
@@ -761,6 +788,13 @@ static void master_index(Sweep *s) {
         if (sp == SPLIT_TEST) s->test_labels[k[sp]] = s->ds.items[i].label != 0;
         s->index[sp][k[sp]++] = (int64_t)i;
     }
+    for (size_t f = 0; f < s->ds.kfold; f++) {
+        s->fold_n_val[f] = folds_count(&s->ds, (int)f, SPLIT_VAL);
+        s->fold_val[f] = ct_calloc(s->fold_n_val[f] ? s->fold_n_val[f] : 1, sizeof(int64_t));
+        size_t n = 0;
+        for (size_t i = 0; i < s->ds.n; i++)
+            if (folds_split_of(&s->ds.items[i], (int)f) == SPLIT_VAL) s->fold_val[f][n++] = (int64_t)i;
+    }
 }
 
 // Takes over what an earlier run of this sweep left in OUT: finished trials
@@ -773,7 +807,7 @@ static void master_resume(Sweep *s, char *pending, int retry_failed) {
         trial_path(s, t, path, sizeof path);
         if (!path_exists(path)) continue;
         TrialRecord r;
-        trial_record_init(&r, s->grid.trials[t].epochs, s->n_split[SPLIT_VAL], s->n_split[SPLIT_TEST]);
+        trial_record_for(s, &s->grid.trials[t], &r);
         CheckpointRef ck;
         CtError err = {{0}};
         if (trial_file_read(path, &r, &ck, &err) != 0) {
@@ -798,10 +832,7 @@ static void master_resume(Sweep *s, char *pending, int retry_failed) {
             s->n_done++;
             s->n_skipped_done++;
             // Restore the headline figures from the stored probabilities.
-            size_t nt = r.n_test, correct = 0;
-            for (size_t i = 0; i < nt; i++) correct += (r.test_prob[i] > 0.5f) == (s->test_labels[i] != 0);
-            s->rec[t].test_acc = nt ? (double)correct / (double)nt : NAN;
-            s->rec[t].test_auc = nt ? metrics_auc(r.test_prob, s->test_labels, nt) : NAN;
+            trial_record_select(&s->rec[t], s->test_labels);
         } else if (r.status == TRIAL_FAILED) {
             s->n_failed++;
         }
@@ -1008,6 +1039,7 @@ static void sweep_free(Sweep *s) {
     free(s->resume_state);
     free(s->ckpt);
     for (int sp = 0; sp < DATA_SPLITS; sp++) free(s->index[sp]);
+    for (size_t f = 0; f < DATA_MAX_FOLDS; f++) free(s->fold_val[f]);
     free(s->test_labels);
     fcache_free(s->fc);
 #ifdef CTSWEEP_HAVE_CUDA
@@ -1159,8 +1191,7 @@ int sweep_main(const SweepArgs *a) {
     if (s->rank == 0) {
         master_index(s);
         s->rec = ct_calloc(s->grid.n_trials, sizeof *s->rec);
-        for (size_t t = 0; t < s->grid.n_trials; t++)
-            trial_record_init(&s->rec[t], s->grid.trials[t].epochs, s->n_split[SPLIT_VAL], s->n_split[SPLIT_TEST]);
+        for (size_t t = 0; t < s->grid.n_trials; t++) trial_record_for(s, &s->grid.trials[t], &s->rec[t]);
         s->ckpt = ct_calloc(s->grid.n_runs ? s->grid.n_runs : 1, sizeof *s->ckpt);
         s->resume_state = ct_calloc(s->grid.n_runs ? s->grid.n_runs : 1, sizeof *s->resume_state);
         manifest_utc_now(s->created, sizeof s->created);
@@ -1267,7 +1298,7 @@ static int merge_sources(StoredSweep *src, char *const *dirs, size_t n, CtError 
 static double trial_progress(const char *path, const GridTrial *t, const Sweep *s, CheckpointRef *ck) {
     if (!path_exists(path)) return -1.0;
     TrialRecord r;
-    trial_record_init(&r, t->epochs, s->n_split[SPLIT_VAL], s->n_split[SPLIT_TEST]);
+    trial_record_for(s, t, &r);
     CtError err = {{0}};
     double p = -1.0;
     memset(ck, 0, sizeof *ck);
@@ -1350,8 +1381,7 @@ int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs) {
     if (grid_build(&s->grid, &s->cfg, s->ds.fingerprint, n_train, &err)) goto fail;
     master_index(s);
     s->rec = ct_calloc(s->grid.n_trials, sizeof *s->rec);
-    for (size_t t = 0; t < s->grid.n_trials; t++)
-        trial_record_init(&s->rec[t], s->grid.trials[t].epochs, s->n_split[SPLIT_VAL], s->n_split[SPLIT_TEST]);
+    for (size_t t = 0; t < s->grid.n_trials; t++) trial_record_for(s, &s->grid.trials[t], &s->rec[t]);
     s->ckpt = ct_calloc(s->grid.n_runs, sizeof *s->ckpt);
     s->resume_state = ct_calloc(s->grid.n_runs, sizeof *s->resume_state);
     // The merged sweep was created when its first slice was.

@@ -22,6 +22,10 @@ typedef struct {
     void *data;  // (n, dim) in the store format
 } Entry;
 
+// What a request selects: a split (SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST), or
+// the k-fold pool (train and val together), clean or augmented.
+enum { SEL_POOL_CLEAN = DATA_SPLITS, SEL_POOL_VIEW, SEL_COUNT };
+
 struct FeatureCache {
     size_t budget, used;
     FeatureStore store;
@@ -32,9 +36,10 @@ struct FeatureCache {
     uint8_t net_key[32];
     BackendNet *net;
     size_t net_batch;
-    // per split: fp32 rows handed out (scratch for uncached or converted entries)
-    float *scratch[DATA_SPLITS];
-    size_t scratch_cap[DATA_SPLITS];
+    // per request kind (a split, or the k-fold pool clean or augmented):
+    // fp32 rows handed out (scratch for uncached or converted entries)
+    float *scratch[SEL_COUNT];
+    size_t scratch_cap[SEL_COUNT];
 };
 
 int feature_store_parse(const char *s, FeatureStore *out) {
@@ -63,7 +68,7 @@ void fcache_free(FeatureCache *fc) {
     for (size_t i = 0; i < fc->n_entries; i++) free(fc->entries[i].data);
     free(fc->entries);
     backend_net_free(fc->net);
-    for (int s = 0; s < DATA_SPLITS; s++) ct_aligned_free(fc->scratch[s]);
+    for (int s = 0; s < SEL_COUNT; s++) ct_aligned_free(fc->scratch[s]);
     free(fc);
 }
 
@@ -80,7 +85,17 @@ static void hash_model(Sha256 *h, const FeatureSpec *fs) {
     sha256_update(h, buf, (size_t)n);
 }
 
-static void entry_key(uint8_t key[32], const FeatureSpec *fs, const DataSet *ds, int split, uint32_t view) {
+// Whether a request's images are augmented: training views (of a split or
+// of the pool) under a non-identity augmentation.
+static int sel_augmented(const FeatureSpec *fs, int sel) {
+    return (sel == SPLIT_TRAIN || sel == SEL_POOL_VIEW) && !augment_spec_is_identity(&fs->aug);
+}
+
+static int sel_includes(int sel, int split) {
+    return sel < DATA_SPLITS ? split == sel : split != SPLIT_TEST;
+}
+
+static void entry_key(uint8_t key[32], const FeatureSpec *fs, const DataSet *ds, int sel, uint32_t view) {
     Sha256 h;
     sha256_init(&h);
     sha256_update(&h, "ctsweep-features-v1|", 20);
@@ -88,13 +103,17 @@ static void entry_key(uint8_t key[32], const FeatureSpec *fs, const DataSet *ds,
     sha256_update(&h, ds->fingerprint, strlen(ds->fingerprint));
     char buf[512];
     int n;
-    if (split == SPLIT_TRAIN && !augment_spec_is_identity(&fs->aug)) {
+    // The pool's keys differ from the splits': the same images, other rows.
+    const char *what = sel < DATA_SPLITS ? "train" : "pool";
+    if (sel_augmented(fs, sel)) {
         const AugmentSpec *a = &fs->aug;
-        n = snprintf(buf, sizeof buf, "|train|view=%u|aug=%.17g,%.17g,%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g|seed=%llu",
-                     view, a->rotate_deg, a->rotate_prob, a->flip_axis, a->flip_prob, a->zoom_min, a->zoom_max,
+        n = snprintf(buf, sizeof buf, "|%s|view=%u|aug=%.17g,%.17g,%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g|seed=%llu",
+                     what, view, a->rotate_deg, a->rotate_prob, a->flip_axis, a->flip_prob, a->zoom_min, a->zoom_max,
                      a->zoom_prob, a->noise_std, a->noise_prob, (unsigned long long)fs->aug_seed);
+    } else if (sel < DATA_SPLITS) {
+        n = snprintf(buf, sizeof buf, "|split=%d|clean", sel);
     } else {
-        n = snprintf(buf, sizeof buf, "|split=%d|clean", split);
+        n = snprintf(buf, sizeof buf, "|pool|clean");
     }
     sha256_update(&h, buf, (size_t)n);
     sha256_final(&h, key);
@@ -211,12 +230,12 @@ static float *scratch_for(FeatureCache *fc, int split, size_t floats) {
 }
 
 // Runs the backbone over the split's images into out (n, dim).
-static int compute(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, const ImageCache *ic, int split,
+static int compute(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, const ImageCache *ic, int sel,
                    uint32_t view, const size_t *idx, size_t n, float *out, size_t dim, CtError *err) {
     size_t S = fs->image_size, per = 3 * S * S, B = fc->net_batch;
     float *x = ct_try_aligned_alloc(B * per, sizeof(float));
     if (!x) return ct_errorf(err, "out of memory for a backbone batch");
-    int augment = split == SPLIT_TRAIN && !augment_spec_is_identity(&fs->aug);
+    int augment = sel_augmented(fs, sel);
     int rc = 0;
     for (size_t r0 = 0; r0 < n && rc == 0; r0 += B) {
         size_t m = n - r0 < B ? n - r0 : B;
@@ -240,13 +259,14 @@ static int compute(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, c
     return rc;
 }
 
-int fcache_get(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, const ImageCache *ic, int split,
-               uint32_t view, const float **out, size_t *n_out, size_t *dim_out, CtError *err) {
-    if (split < 0 || split >= DATA_SPLITS) return ct_errorf(err, "bad split %d", split);
+static int get_rows(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, const ImageCache *ic, int split,
+                    uint32_t view, const float **out, size_t *n_out, size_t *dim_out, CtError *err) {
     if (ic->n != ds->n || ic->size != fs->image_size)
         return ct_errorf(err, "image cache (%zu images at %zu px) does not match the data set (%zu) or size (%zu)",
                          ic->n, ic->size, ds->n, fs->image_size);
-    if (split != SPLIT_TRAIN || augment_spec_is_identity(&fs->aug)) view = 0;
+    // Under an identity augmentation a pool view is the clean pool.
+    if (split == SEL_POOL_VIEW && augment_spec_is_identity(&fs->aug)) split = SEL_POOL_CLEAN;
+    if (!sel_augmented(fs, split)) view = 0;
     else view %= augment_view_count(&fs->aug);  // view of epoch e is e mod aug_views
     uint8_t key[32];
     entry_key(key, fs, ds, split, view);
@@ -272,7 +292,7 @@ int fcache_get(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, const
     size_t n = 0;
     size_t *idx = ct_malloc_array(ds->n ? ds->n : 1, sizeof *idx);
     for (size_t i = 0; i < ds->n; i++)
-        if (ds->items[i].split == split) idx[n++] = i;
+        if (sel_includes(split, ds->items[i].split)) idx[n++] = i;
     size_t floats;
     if (ct_mul_size(&floats, n, dim)) {
         free(idx);
@@ -281,11 +301,14 @@ int fcache_get(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, const
     float *buf = scratch_for(fc, split, floats ? floats : 1);
     if (!buf) {
         free(idx);
-        return ct_errorf(err, "out of memory for %zu MiB of %s features", floats * 4 >> 20, split_name(split));
+        return ct_errorf(err, "out of memory for %zu MiB of %s features", floats * 4 >> 20,
+                         split < DATA_SPLITS ? split_name(split) : "train+val");
     }
     int rc = compute(fc, fs, ds, ic, split, view, idx, n, buf, dim, err);
     free(idx);
-    if (rc) return ct_error_prefix(err, "%s features of the %s split", fs->model, split_name(split));
+    if (rc)
+        return ct_error_prefix(err, "%s features of the %s split", fs->model,
+                               split < DATA_SPLITS ? split_name(split) : "pooled train+val");
     size_t bytes = floats * store_bytes(fc->store);
     void *keep = fc->used + bytes <= fc->budget ? malloc(bytes ? bytes : 1) : NULL;
     if (keep) {
@@ -318,4 +341,15 @@ int fcache_get(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, const
     *n_out = n;
     *dim_out = dim;
     return 0;
+}
+
+int fcache_get(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, const ImageCache *ic, int split,
+               uint32_t view, const float **out, size_t *n, size_t *dim, CtError *err) {
+    if (split < 0 || split >= DATA_SPLITS) return ct_errorf(err, "bad split %d", split);
+    return get_rows(fc, fs, ds, ic, split, view, out, n, dim, err);
+}
+
+int fcache_get_pool(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, const ImageCache *ic, int train_view,
+                    uint32_t view, const float **out, size_t *n, size_t *dim, CtError *err) {
+    return get_rows(fc, fs, ds, ic, train_view ? SEL_POOL_VIEW : SEL_POOL_CLEAN, view, out, n, dim, err);
 }

@@ -62,4 +62,15 @@ size_t fcache_used_bytes(const FeatureCache *fc);
 int fcache_get(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, const ImageCache *ic, int split,
                uint32_t view, const float **out, size_t *n, size_t *dim, CtError *err);
 
+// K-fold cross-validation: features (n, dim) of the pooled train and val
+// images (every image not in the test split, in data set order), clean
+// (train_view 0) or of training view `view` (train_view 1). Every fold
+// gathers its train and val rows from these, so a K-fold sweep runs the
+// backbone once per (image, view) whatever K is: as often as one split
+// without augmentation (the pool clean and the test split); with it, the
+// pooled images' views and their clean features. The pointer is valid
+// until the next request of the same kind.
+int fcache_get_pool(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, const ImageCache *ic, int train_view,
+                    uint32_t view, const float **out, size_t *n, size_t *dim, CtError *err);
+
 #endif

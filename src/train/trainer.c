@@ -190,14 +190,15 @@ int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, cons
         st->run_loss_sum = 0;
         st->run_correct = st->run_seen = 0;
         st->epoch_t0_offset = 0;
-        if (hooks && hooks->on_epoch && hooks->on_epoch(hooks->ctx, &r, st->lr_trace, ipe, st->val_prob, err)) {
+        double test_acc;
+        if (data->n_test) evaluate(h, data->test, data->y_test, data->n_test, D, st->test_prob, &test_acc);
+        if (hooks && hooks->on_epoch &&
+            hooks->on_epoch(hooks->ctx, &r, st->lr_trace, ipe, st->val_prob, st->test_prob, err)) {
             rc = -1;
             break;
         }
         for (size_t b = 0; b < spec->n_budgets; b++) {
             if (spec->budgets[b] != st->epoch) continue;
-            double acc;
-            if (data->n_test) evaluate(h, data->test, data->y_test, data->n_test, D, st->test_prob, &acc);
             if (hooks && hooks->on_budget &&
                 hooks->on_budget(hooks->ctx, st->epoch, st->test_prob, st->best_epoch, st->best_val_acc, err)) {
                 rc = -1;

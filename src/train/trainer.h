@@ -3,7 +3,7 @@
  * epoch loop with a seeded shuffle, the last partial batch kept, Adam, the
  * learning-rate schedule stepped per iteration, and per-epoch metrics
  * (train loss and accuracy running over the epoch; val loss, accuracy and
- * AUC; val probabilities) plus test probabilities at each epoch budget.
+ * AUC; val and test probabilities); each epoch budget is reported too.
  *
  * Epoch budgets: the schedule does not depend on the total length (except
  * `cosine`), so the records of a run of E epochs are, epoch for epoch, the
@@ -60,9 +60,11 @@ typedef struct {
 
 typedef struct {
     // Called after each epoch with its record, the learning rate of each of
-    // its iterations and the val probabilities (n_val).
+    // its iterations, the val probabilities (n_val) and the test
+    // probabilities (n_test): the test is scored at every epoch, so a trial
+    // can be evaluated at the epoch that val selects.
     int (*on_epoch)(void *ctx, const EpochRecord *r, const double *lr_trace, size_t n_iters, const float *val_prob,
-                    CtError *err);
+                    const float *test_prob, CtError *err);
     // Called when an epoch budget completes: test probabilities (n_test) and
     // the best val epoch within the budget.
     int (*on_budget)(void *ctx, size_t budget, const float *test_prob, size_t best_epoch, double best_val_acc,

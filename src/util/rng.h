@@ -19,6 +19,7 @@ typedef enum {
     RNG_SPLIT = 5,
     RNG_SHUFFLE = 6,
     RNG_DROPOUT = 7,
+    RNG_FOLD = 8,
 } RngPurpose;
 
 // One Philox4x32-10 block: 4 x 32 random bits for (key, counter).

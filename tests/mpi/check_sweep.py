@@ -48,6 +48,15 @@ CASE:
             within train is a warning with the count and the run goes on,
             as a copy across splits does under data.on_duplicate: warn; the
             table of images per class and split on stdout
+  kfold     a 3-fold sweep of phantoms grouped by a pattern (2 models, 2
+            epoch budgets per fold): /dataset/group and /dataset/fold, no
+            group in two of train/val/test in any fold, fold in /trials and
+            the trial files, /test/prob at every epoch, the selected epoch
+            and its test_acc/test_auc recomputed here; the same backbone
+            passes per model as the single-split sweep of the same data;
+            validate passes; --resume after a SIGKILL gives the
+            uninterrupted results; the demo's trial ids are unchanged; a
+            schema version 1 folder (tests/mpi/fixtures) still validates
   disk      the output on a small tmpfs that fills mid-sweep, then on one
             remounted read-only mid-sweep: one error line naming the file
             and the cause, exit 75, every file valid, nothing finished lost,
@@ -335,9 +344,9 @@ def case_failure(ctsweep, work):
     with h5py.File(t4, "r") as h:
         ck = dict(h["checkpoint"].attrs) if "checkpoint" in h else {}
     with h5py.File(t2, "a") as h:
+        # Unfinished: its epochs (and their test probabilities) recorded, the
+        # budget's report missing.
         h.attrs["status"] = "running"
-        del h["test/prob"]
-        h["test"].create_dataset("prob", shape=(0,), dtype="f4")
         for k, v in ck.items():
             h.require_group("checkpoint").attrs[k] = v
     ok_v, msg = validate(ctsweep, out)
@@ -828,6 +837,179 @@ def case_limits(ctsweep, work):
            f"50000 x 50000 PNG under ulimit -v 1 GiB: exit {r.returncode}, {lines}")
 
 
+KFOLD_CONFIG = """
+data:
+  phantoms: {count: 90, size: 48, seed: 3}
+  split: {fractions: [0.6, 0.2, 0.2], seed: 1%s}
+  groups: {pattern: '^(CT_[A-Za-z]+/phantom_[0-9]{4})'}
+  image_size: 32
+head: {standardize: true}
+train: {feature_batch: 16}
+grid:
+  model: [resnet34, vgg16]
+  epochs: [2, 3]
+  batch_size: [8]
+  clr:
+    - {mode: triangular, base_lr: 1.0e-4, max_lr: 1.0e-3, step_size_epochs: 1}
+"""
+
+# The demo's trial ids as every earlier ctsweep computed them: a
+# configuration without groups or folds keeps its ids (and results).
+DEMO_IDS = set("""d9e9798f9ace0e31 24b4ac356d8a473d 23788726f179b62a 908449ae638c2520 f70c365a6cb992db
+367a54d989d28cb6 4fbb6c2701222f43 f04e21e064c4fb08 757c7f1e5ebec464 c5c16d48f47dec4c 5ecad3c32ddfefbc
+60dbe5027bc31fc1 9fd09df08b70662c b6fe085c158010e3 f44acadf8182aeb5 aa3afa3b792a819d 9532a17e3ec25860
+6c5a66711da10f4e 354e2b63595168a3 1d451a7a77546cc2 f2ffc933048bc1a7 6b6d54e6e7486631 d2e2d9a193bb7593
+6eed312b2dba351e""".split())
+
+
+def forwards_per_model(out):
+    """Backbone passes per model: the trials of one run share one count, so
+    each run (the trial's hyperparameters but its epoch budget) counts once."""
+    with h5py.File(os.path.join(out, "sweep.h5"), "r") as h:
+        t = h["trials"][...]
+    runs = {}
+    for r in t:
+        key = (r["model"], r["batch_size"], r["clr_mode"], r["seed"], r["fold"] if "fold" in t.dtype.names else -1)
+        runs[key] = int(r["forwards"])
+    per = {}
+    for key, n in runs.items():
+        per[key[0].decode()] = per.get(key[0].decode(), 0) + n
+    return per
+
+
+def selected(epochs):
+    """The selection rule, written out: highest val AUC, ties by lower val
+    loss, then the earlier epoch (1-based)."""
+    best = 0
+    for e in range(1, len(epochs)):
+        a, b = epochs[e], epochs[best]
+        if a["val_auc"] > b["val_auc"] or (a["val_auc"] == b["val_auc"] and a["val_loss"] < b["val_loss"]):
+            best = e
+    return best + 1
+
+
+def case_kfold(ctsweep, work):
+    from sklearn.metrics import roc_auc_score
+    kcfg, scfg = os.path.join(work, "kfold.yaml"), os.path.join(work, "kfold_single.yaml")
+    with open(kcfg, "w") as f:
+        f.write(KFOLD_CONFIG % ", kfold: 3")
+    with open(scfg, "w") as f:
+        f.write(KFOLD_CONFIG % "")
+    out, single = os.path.join(work, "kfold"), os.path.join(work, "kfold_single")
+    for o, c in ((out, kcfg), (single, scfg)):
+        shutil.rmtree(o, ignore_errors=True)
+        t = time.time()
+        r = run(mpirun(2, [ctsweep, "run", c, "-o", o]))
+        ok_v, msg = validate(ctsweep, o)
+        report(r.returncode == 0 and ok_v, f"{os.path.basename(o)}: exit {r.returncode}, {msg} ({time.time() - t:.0f}s)"
+               + (f"; {r.stderr.strip().splitlines()[-1:]}" if r.returncode else ""))
+        if r.returncode:
+            return
+    with h5py.File(os.path.join(out, "sweep.h5"), "r") as h:
+        d = h["dataset"]
+        split, fold, label = d["split"][...], d["fold"][...], d["label"][...]
+        group = [g.decode() for g in d["group"][...]]
+        trials = h["trials"][...]
+    report(all((fold == -1) == (split == 2)) and set(fold[split != 2]) == {0, 1, 2},
+           f"/dataset/fold: -1 for the {int(sum(split == 2))} test images, folds 0..2 for the others")
+    whole = True
+    for k in range(3):
+        role = np.where(split == 2, 2, np.where(fold == k, 1, 0))
+        seen = {}
+        for g, r in zip(group, role):
+            whole &= seen.setdefault(g, r) == r
+    report(whole and len(set(group)) < len(group),
+           f"{len(set(group))} groups of {len(group)} images: none in two of train/val/test in any fold")
+    counts = [[int(sum((fold == k) & (label == l))) for l in (0, 1)] for k in range(3)]
+    report(all(max(c[l] for c in counts) - min(c[l] for c in counts) <= 5 for l in (0, 1)),
+           f"val per fold and class {counts} (within one group of 5)")
+    report(sorted(trials["fold"].tolist()) == [0] * 4 + [1] * 4 + [2] * 4, f"/trials fold: {sorted(trials['fold'].tolist())}")
+    test_rows = np.where(split == 2)[0]
+    ok_files, worst = True, ""
+    for row in trials:
+        tid = row["trial_id"].decode()
+        with h5py.File(os.path.join(out, "trials", tid + ".h5"), "r") as h:
+            tp, ep = h["test/prob"][...], h["epochs"][...]
+            sel = int(h.attrs["selected_epoch"])
+            vi, ti = h["val/index"][...], h["test/index"][...]
+            f_attr = int(h.attrs["fold"])
+        y = label[ti]
+        acc = float(np.mean((tp[sel - 1] > 0.5) == (y != 0)))
+        auc = roc_auc_score(y, tp[sel - 1])
+        checks = [f_attr == row["fold"], tp.shape == (row["epochs"], len(test_rows)), sel == selected(ep),
+                  sel == row["selected_epoch"], abs(acc - row["test_acc"]) <= 1e-12,
+                  abs(auc - row["test_auc"]) <= 1e-12, list(vi) == list(np.where(fold == f_attr)[0]),
+                  list(ti) == list(test_rows)]
+        if not all(checks):
+            ok_files, worst = False, f"{tid}: {checks}"
+    report(ok_files, "trial files: fold, /test/prob [epochs, n_test], selected epoch by the rule, test_acc and "
+           "test_auc (sklearn) at it, val rows of the fold" + (f"; {worst}" if worst else ""))
+    kf, sf = forwards_per_model(out), forwards_per_model(single)
+    report(kf == sf and all(v > 0 for v in kf.values()),
+           f"backbone passes per model: 3 folds {kf}, one split {sf}")
+    r = run([ctsweep, "status", out])
+    report(r.returncode == 0 and " fold " in r.stdout.splitlines()[0] and "highest val AUC" in r.stdout,
+           f"status names the fold and the selection rule: {[l for l in r.stdout.splitlines() if 'sel:' in l]}")
+    # SIGKILL after the first finished trial, then --resume.
+    ref = results(out)
+    killed = os.path.join(work, "kfold_killed")
+    shutil.rmtree(killed, ignore_errors=True)
+    env = dict(ENV, CTSWEEP_CHECKPOINT_EVERY="0")
+    p = subprocess.Popen(mpirun(2, [ctsweep, "run", kcfg, "-o", killed]), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    wait_for_done(killed, 1)
+    kill_job(p)
+    n_done = len([1 for v in results(killed).values() if v[4] == "done"])
+    r = run(mpirun(2, [ctsweep, "run", kcfg, "-o", killed, "--resume"]), env=env)
+    ok_v, msg = validate(ctsweep, killed)
+    report(r.returncode == 0 and ok_v and same(ref, results(killed)),
+           f"--resume after a SIGKILL with {n_done} of 12 trials done: exit {r.returncode}, {msg}, results identical")
+    # A version-1 folder written before this format (tests/mpi/fixtures) still
+    # validates; a version-2 trial file with version 1's /test/prob does not.
+    v1 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "results-v1")
+    r = run([ctsweep, "validate", v1])
+    st = run([ctsweep, "status", v1])
+    report(r.returncode == 0 and st.returncode == 0 and "schema version 1" in st.stdout,
+           f"a schema version 1 folder: {(r.stdout + r.stderr).strip().splitlines()[-1:]}, status reads it")
+    # Its configuration (no groups, no folds) run now: the same trial ids and
+    # the same records; version 1's final-epoch test probabilities are the
+    # last row of version 2's. A tolerance, not equality: the fixture was
+    # written on another machine, whose oneDNN kernels may differ.
+    again = os.path.join(work, "kfold_v1_again")
+    shutil.rmtree(again, ignore_errors=True)
+    r = run(mpirun(1, [ctsweep, "run", os.path.join(v1, "config.yaml"), "-o", again]))
+    old_ids = sorted(os.listdir(os.path.join(v1, "trials")))
+    new_ids = sorted(os.listdir(os.path.join(again, "trials"))) if r.returncode == 0 else []
+    worst = 0.0
+    for k in old_ids if old_ids == new_ids else []:
+        with h5py.File(os.path.join(v1, "trials", k), "r") as a, h5py.File(os.path.join(again, "trials", k), "r") as b:
+            pairs = [(a["val/prob"][...], b["val/prob"][...]), (a["lr_trace"][...], b["lr_trace"][...]),
+                     (a["test/prob"][...], b["test/prob"][-1])]
+            pairs += [(a["epochs"][c], b["epochs"][c]) for c in ("train_loss", "val_loss", "val_acc", "val_auc")]
+            for x, y in pairs:
+                x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
+                d = np.where(np.isnan(x) & np.isnan(y), 0.0, np.abs(x - y)) if x.shape == y.shape else [np.inf]
+                worst = max([worst] + [np.inf if np.isnan(v) else float(v) for v in d])
+    report(r.returncode == 0 and old_ids == new_ids and worst <= 1e-4,
+           f"the version 1 folder's configuration rerun: the same {len(new_ids)} trial ids, records within "
+           f"{worst:.2g} of the stored ones (tolerance 1e-4)")
+    bad = os.path.join(work, "kfold_v1_prob")
+    shutil.rmtree(bad, ignore_errors=True)
+    shutil.copytree(out, bad)
+    victim = sorted(glob.glob(os.path.join(bad, "trials", "*.h5")))[0]
+    with h5py.File(victim, "r+") as h:
+        last = h["test/prob"][-1]
+        del h["test/prob"]
+        h["test/prob"] = last
+    r = run([ctsweep, "validate", bad])
+    named = [l for l in (r.stdout + r.stderr).splitlines() if os.path.basename(victim) in l and "test/prob" in l]
+    report(r.returncode == 1 and named, f"version 2 with a 1-D /test/prob: exit {r.returncode}, {named[:1]}")
+    demo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sweep", "demo.yaml")
+    r = run([ctsweep, "run", demo, "-o", os.path.join(work, "demo_ids"), "--dry-run"])
+    ids = {l.split()[0] for l in r.stdout.splitlines() if len(l.split()) > 8 and len(l.split()[0]) == 16}
+    report(r.returncode == 0 and ids == DEMO_IDS, f"the demo's {len(ids)} trial ids are unchanged")
+
+
 def mount_tmpfs(path, size_mb):
     os.makedirs(path, exist_ok=True)
     subprocess.run(["umount", path], capture_output=True)
@@ -907,7 +1089,7 @@ def main():
     os.makedirs(work, exist_ok=True)
     {"ranks": case_ranks, "signal": case_signal, "kill": case_kill, "failure": case_failure,
      "config": case_config, "resume": case_resume, "groups": case_groups, "badimage": case_badimage, "data": case_data, "status": case_status, "disk": case_disk, "chaos": case_chaos, "limits": case_limits,
-     "slices": case_slices}[case](ctsweep, work)
+     "slices": case_slices, "kfold": case_kfold}[case](ctsweep, work)
     print(f"{PASSED} passed, {FAILED} failed")
     sys.exit(1 if FAILED else 0)
 

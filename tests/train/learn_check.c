@@ -29,7 +29,9 @@ typedef struct {
     size_t n_test;
 } Log;
 
-static int on_epoch(void *ctx, const EpochRecord *r, const double *lr, size_t n_iters, const float *vp, CtError *err) {
+static int on_epoch(void *ctx, const EpochRecord *r, const double *lr, size_t n_iters, const float *vp, const float *tp,
+                    CtError *err) {
+    (void)tp;
     Log *log = ctx;
     (void)lr, (void)n_iters, (void)err;
     log->rec[log->n] = *r;

@@ -180,7 +180,8 @@ static const char *FULL =
     "data:\n"
     "  root: ds\n"
     "  classes: {neg: 0, \"pos itive\": 1, more_pos: 1}\n"
-    "  split: {files: my-splits}\n"
+    "  split: {files: my-splits, kfold: 5, seed: 9}\n"
+    "  groups: {file: groups.csv, on_straddle: warn}\n"
     "  image_size: 96\n"
     "  normalize: unit\n"
     "  augment: {rotate_deg: 12.5, rotate_prob: 0.25, flip: ud, flip_prob: 0.75, zoom: [0.8, 1.25],\n"
@@ -223,6 +224,8 @@ static void test_full(const char *scratch) {
     write_text(p, "");
     snprintf(p, sizeof p, "%s/w/resnet34.safetensors", dir);
     write_text(p, "");
+    snprintf(p, sizeof p, "%s/groups.csv", dir);
+    write_text(p, "path,group\n");
     snprintf(p, sizeof p, "%s/full.yaml", dir);
     write_text(p, FULL);
     SweepConfig cfg;
@@ -241,10 +244,14 @@ static void test_full(const char *scratch) {
     CHECK(cfg.data.n_classes == 3 && strcmp(cfg.data.classes[1].folder, "pos itive") == 0 &&
               cfg.data.classes[2].label == 1,
           "full: classes");
-    CHECK(cfg.data.split == DATA_SPLIT_FILES && strcmp(cfg.data.split_dir, "my-splits") == 0, "full: split");
+    CHECK(cfg.data.split == DATA_SPLIT_FILES && strcmp(cfg.data.split_dir, "my-splits") == 0 && cfg.data.kfold == 5 &&
+              cfg.data.seed == 9,
+          "full: split");
+    CHECK(cfg.data.groups == DATA_GROUPS_FILE && strstr(cfg.data.group_file, "/full/groups.csv") &&
+              cfg.data.group_file[0] == '/' && cfg.data.on_straddle == DATA_STRADDLE_WARN,
+          "full: groups %s", cfg.data.group_file);
     CHECK(cfg.normalize == NORM_UNIT && cfg.on_bad_image == BAD_IMAGE_SKIP && cfg.on_duplicate == DUPLICATE_WARN &&
-              cfg.augment_seed == 7,
-          "full: data");
+              cfg.augment_seed == 7, "full: data");
     CHECK(cfg.augment.flip_axis == AUGMENT_FLIP_UD && cfg.augment.zoom_min == 0.8 && cfg.augment.zoom_max == 1.25 &&
               cfg.augment.aug_views == 3 && cfg.augment.noise_prob == 0.2,
           "full: augment");
@@ -282,6 +289,8 @@ static void test_variants(const char *scratch) {
         "  clr: [{mode: exp_range, step_size_epochs: 0.5, gamma: 1}]}\n",
         "data:\n  split: {seed: 5}\ngrid: {model: [vgg19], epochs: [1], batch_size: [1],\n"
         "  clr: [{mode: step, step_size: 3, gamma: 0.1}, {mode: step, step_size: 3, gamma: 0.2}]}\n",
+        "data:\n  split: {fractions: [0.7, 0.15, 0.15], seed: 2, kfold: 3}\n  groups: {pattern: '-(p[0-9]+)-'}\n"
+        "grid: {model: [vgg19], epochs: [1], batch_size: [1], clr: [{mode: constant}]}\n",
     };
     char name[PATH_MAX];
     snprintf(name, sizeof name, "%s/ok.yaml", scratch);
@@ -293,6 +302,10 @@ static void test_variants(const char *scratch) {
         if (rc == 0) {
             if (i == 0) CHECK(cfg.batch_sizes[0] == 2 && !cfg.weights[0][0], "variant 0: alias");
             if (i == 2) CHECK(cfg.data.seed == 5 && cfg.data.split == DATA_SPLIT_FRACTIONS, "variant 2: split seed");
+            if (i == 3)
+                CHECK(cfg.data.kfold == 3 && cfg.data.groups == DATA_GROUPS_PATTERN &&
+                          strcmp(cfg.data.group_pattern, "-(p[0-9]+)-") == 0 && cfg.data.kfold == 3,
+                      "variant 3: kfold and groups");
             check_round_trip("variant", &cfg, name);
         }
         config_free(&cfg);
@@ -380,7 +393,21 @@ static const BadCase BAD[] = {
     {"fractions not summing to 1", "data:\n  split: {fractions: [0.8, 0.1, 0.2], seed: 1}\n", 2,
      "data.split.fractions", "sum to 1"},
     {"two fractions", "data:\n  split: {fractions: [0.8, 0.2]}\n", 2, "data.split.fractions", "exactly 3"},
-    {"files and fractions", "data:\n  root: ds\n  split: {files: splits, seed: 1}\n", 3, "data.split", "not both"},
+    {"groups without a source", "data:\n  groups: {on_straddle: warn}\n" GRID_OK, 2, "data.groups", "needs pattern"},
+    {"groups pattern and file", "data:\n  groups: {pattern: '(a)', file: /etc/passwd}\n" GRID_OK, 2, "data.groups.file",
+     "not both"},
+    {"groups file missing", "data:\n  groups: {file: x.csv}\n", 2, "data.groups.file", "No such file"},
+    {"groups pattern without a capture", "data:\n  groups: {pattern: 'p[0-9]+'}\n", 2, "data.groups.pattern",
+     "no capture group"},
+    {"groups pattern not a regex", "data:\n  groups: {pattern: '(p[0-9]+'}\n", 2, "data.groups.pattern",
+     "not an extended regular expression"},
+    {"groups on_straddle", "data:\n  groups: {pattern: '(a)', on_straddle: maybe}\n", 2,
+     "data.groups.on_straddle", "error, warn"},
+    {"kfold 1", "data:\n  split: {fractions: [0.8, 0.1, 0.1], kfold: 1}\n", 2, "data.split.kfold", "[2, 100]"},
+    {"files and fractions", "data:\n  root: ds\n  split: {files: splits, fractions: [0.8, 0.1, 0.1]}\n", 3, "data.split",
+     "not both"},
+    {"files and seed without kfold", "data:\n  root: ds\n  split: {files: splits, seed: 1}\n", 3, "data.split",
+     "give kfold too"},
     {"bad split", "data:\n  split: random\n", 2, "data.split", "random"},
     {"root missing", "data:\n  root: no/such/folder\n", 2, "data.root", "no/such/folder"},
     {"root is a file", "data:\n  root: afile\n", 2, "data.root", "not a folder"},

@@ -76,10 +76,12 @@ static void write_trial(const char *path, size_t epochs_done) {
     for (size_t e = 1; e <= epochs_done; e++) {
         EpochRecord er = {.epoch = e, .lr = 1e-3, .val_acc = 0.5};
         double lr[IPE] = {1e-4, 2e-4, 3e-4, 4e-4};
-        float prob[N_VAL] = {0.25f, 0.75f};
-        trial_record_epoch(&r, &er, lr, IPE, prob);
+        float prob[N_VAL] = {0.25f, 0.75f}, tprob[N_TEST] = {0.4f, 0.6f};
+        trial_record_epoch(&r, &er, lr, IPE, prob, tprob);
     }
     r.status = epochs_done == BUDGET ? TRIAL_DONE : TRIAL_RUNNING;
+    const uint8_t labels[N_TEST] = {0, 1};
+    if (r.status == TRIAL_DONE) trial_record_select(&r, labels);
     int64_t vi[N_VAL] = {0, 1}, ti[N_TEST] = {2, 3};
     CheckpointRef ck = {.epoch = 2, .iteration = 2 * IPE, .file = "checkpoints/" ID ".h5"};
     CtError err = {{0}};
