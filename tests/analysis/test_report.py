@@ -45,6 +45,15 @@ def dec(v):
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def selected_epoch(ep):
+    """The selection rule, written out here: highest val AUC (NaN last), then lower
+    val loss, then the earlier epoch. 1-based; 0 when no epoch was recorded."""
+    if not len(ep):
+        return 0
+    key = [(-(a if a == a else -math.inf), loss, i) for i, (a, loss) in enumerate(zip(ep["val_auc"], ep["val_loss"]))]
+    return min(key)[2] + 1
+
+
 def read_direct(out):
     """Truth and probabilities straight from the files, independent of analysis.results."""
     with h5py.File(os.path.join(out, "sweep.h5"), "r") as h:
@@ -55,9 +64,15 @@ def read_direct(out):
     trials = {}
     for tid in ids:
         with h5py.File(os.path.join(out, "trials", tid + ".h5"), "r") as f:
+            ep = f["epochs"][...]
+            tp = f["test/prob"][...].astype(np.float64)
+            sel = selected_epoch(ep)
+            if tp.ndim == 2:  # schema 2: a row per epoch; the selected epoch's row
+                tp = tp[sel - 1] if sel and len(tp) >= sel else np.zeros(0)
             trials[tid] = {"status": dec(f.attrs["status"]), "model": dec(f.attrs["model"]),
-                           "error": dec(f.attrs["error"]), "epochs": f["epochs"][...],
-                           "test_prob": f["test/prob"][...].astype(np.float64), "test_index": f["test/index"][...],
+                           "error": dec(f.attrs["error"]), "epochs": ep, "selected_epoch": sel,
+                           "schema_version": int(f.attrs["schema_version"]) if "schema_version" in f.attrs else 1,
+                           "test_prob": tp, "test_index": f["test/index"][...],
                            "val_prob": f["val/prob"][...].astype(np.float64), "val_index": f["val/index"][...],
                            "test_acc": float(f.attrs["test_acc"]), "test_auc": float(f.attrs["test_auc"])}
     return labels, paths, state, trials
@@ -162,9 +177,11 @@ def test_complete_report(sweeps):
                     "Calibration", "Decision curves", "Misclassified test images", "Training curves",
                     "Hyperparameters", "Failed and unfinished"):
         assert section in doc, section
-    # schema 1: test figures exist at the final epoch only, and the report says so;
-    # the demo's backbones are random, and the header says that too
-    assert 'id="schema1-note"' in doc and "final epoch only" in doc
+    # schema 2: test figures at every epoch, so no schema-1 note (tests/mpi/fixtures'
+    # version-1 folder has it, see test_schema1_folder); the demo's backbones are
+    # random, and the header says that
+    assert all(t["schema_version"] == 2 for t in trials.values())
+    assert 'id="schema1-note"' not in doc
     assert re.search(r'id="random-backbone">Random backbone: vgg16, resnet34', doc)
     assert 'id="cross-validation"' in doc and "a single train/val split (no k-fold)" in doc
     assert "Sweep finished: 8 trials done, 0 failed." in doc
@@ -178,7 +195,7 @@ def test_complete_report(sweeps):
         t = trials[r["trial_id"]]
         y = labels[t["test_index"]]
         p = t["test_prob"]
-        assert int(r["test_epoch"]) == len(t["epochs"])  # schema 1: the final epoch
+        assert int(r["test_epoch"]) == t["selected_epoch"]  # schema 2: test at the selected epoch
         assert float(r["test_auc"]) == roc_auc_score(y, p)
         assert float(r["test_auc"]) == pytest.approx(t["test_auc"], abs=1e-12)
         theta, S = delong_quadratic(y, p)
@@ -191,9 +208,10 @@ def test_complete_report(sweeps):
         lo, hi = proportion_confint(k, len(y), alpha=0.05, method="beta")
         assert float(r["test_acc_lo"]) == pytest.approx(0 if math.isnan(lo) else lo, abs=1e-12)
         assert float(r["test_acc_hi"]) == pytest.approx(1 if math.isnan(hi) else hi, abs=1e-12)
-    # rows in rank order: by the val_auc rule at the final epoch (schema 1), then val loss, then grid order
+    # rows in rank order: val AUC at each trial's selected epoch, then val loss there, then grid order
     order = {tid: i for i, tid in enumerate(trials)}
-    key = {tid: (-t["epochs"]["val_auc"][-1], t["epochs"]["val_loss"][-1], order[tid]) for tid, t in trials.items()}
+    key = {tid: (-t["epochs"]["val_auc"][t["selected_epoch"] - 1], t["epochs"]["val_loss"][t["selected_epoch"] - 1],
+                 order[tid]) for tid, t in trials.items()}
     assert [r["trial_id"] for r in rows] == sorted(trials, key=lambda k: key[k])
     assert [int(r["rank"]) for r in rows] == list(range(1, 9))
     # the 2-epoch trials are the first epochs of the 3-epoch runs, and are marked so
@@ -409,3 +427,18 @@ def test_demo_script_ends_with_the_report(repo):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-v"]))
+
+
+def test_schema1_folder(tmp_path):
+    """A results folder written before test probabilities were kept per epoch
+    (schema version 1, tests/mpi/fixtures/results-v1) still reports, and the report
+    says that its test figures exist at the final epoch only."""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "mpi", "fixtures", "results-v1")
+    out = str(tmp_path / "v1")
+    shutil.copytree(src, out)
+    with h5py.File(os.path.join(out, "sweep.h5"), "r") as h:
+        assert int(h.attrs["schema_version"]) == 1
+    index, doc, srcs = make_report(out, str(tmp_path / "report"))
+    assert 'id="schema1-note"' in doc and "final epoch only" in doc
+    r = analysis_cmd("leaderboard", out)
+    assert r.returncode == 0 and "final epoch" in r.stdout + r.stderr, r.stdout + r.stderr
