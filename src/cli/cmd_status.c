@@ -4,10 +4,8 @@
  * half-written one) and after.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
-#include <sys/file.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,18 +13,7 @@
 
 #include "cli/commands.h"
 #include "results/h5io.h"
-
-// Whether a ctsweep run holds OUTDIR's lock (the master holds it while it
-// runs; the kernel drops it however the process ends). 0 when nobody does.
-static int outdir_locked(const char *outdir) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/.lock", outdir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    int held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-    close(fd);
-    return held;
-}
+#include "results/outdir_lock.h"
 
 typedef struct {
     char id[17], model[16], clr_mode[16], status[8];
@@ -107,7 +94,7 @@ int cmd_status(int argc, char **argv) {
         if (h5io_read_attr_text(f, "updated_utc", updated, sizeof updated)) snprintf(updated, sizeof updated, "?");
         // A manifest that says running while no process holds the lock was
         // left by a run that was killed: resume it.
-        if (strcmp(state, "running") == 0 && !outdir_locked(argv[1]))
+        if (strcmp(state, "running") == 0 && !outdir_lock_held(argv[1]))
             snprintf(state, sizeof state, "stopped (killed?)");
         printf("%lld trials: %zu done, %zu running, %zu pending, %zu failed; sweep %s (updated %s)\n", (long long)n,
                count[2], count[1], count[0], count[3], state, updated);

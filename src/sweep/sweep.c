@@ -24,7 +24,6 @@
 #include <string.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -34,6 +33,7 @@
 #include "results/checkpoint.h"
 #include "results/h5io.h"
 #include "results/manifest.h"
+#include "results/outdir_lock.h"
 #include "results/trial_file.h"
 #include "sweep/grid.h"
 #include "train/metrics.h"
@@ -961,31 +961,11 @@ static int check_resume_config(Sweep *s, CtError *err) {
 
 // ---- entry ----
 
-// One sweep writes to an OUTDIR at a time: the master holds an exclusive
-// lock on OUTDIR/.lock for its lifetime (released by the kernel whenever the
-// process ends, however it ends).
 static double process_cpu_seconds(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
            1e-6 * (double)ru.ru_stime.tv_usec;
-}
-
-static int lock_outdir(const char *outdir, CtError *err) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/.lock", outdir);
-    // Read-only: flock needs no write access, and an fd open for writing
-    // would keep the file system from being remounted read-only.
-    int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return ct_errorf(err, "%s: %s", path, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
-        close(fd);
-        if (e == EWOULDBLOCK)
-            return ct_errorf(err, "%s: another ctsweep run is writing to this folder (it holds %s)", outdir, path);
-        return ct_errorf(err, "%s: %s", path, strerror(e));
-    }
-    return 0;  // fd stays open until the process ends
 }
 
 static int agree(int ok) {
@@ -1046,7 +1026,7 @@ int sweep_main(const SweepArgs *a) {
     if (ok && !a->dry_run && s->rank == 0) {
         char trials[4200];
         snprintf(trials, sizeof trials, "%s/trials", s->outdir);
-        ok = ct_mkdirs(trials, &err) == 0 && lock_outdir(s->outdir, &err) == 0;
+        ok = ct_mkdirs(trials, &err) == 0 && outdir_lock(s->outdir, &err) == 0;
     }
     if (!agree(ok)) goto fail;
     // Worker groups of ranks_per_trial ranks train one trial data-parallel.
@@ -1320,7 +1300,7 @@ int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs) {
     }
     char trials[4200];
     snprintf(trials, sizeof trials, "%s/trials", outdir);
-    if (ct_mkdirs(trials, &err) || lock_outdir(outdir, &err)) goto fail;
+    if (ct_mkdirs(trials, &err) || outdir_lock(outdir, &err)) goto fail;
     CtError perr = {{0}};
     if (config_parse(&s->cfg, src[0].config_path && src[0].config_path[0] ? src[0].config_path : dirs[0], src[0].yaml,
                      strlen(src[0].yaml), &perr)) {
