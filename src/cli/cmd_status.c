@@ -94,10 +94,12 @@ int cmd_status(int argc, char **argv) {
         if (h5io_read_attr_text(f, "updated_utc", updated, sizeof updated)) snprintf(updated, sizeof updated, "?");
         // A manifest that says running while no process holds the lock was
         // left by a run that was killed: resume it.
-        if (strcmp(state, "running") == 0 && !outdir_lock_held(argv[1]))
+        char holder[400] = "";
+        if (strcmp(state, "running") == 0 && !outdir_lock_held(argv[1], holder, sizeof holder))
             snprintf(state, sizeof state, "stopped (killed?)");
         printf("%lld trials: %zu done, %zu running, %zu pending, %zu failed; sweep %s (updated %s)\n", (long long)n,
                count[2], count[1], count[0], count[3], state, updated);
+        if (strcmp(state, "running") == 0 && holder[0]) printf("held by %s\n", holder);
         if (strncmp(state, "stopped", 7) == 0)
             printf("no ctsweep run holds %s/.lock: run the sweep again with --resume to finish it\n", argv[1]);
     }

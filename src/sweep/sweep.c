@@ -1026,7 +1026,7 @@ int sweep_main(const SweepArgs *a) {
     if (ok && !a->dry_run && s->rank == 0) {
         char trials[4200];
         snprintf(trials, sizeof trials, "%s/trials", s->outdir);
-        ok = ct_mkdirs(trials, &err) == 0 && outdir_lock(s->outdir, &err) == 0;
+        ok = ct_mkdirs(trials, &err) == 0 && outdir_lock(s->outdir, a->break_lock, &err) == 0;
     }
     if (!agree(ok)) goto fail;
     // Worker groups of ranks_per_trial ranks train one trial data-parallel.
@@ -1194,6 +1194,7 @@ fail:
 done:
     barrier_quietly(MPI_COMM_WORLD);
     if (tmp_phantoms[0] && s->rank == 0) remove_tree(tmp_phantoms);
+    outdir_lock_release();
     sweep_free(s);
     return code;
 }
@@ -1256,7 +1257,7 @@ static int copy_file(const char *from, const char *to, CtError *err) {
     return rc;
 }
 
-int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs) {
+int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs, int break_lock) {
     Sweep *s = ct_calloc(1, sizeof *s);
     StoredSweep *src = ct_calloc(n_dirs, sizeof *src);
     char tmp_phantoms[4096] = "", *merged_from = NULL, *pending = NULL;
@@ -1300,7 +1301,7 @@ int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs) {
     }
     char trials[4200];
     snprintf(trials, sizeof trials, "%s/trials", outdir);
-    if (ct_mkdirs(trials, &err) || outdir_lock(outdir, &err)) goto fail;
+    if (ct_mkdirs(trials, &err) || outdir_lock(outdir, break_lock, &err)) goto fail;
     CtError perr = {{0}};
     if (config_parse(&s->cfg, src[0].config_path && src[0].config_path[0] ? src[0].config_path : dirs[0], src[0].yaml,
                      strlen(src[0].yaml), &perr)) {
@@ -1404,6 +1405,7 @@ fail:
     fprintf(stderr, "ctsweep merge: error: %s\n", err.msg);
 done:
     if (tmp_phantoms[0]) remove_tree(tmp_phantoms);
+    outdir_lock_release();
     for (size_t i = 0; i < n_dirs; i++) stored_sweep_free(&src[i]);
     free(src);
     free(pending);

@@ -24,6 +24,7 @@ typedef struct {
     int resume;
     int dry_run;
     int retry_failed;
+    int break_lock;          // --break-lock: take OUTDIR's lock whatever holds it
     size_t slice, n_slices;  // --slice I/N: run only slice I (0-based) of N; n_slices 0: the whole grid
 } SweepArgs;
 
@@ -37,7 +38,7 @@ int sweep_main(const SweepArgs *a);
 // --resume` on OUTDIR finishes what no slice did. MPI must be initialised
 // (one process). Returns 0 (all trials done), SWEEP_EXIT_FAILED_TRIALS, or
 // SWEEP_EXIT_RESUME (trials still pending), SWEEP_EXIT_ERROR.
-int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs);
+int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs, int break_lock);
 // SIGTERM, SIGUSR1 and SIGINT ask for a clean stop (exit SWEEP_EXIT_RESUME);
 // call once, before MPI_Init (before any thread exists: see stopsig.h), so
 // that a signal during start-up is not lost.

@@ -40,6 +40,14 @@ CASE:
             merging folders of different sweeps, the same slice twice, or
             into a folder of a plain run, and resuming a slice as another,
             are each refused with one line naming the folders
+  lock      the OUTDIR lock under LD_PRELOAD shims (tests/shim_flock.c) with
+            NFS semantics (EBADF for an exclusive flock through a read-only
+            descriptor) and with Lustre-without-flock semantics (ENOSYS):
+            the sweep runs; a second run meanwhile is refused naming the
+            holder's host, pid and start; status says running and who holds
+            it; after a SIGKILL of the whole job the stale lock is taken over
+            with a message and --resume finishes identically; --break-lock
+            takes a lock a live run holds
   disk      the output on a small tmpfs that fills mid-sweep, then on one
             remounted read-only mid-sweep: one error line naming the file
             and the cause, exit 75, every file valid, nothing finished lost,
@@ -769,11 +777,78 @@ def case_disk(ctsweep, work):
     disk_trouble(ctsweep, work, "readonly", "Read-only file system", remount("ro"), remount("rw"))
 
 
+def case_lock(ctsweep, work):
+    import fcntl
+    import socket
+    shim = os.environ["CTSWEEP_SHIM_FLOCK_LIB"]
+    cfg = write_config(work, "sweep.yaml")
+    _, ref = reference(ctsweep, work, cfg)
+    host = socket.gethostname()
+    for mode, errname in (("nfs", "EBADF"), ("enosys", "ENOSYS")):
+        env = dict(ENV, LD_PRELOAD=shim, CTSWEEP_SHIM_FLOCK=mode)
+        out = os.path.join(work, f"lock_{mode}")
+        shutil.rmtree(out, ignore_errors=True)
+        # The shim in force: what the old lock (exclusive flock through a
+        # read-only descriptor) met.
+        os.makedirs(out)
+        probe = subprocess.run(["/usr/bin/python3", "-c", "import fcntl,errno,sys\n"
+                                f"f=open({os.path.join(out, '.lock')!r},'a+');f2=open(f.name,'r')\n"
+                                "try:\n fcntl.flock(f2, fcntl.LOCK_EX|fcntl.LOCK_NB); print('locked')\n"
+                                "except OSError as e: print(errno.errorcode[e.errno])"],
+                               capture_output=True, text=True, env=env)
+        report(probe.stdout.strip() == errname, f"{mode} shim: an exclusive flock through a read-only descriptor "
+                                                f"gives {probe.stdout.strip()} (want {errname})")
+        shutil.rmtree(out)
+        p = subprocess.Popen(mpirun(3, [ctsweep, "run", cfg, "-o", out]), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+        wait_for_done(out, 1)
+        r = run(mpirun(1, [ctsweep, "run", cfg, "-o", out, "--resume"]), env=env)
+        lines = [l for l in r.stderr.splitlines() if "error" in l]
+        st = run([ctsweep, "status", out], env=env).stdout
+        report(r.returncode == 1 and len(lines) == 1 and f"host {host}" in lines[0] and f"pid " in lines[0]
+               and "since" in lines[0] and "sweep running" in st and "held by host" in st,
+               f"{mode}: a second run meanwhile is refused: {lines[0] if lines else r.stderr.strip()[-200:]!r}; "
+               f"status: {[l for l in st.splitlines() if 'held by' in l]}")
+        kill_job(p)
+        owner = os.path.exists(os.path.join(out, ".lock.owner"))
+        t_st = time.time()
+        while True:  # the killed ranks outlive mpirun by a moment
+            st = run([ctsweep, "status", out], env=env).stdout
+            if "stopped" in st or time.time() - t_st > 15:
+                break
+            time.sleep(0.2)
+        r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out, "--resume"]), env=env)
+        took = [l for l in r.stderr.splitlines() if "stale lock" in l]
+        ok_v, msg = validate(ctsweep, out)
+        report(owner and "stopped" in st and r.returncode == 0 and took and ok_v and same(ref, results(out))
+               and not os.path.exists(os.path.join(out, ".lock.owner")),
+               f"{mode}: after a SIGKILL of the job (record left: {owner}, status "
+               f"{'stopped' if 'stopped' in st else 'NOT stopped'}) --resume takes the stale lock over "
+               f"({took[0].split(': ', 2)[-1] if took else 'no message'}): exit {r.returncode}, {msg}, results "
+               f"identical to an uninterrupted run, record removed at the end")
+    # --break-lock: a record naming a live process elsewhere (here: this
+    # test's own pid on a host that is not this one) is refused, then taken.
+    out = os.path.join(work, "lock_break")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    with open(os.path.join(out, ".lock.owner"), "w") as f:
+        f.write(f"host=othernode\npid={os.getpid()}\npid_start=1\njob=\nrestarts=0\nstarted=2026-12-01T00:00:00Z\n")
+    env = dict(ENV, LD_PRELOAD=shim, CTSWEEP_SHIM_FLOCK="enosys")
+    r = run(mpirun(2, [ctsweep, "run", cfg, "-o", out]), env=env)
+    lines = [l for l in r.stderr.splitlines() if "error" in l]
+    report(r.returncode == 1 and lines and "othernode" in lines[0] and "--break-lock" in lines[0],
+           f"a record of another host without Slurm is refused: {lines[0] if lines else r.stderr.strip()[-200:]!r}")
+    r = run(mpirun(2, [ctsweep, "run", cfg, "-o", out, "--break-lock"]), env=env)
+    took = [l for l in r.stderr.splitlines() if "stale lock" in l]
+    report(r.returncode == 0 and took and same(ref, results(out)),
+           f"--break-lock takes it: exit {r.returncode}, {took[0].split(': ', 2)[-1] if took else 'no message'}")
+
+
 def main():
     ctsweep, work, case = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(work, exist_ok=True)
     {"ranks": case_ranks, "signal": case_signal, "kill": case_kill, "failure": case_failure,
-     "config": case_config, "resume": case_resume, "groups": case_groups, "badimage": case_badimage, "status": case_status, "disk": case_disk, "chaos": case_chaos, "limits": case_limits,
+     "config": case_config, "resume": case_resume, "groups": case_groups, "badimage": case_badimage, "status": case_status, "disk": case_disk, "lock": case_lock, "chaos": case_chaos, "limits": case_limits,
      "slices": case_slices}[case](ctsweep, work)
     print(f"{PASSED} passed, {FAILED} failed")
     sys.exit(1 if FAILED else 0)
