@@ -27,7 +27,8 @@ static void run_usage(FILE *f) {
             "                     known to be gone: e.g. killed on a node that cannot be reached)\n"
             "  --help-config      every configuration key with its default\n"
             "exit status: 0 all trials done, 3 done but some trials failed, 1 error, 2 usage,\n"
-            "             75 stopped early (signal): run again with --resume\n");
+            "             74 the results cannot be written (disk full, quota, read-only): fix that, then --resume\n"
+            "             75 stopped early (signal, or a lost or hung worker): run again with --resume\n");
 }
 
 int cmd_run(int argc, char **argv) {

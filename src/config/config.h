@@ -63,6 +63,9 @@ typedef struct {
     uint64_t seeds[CONFIG_MAX_LIST];
     size_t n_seeds;
     size_t ranks_per_trial;
+    // ---- sweep (how the job runs; may change on --resume) ----
+    double worker_timeout;  // sweep.worker_timeout: seconds without a message from a busy worker
+    size_t retries;         // sweep.retries: reruns of a failed run on another worker
     // ---- provenance ----
     char path[4096];  // the file read
     char *yaml;       // its text, verbatim (stored in the results)

@@ -36,6 +36,8 @@
 #include "results/outdir_lock.h"
 #include "results/trial_file.h"
 #include "sweep/grid.h"
+#include "sweep/rank_check.h"
+#include "sweep/worker_pool.h"
 #include "train/metrics.h"
 #include "train/trial.h"
 #include "util/buf.h"
@@ -61,7 +63,9 @@ static int stop_requested(void *ctx) {
     return stopsig_requested();
 }
 
-enum { TAG_EPOCH = 11, TAG_BUDGET = 12, TAG_END = 13, TAG_CKPT = 14, TAG_ASSIGN = 21, TAG_STOP = 22 };
+// TAG_ALIVE: a worker in a long backbone pass says it is alive (the master
+// ends the job when a busy worker is silent for sweep.worker_timeout).
+enum { TAG_EPOCH = 11, TAG_BUDGET = 12, TAG_END = 13, TAG_CKPT = 14, TAG_ALIVE = 15, TAG_ASSIGN = 21, TAG_STOP = 22 };
 
 // Workers checkpoint a run at the first epoch end this long after the last
 // checkpoint (CTSWEEP_CHECKPOINT_EVERY seconds, default 60; 0 = every
@@ -95,6 +99,9 @@ typedef struct {
     CheckpointRef *ckpt;     // (n_runs) the latest checkpoint of each run
     Buf *resume_state;       // (n_runs) the state a resumed run starts from
     int manifest_dirty;
+    char (*hosts)[64];        // (size) each rank's host, for messages that name a rank
+    char *pending;            // (n_runs) runs still to hand out
+    WorkerPool pool;          // the workers: busy, silent, retired; runs being retried
     int merging;              // sweep_merge: no resume messages
     const char *merged_from;  // sweep_merge: the source folders, one per line
     // worker
@@ -103,6 +110,7 @@ typedef struct {
     MPI_Comm group;  // the ranks that train one trial together (ranks_per_trial)
     int group_rank, group_size;
     char device[64];  // "cpu", or the bound GPU's name and UUID
+    double last_alive;  // when this worker last told the master it is alive
     void *nccl;       // the group's NCCL communicator (CUDA groups of GPUs)
 } Sweep;
 
@@ -219,8 +227,9 @@ static void master_epoch(Sweep *s, size_t run, const EpochRecord *r, const doubl
                          const float *vp, int rank);
 static void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, int rank);
 static void master_checkpoint(Sweep *s, size_t run, size_t epoch, size_t iter, const void *blob, size_t len);
+static void master_drop_checkpoint(Sweep *s, size_t run);
 static void master_end(Sweep *s, size_t run, int ok, const char *error, double wall, uint64_t fwd, uint64_t hits,
-                       const char *host, const char *device, int rank);
+                       const char *host, const char *device, int rank, int device_error);
 
 // Sends (or, with one rank, records) the run's training state.
 static void worker_checkpoint(WorkerCtx *w) {
@@ -247,6 +256,12 @@ static void worker_checkpoint(WorkerCtx *w) {
 // holding that trial fail at the end of that epoch, before the epoch is
 // reported, as a worker-side error would.
 static int injected_fault(const Sweep *s, size_t run, size_t epoch, CtError *err) {
+    // CTSWEEP_DEVICE_FAULT=<rank>: that rank's device is broken: every run
+    // it trains fails at its first epoch end with a CUDA error.
+    const char *d = getenv("CTSWEEP_DEVICE_FAULT");
+    if (d && atoi(d) == s->rank && s->size > 1)
+        return ct_errorf(err, "CUDA: cudaStreamSynchronize failed: an illegal memory access was encountered "
+                         "(injected by CTSWEEP_DEVICE_FAULT on rank %d, epoch %zu)", s->rank, epoch);
     const char *f = getenv("CTSWEEP_FAULT");
     if (!f) return 0;
     const GridRun *gr = &s->grid.runs[run];
@@ -335,6 +350,22 @@ static void group_allreduce_f64(void *ctx, double *buf, size_t n) {
         fatal("MPI_Allreduce failed");
 }
 
+// Called before each batch of a backbone pass: tells the master now and then
+// that this worker is alive (a pass over a large data set sends nothing
+// else for minutes), and stops the pass on a signal when this worker trains
+// alone (a data-parallel group's ranks must stop together, in the trainer).
+static int worker_backbone_tick(void *ctx) {
+    Sweep *s = ctx;
+    double every = s->cfg.worker_timeout / 4 < 60 ? s->cfg.worker_timeout / 4 : 60;
+    if (s->size > 1 && s->group_rank == 0 && ct_now() - s->last_alive >= every) {
+        uint64_t v = 0;
+        if (MPI_Send(&v, (int)sizeof v, MPI_BYTE, 0, TAG_ALIVE, MPI_COMM_WORLD) != MPI_SUCCESS)
+            fatal("MPI_Send to the master failed");
+        s->last_alive = ct_now();
+    }
+    return s->group_size == 1 && stopsig_requested();
+}
+
 // Runs one run of the grid on this rank; reports through the hooks.
 static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob_len) {
     const SweepConfig *c = &s->cfg;
@@ -380,8 +411,15 @@ static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob
                         .dp_rank = s->group_rank, .dp_size = s->group_size,
                         .allreduce_f32 = group_allreduce_f32, .allreduce_f64 = group_allreduce_f64};
     TrialInputs in = {.cache = s->fc, .features = &fs, .ds = &s->ds, .images = &s->ic};
+    s->last_alive = ct_now();
+    fcache_set_stop(s->fc, worker_backbone_tick, s);
     int rc = trial_resume(&in, &st, &ts, &hooks, blob, blob_len, &err);
-    if (rc == 1) worker_checkpoint(&w);  // stopped by a signal at a batch boundary
+    if (rc < 0 && fcache_stopped(s->fc)) {
+        rc = 1;  // stopped at a backbone batch: the run is interrupted, not failed
+        if (st.iter > 0 && st.iter < st.total_iters) worker_checkpoint(&w);
+    } else if (rc == 1) {
+        worker_checkpoint(&w);  // stopped by a signal at a batch boundary
+    }
     train_state_free(&st);
     trial_inputs_free(&in);
     snprintf(s->last_model, sizeof s->last_model, "%s", run->model);
@@ -391,7 +429,7 @@ static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob
     const char *device = s->device;
     int outcome = rc == 0 ? 1 : rc == 1 ? 2 : 0;  // done, interrupted, failed
     if (s->size == 1) {
-        master_end(s, run_index, outcome, err.msg, wall, fwd, hits, s->host, device, 0);
+        master_end(s, run_index, outcome, err.msg, wall, fwd, hits, s->host, device, 0, 0);
     } else if (s->group_rank == 0) {
         Buf *b = &w.buf;
         buf_reset(b);
@@ -403,6 +441,7 @@ static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob
         buf_put_u64(b, hits);
         buf_put_str(b, s->host);
         buf_put_str(b, device);
+        buf_put_u64(b, outcome == 0 && pool_is_device_error(err.msg));
         send_buf(b, TAG_END);
     }
     buf_free(&w.buf);
@@ -465,13 +504,16 @@ static void trial_path(const Sweep *s, size_t t, char *buf, size_t n) {
 
 // A results file that cannot be written (disk full, read-only file system,
 // quota): every file is written under a new name and renamed into place, so
-// what is on disk stays valid. The whole job stops at once with the resume
-// code; once the cause is fixed, --resume continues from there.
+// what is on disk stays valid. The whole job stops at once with an exit code
+// of its own, not the resume code: rerunning cannot help until someone frees
+// space or restores write access (a requeue would loop); then --resume
+// continues from there.
 static _Noreturn void results_unwritable(const char *msg) {
-    fprintf(stderr, "ctsweep: error: %s; the results on disk are intact: fix this and rerun with --resume\n", msg);
+    fprintf(stderr, "ctsweep: error: %s; the results on disk are intact: fix this and rerun with --resume (exit %d)\n",
+            msg, SWEEP_EXIT_UNWRITABLE);
     fflush(NULL);
-    MPI_Abort(MPI_COMM_WORLD, SWEEP_EXIT_RESUME);
-    _exit(SWEEP_EXIT_RESUME);
+    MPI_Abort(MPI_COMM_WORLD, SWEEP_EXIT_UNWRITABLE);
+    _exit(SWEEP_EXIT_UNWRITABLE);
 }
 
 static void write_trial(Sweep *s, size_t t) {
@@ -579,7 +621,51 @@ static void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, 
                rec->best_val_acc, rec->best_epoch, rec->test_acc, rec->test_auc, s->n_failed, el, eta);
         fflush(stdout);
     }
+    if (s->ckpt[run].file[0]) master_drop_checkpoint(s, run);
     if (ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
+}
+
+// A finished run's checkpoint is deleted (a VGG head's is ~156 MB; a large
+// grid would keep hundreds of GB), once every trial file of the run says
+// done and no longer points at it. A run with a failed trial keeps it, for
+// --retry-failed.
+static void master_drop_checkpoint(Sweep *s, size_t run) {
+    const GridRun *gr = &s->grid.runs[run];
+    for (size_t k = 0; k < gr->n_trials; k++)
+        if (s->rec[gr->trials[k]].status != TRIAL_DONE) return;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/checkpoints/%s.h5", s->outdir, s->grid.trials[gr->trials[0]].id);
+    if (unlink(path) != 0 && errno != ENOENT) ct_warn("%s: cannot delete the finished run's checkpoint: %s", path, strerror(errno));
+    s->ckpt[run].file[0] = '\0';
+    buf_free(&s->resume_state[run]);
+}
+
+// The state a run starts from when it is assigned: its checkpoint, read now
+// (never all at once). Without one (or when it cannot be read) the run
+// starts again.
+static void master_take_checkpoint(Sweep *s, size_t run) {
+    CheckpointRef *ck = &s->ckpt[run];
+    const GridRun *gr = &s->grid.runs[run];
+    buf_free(&s->resume_state[run]);
+    if (ck->file[0]) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", s->outdir, ck->file);
+        CtError err = {{0}};
+        if (checkpoint_read(path, ck->epoch, ck->iteration, &s->resume_state[run], &err) != 0) {
+            ct_warn("%s; run %zu starts again", err.msg, run);
+            ck->file[0] = '\0';
+            buf_free(&s->resume_state[run]);
+        }
+    }
+    // Unfinished trials hold the epochs up to where the run starts (more
+    // when a failed run is retried).
+    size_t keep = ck->file[0] ? ck->epoch : 0;
+    for (size_t k = 0; k < gr->n_trials; k++) {
+        TrialRecord *rec = &s->rec[gr->trials[k]];
+        if (rec->status == TRIAL_DONE || rec->epochs_done <= keep) continue;
+        trial_record_truncate(rec, keep);
+        write_trial(s, gr->trials[k]);
+    }
 }
 
 // Writes a run's training state to OUT/checkpoints/<first trial id>.h5
@@ -601,12 +687,34 @@ static void master_checkpoint(Sweep *s, size_t run, size_t epoch, size_t iter, c
 
 // outcome: 1 done, 2 interrupted (its unfinished trials stay pending), 0 failed.
 static void master_end(Sweep *s, size_t run, int outcome, const char *error, double wall, uint64_t fwd,
-                       uint64_t hits, const char *host, const char *device, int rank) {
+                       uint64_t hits, const char *host, const char *device, int rank, int device_error) {
     const GridRun *gr = &s->grid.runs[run];
     int ok = outcome != 0;
+    WorkerPool *p = &s->pool;
+    // A failed run goes once more (sweep.retries) to another worker before
+    // its trials are recorded failed: a fault of one node or GPU should not
+    // cost the trial. It continues from its checkpoint, if it has one.
+    if (outcome == 0 && s->size > 1 && !stopsig_requested() && p->attempts[run] < s->cfg.retries &&
+        pool_others_active(p, rank) > 0) {
+        p->attempts[run]++;
+        p->avoid[run] = rank;
+        progress_clear(s);
+        ct_warn("run %zu (trial %s) failed on rank %d (%s%s): %s; trying it again on another worker (retry %zu of "
+                "%zu)", run, s->grid.trials[gr->trials[0]].id, rank, host, device_error ? ", a device error" : "",
+                error, p->attempts[run], s->cfg.retries);
+        for (size_t k = 0; k < gr->n_trials; k++) {
+            TrialRecord *rec = &s->rec[gr->trials[k]];
+            if (rec->status == TRIAL_DONE) continue;
+            rec->status = TRIAL_PENDING;
+            write_trial(s, gr->trials[k]);
+        }
+        s->pending[run] = 1;
+        return;
+    }
     for (size_t k = 0; k < gr->n_trials; k++) {
         size_t t = gr->trials[k];
         TrialRecord *rec = &s->rec[t];
+        if (p->attempts && p->attempts[run] && rec->status == TRIAL_DONE) continue;  // recorded by an earlier attempt
         rec->wall_seconds = wall;
         rec->forwards = fwd;
         rec->cache_hits = hits;
@@ -633,10 +741,12 @@ static void master_end(Sweep *s, size_t run, int outcome, const char *error, dou
 // there are any; else one of a model no other worker holds, so that each
 // model's features are computed by one worker while there are models enough
 // to go round; else any. model_of[k]: the model rank k last took (may be NULL).
-static long pick_run(const Sweep *s, const char *pending, const char *model, char (*model_of)[32], int self) {
+static long pick_run_from(const Sweep *s, const char *pending, const char *model, char (*model_of)[32], int self,
+                          int skip_avoided) {
     long best = -1, best_same = -1, best_free = -1;
     for (size_t i = 0; i < s->grid.n_runs; i++) {
         if (!pending[i]) continue;
+        if (skip_avoided && s->pool.avoid && s->pool.avoid[i] == self) continue;
         const GridRun *r = &s->grid.runs[i];
         if (best < 0 || r->cost > s->grid.runs[best].cost) best = (long)i;
         if (model && strcmp(r->model, model) == 0 && (best_same < 0 || r->cost > s->grid.runs[best_same].cost))
@@ -649,15 +759,47 @@ static long pick_run(const Sweep *s, const char *pending, const char *model, cha
     return best_same >= 0 ? best_same : best_free >= 0 ? best_free : best;
 }
 
+// A retried run goes to another worker than the one it failed on, unless
+// no other worker is left to take it.
+static long pick_run(const Sweep *s, const char *pending, const char *model, char (*model_of)[32], int self) {
+    long r = pick_run_from(s, pending, model, model_of, self, 1);
+    if (r < 0 && s->pool.avoid && pool_others_active(&s->pool, self) == 0)
+        r = pick_run_from(s, pending, model, model_of, self, 0);
+    return r;
+}
+
+// A busy worker silent for sweep.worker_timeout is hung (a GPU fault, a read
+// stuck on a shared file system) or lost. Everything that arrived is already
+// in the results, each file whole: the job ends with the resume code, so
+// that Slurm requeues it and --resume continues.
+static _Noreturn void master_worker_lost(Sweep *s, int rank) {
+    progress_clear(s);
+    write_manifest(s, "interrupted");
+    long run = s->pool.run[rank];
+    fprintf(stderr, "ctsweep: error: worker rank %d on %s sent nothing for %.0f s (sweep.worker_timeout) while training "
+            "run %ld (trial %s): it is hung or lost; the results hold everything received: ending the job to be "
+            "resumed (exit %d)\n", rank, s->hosts ? s->hosts[rank] : "?", ct_now() - s->pool.heard[rank], run,
+            run >= 0 ? s->grid.trials[s->grid.runs[run].trials[0]].id : "-", SWEEP_EXIT_RESUME);
+    fflush(NULL);
+    MPI_Abort(MPI_COMM_WORLD, SWEEP_EXIT_RESUME);
+    _exit(SWEEP_EXIT_RESUME);
+}
+
 static void master_loop(Sweep *s, char *pending) {
     int workers = (s->size - 1) / (int)s->cfg.ranks_per_trial;  // group leaders
     char (*model_of)[32] = ct_calloc((size_t)s->size, sizeof *model_of);
     Buf b = {0};
-    double backoff = 0.2;
+    double backoff = 0.2, last_check = ct_now();
+    for (int k = 1; k < s->size; k++) pool_heard(&s->pool, k, ct_now());
     while (workers > 0) {
         int flag = 0;
         MPI_Status st;
         MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
+        if (ct_now() - last_check > 1.0) {
+            last_check = ct_now();
+            int hung = pool_hung(&s->pool, last_check, s->cfg.worker_timeout);
+            if (hung > 0) master_worker_lost(s, hung);
+        }
         if (!flag) {
             if (s->manifest_dirty && ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
             progress(s, 0);
@@ -679,7 +821,10 @@ static void master_loop(Sweep *s, char *pending) {
         rd_init(&r, b.p, (size_t)count);
         uint64_t run = rd_u64(&r);
         int src = st.MPI_SOURCE;
-        if (st.MPI_TAG == TAG_EPOCH) {
+        pool_heard(&s->pool, src, ct_now());
+        if (st.MPI_TAG == TAG_ALIVE) {
+            continue;
+        } else if (st.MPI_TAG == TAG_EPOCH) {
             EpochRecord rec;
             rd_get(&r, &rec, sizeof rec);
             uint64_t ni = rd_u64(&r);
@@ -687,6 +832,10 @@ static void master_loop(Sweep *s, char *pending) {
             uint64_t nv = rd_u64(&r);
             const float *vp = rd_view(&r, nv * sizeof(float));
             if (r.bad || run >= s->grid.n_runs) fatal("malformed EPOCH message from rank %d", src);
+            // The start-up check makes these equal; a difference here is a bug, never data to store.
+            if (nv != s->n_split[SPLIT_VAL])
+                fatal("EPOCH message from rank %d on %s holds %llu val probabilities; the data set has %zu val images",
+                      src, s->hosts ? s->hosts[src] : "?", (unsigned long long)nv, s->n_split[SPLIT_VAL]);
             // Copy: the views may be unaligned.
             double *lrc = ct_malloc_array(ni ? ni : 1, sizeof *lrc);
             float *vpc = ct_malloc_array(nv ? nv : 1, sizeof *vpc);
@@ -699,6 +848,9 @@ static void master_loop(Sweep *s, char *pending) {
             uint64_t budget = rd_u64(&r), nt = rd_u64(&r);
             const float *tp = rd_view(&r, nt * sizeof(float));
             if (r.bad || run >= s->grid.n_runs) fatal("malformed BUDGET message from rank %d", src);
+            if (nt != s->n_split[SPLIT_TEST])
+                fatal("BUDGET message from rank %d on %s holds %llu test probabilities; the data set has %zu test images",
+                      src, s->hosts ? s->hosts[src] : "?", (unsigned long long)nt, s->n_split[SPLIT_TEST]);
             float *tpc = ct_malloc_array(nt ? nt : 1, sizeof *tpc);
             memcpy(tpc, tp, nt * sizeof *tpc);
             master_budget(s, (size_t)run, (size_t)budget, tpc, src);
@@ -717,14 +869,27 @@ static void master_loop(Sweep *s, char *pending) {
                 uint64_t fwd = rd_u64(&r), hits = rd_u64(&r);
                 rd_str(&r, host, sizeof host);
                 rd_str(&r, device, sizeof device);
+                uint64_t device_error = rd_u64(&r);
                 if (r.bad || run >= s->grid.n_runs) fatal("malformed END message from rank %d", src);
-                master_end(s, (size_t)run, (int)ok, error, wall, fwd, hits, host, device, src);
+                int retire = pool_run_ended(&s->pool, src, ok == 0, device_error != 0);
+                if (retire) s->pool.gone[src] = 1;  // before master_end: its run is retried elsewhere
+                master_end(s, (size_t)run, (int)ok, error, wall, fwd, hits, host, device, src, (int)device_error);
                 snprintf(model_of[src], sizeof model_of[src], "%s", s->grid.runs[run].model);
+                if (retire) {
+                    progress_clear(s);
+                    ct_warn("rank %d on %s (%s) retired for the rest of the job: two runs in a row failed with "
+                            "device errors (last: %s); its runs go to the other workers", src, host, device, error);
+                    model_of[src][0] = '\0';
+                }
             }
-            long next = stopsig_requested() ? -1 : pick_run(s, pending, model_of[src][0] ? model_of[src] : NULL, model_of, src);
+            long next = stopsig_requested() || s->pool.gone[src]
+                            ? -1
+                            : pick_run(s, pending, model_of[src][0] ? model_of[src] : NULL, model_of, src);
             if (next >= 0) {
                 pending[next] = 0;
                 snprintf(model_of[src], sizeof model_of[src], "%s", s->grid.runs[next].model);
+                master_take_checkpoint(s, (size_t)next);
+                s->pool.run[src] = next;
                 Buf *rs = &s->resume_state[next];
                 Buf out = {0};
                 buf_put_u64(&out, (uint64_t)next);
@@ -736,6 +901,7 @@ static void master_loop(Sweep *s, char *pending) {
             } else {
                 uint64_t v = 0;
                 MPI_Send(&v, (int)sizeof v, MPI_BYTE, src, TAG_STOP, MPI_COMM_WORLD);
+                s->pool.gone[src] = 1;
                 workers--;
             }
         } else {
@@ -812,6 +978,7 @@ static void master_resume(Sweep *s, char *pending, int retry_failed) {
             open |= st != TRIAL_DONE && st != TRIAL_FAILED;
         }
         pending[i] = (char)open;
+        if (!open && !s->merging) master_drop_checkpoint(s, i);  // one a kill left behind
         if (!open) continue;
         CheckpointRef *ck = &s->ckpt[i];
         if (ck->file[0]) {
@@ -824,11 +991,12 @@ static void master_resume(Sweep *s, char *pending, int retry_failed) {
                     (rec->epochs_done < ck->epoch || s->grid.trials[gr->trials[k]].epochs <= ck->epoch))
                     ck->file[0] = '\0';
             }
+            // Read when the run is assigned (master_take_checkpoint), not
+            // here: thousands of checkpoints would not fit the master's memory.
             char path[4400];
             snprintf(path, sizeof path, "%s/%s", s->outdir, ck->file);
-            CtError err = {{0}};
-            if (ck->file[0] && checkpoint_read(path, ck->epoch, ck->iteration, &s->resume_state[i], &err) != 0) {
-                ct_warn("%s; run %zu starts again", err.msg, i);
+            if (ck->file[0] && !path_exists(path)) {
+                ct_warn("%s: missing; run %zu starts again", path, i);
                 ck->file[0] = '\0';
             }
         }
@@ -939,7 +1107,7 @@ static int check_resume_config(Sweep *s, CtError *err) {
             sscanf(cur + strspn(cur, " -"), "%63[^:]", path_keys[depth]);
             for (size_t d = depth + 1; d < 8; d++) path_keys[d][0] = '\0';
         }
-        int in_grid = strcmp(path_keys[0], "grid") == 0;
+        int in_grid = strcmp(path_keys[0], "grid") == 0 || strcmp(path_keys[0], "sweep") == 0;  // sweep: how, not what
         if (!in_grid && (!la || !lb || strcmp(la, lb) != 0)) {
             if (nk < 8) {
                 size_t used = strlen(keys);
@@ -985,6 +1153,8 @@ static void sweep_free(Sweep *s) {
         for (size_t i = 0; i < s->grid.n_runs; i++) buf_free(&s->resume_state[i]);
     free(s->resume_state);
     free(s->ckpt);
+    free(s->hosts);
+    pool_free(&s->pool);
     for (int sp = 0; sp < DATA_SPLITS; sp++) free(s->index[sp]);
     free(s->test_labels);
     fcache_free(s->fc);
@@ -1099,6 +1269,23 @@ int sweep_main(const SweepArgs *a) {
 
     ok = setup_data(s, a->dry_run, tmp_phantoms, &err) == 0;
     if (!agree(ok)) goto fail;
+    // Every rank must have read the same data set (a stale copy on one node
+    // would change its counts): the master compares every rank's summary.
+    {
+        RankData mine;
+        rank_data_of(&mine, &s->ds, s->host);
+        RankData *all = s->rank == 0 ? ct_calloc((size_t)s->size, sizeof *all) : NULL;
+        MPI_Request req;
+        MPI_Igather(&mine, (int)sizeof mine, MPI_BYTE, all, (int)sizeof mine, MPI_BYTE, 0, MPI_COMM_WORLD, &req);
+        wait_quietly(&req);
+        if (s->rank == 0) {
+            ok = rank_data_compare(all, s->size, &err) == 0;
+            s->hosts = ct_calloc((size_t)s->size, sizeof *s->hosts);
+            for (int k = 0; k < s->size; k++) snprintf(s->hosts[k], sizeof s->hosts[k], "%s", all[k].host);
+        }
+        free(all);
+        if (!agree(ok)) goto fail;
+    }
     size_t n_train = s->ds.count[SPLIT_TRAIN][0] + s->ds.count[SPLIT_TRAIN][1];
     ok = grid_build(&s->grid, &s->cfg, s->ds.fingerprint, n_train, &err) == 0;
     size_t full_runs = s->grid.n_runs;
@@ -1139,6 +1326,8 @@ int sweep_main(const SweepArgs *a) {
         s->cpu_start = process_cpu_seconds();
         char *pending = ct_calloc(s->grid.n_runs ? s->grid.n_runs : 1, 1);
         memset(pending, 1, s->grid.n_runs);
+        s->pending = pending;
+        pool_init(&s->pool, s->size, (int)G, s->grid.n_runs);
         if (a->resume) {
             master_resume(s, pending, a->retry_failed);
             if (s->n_skipped_done) printf("resume: %zu trials already done\n", s->n_skipped_done);
@@ -1152,6 +1341,7 @@ int sweep_main(const SweepArgs *a) {
             long r;
             while (!stopsig_requested() && (r = pick_run(s, pending, s->last_model[0] ? s->last_model : NULL, NULL, 0)) >= 0) {
                 pending[r] = 0;
+                master_take_checkpoint(s, (size_t)r);
                 worker_run(s, (size_t)r, s->resume_state[r].n ? s->resume_state[r].p : NULL, s->resume_state[r].n);
                 buf_free(&s->resume_state[r]);
             }
@@ -1160,13 +1350,15 @@ int sweep_main(const SweepArgs *a) {
             master_loop(s, pending);
         }
         progress_clear(s);
-        int stopped = stopsig_requested() || s->interrupted;
+        int signalled = stopsig_requested() || s->interrupted, stopped = signalled;
         for (size_t i = 0; i < s->grid.n_runs; i++) stopped |= pending[i];
         free(pending);
+        s->pending = NULL;
         write_manifest(s, stopped ? "interrupted" : "done");
         if (stopped) {
-            printf("sweep stopped by a signal: %zu done, %zu failed of %zu trials; run again with --resume (exit %d)\n",
-                   s->n_done, s->n_failed, s->grid.n_trials, SWEEP_EXIT_RESUME);
+            printf("sweep stopped %s: %zu done, %zu failed of %zu trials; run again with --resume (exit %d)\n",
+                   signalled ? "by a signal" : "with runs left, every worker retired", s->n_done, s->n_failed,
+                   s->grid.n_trials, SWEEP_EXIT_RESUME);
             code = SWEEP_EXIT_RESUME;
         } else {
             // The queue's share: from the first assignment to the last record.

@@ -16,7 +16,8 @@
 #define SWEEP_EXIT_ERROR 1
 #define SWEEP_EXIT_USAGE 2
 #define SWEEP_EXIT_FAILED_TRIALS 3  // finished, but some trials failed
-#define SWEEP_EXIT_RESUME 75        // stopped early (signal): run again with --resume
+#define SWEEP_EXIT_UNWRITABLE 74    // the results cannot be written (full, quota, read-only): fix, then --resume
+#define SWEEP_EXIT_RESUME 75        // stopped early (signal, lost or hung rank): run again with --resume
 
 typedef struct {
     const char *config_path;
