@@ -14,11 +14,9 @@
 #include "sweep/sweep.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <hdf5.h>
 #include <math.h>
 #include <mpi.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +34,7 @@
 #include "results/outdir_lock.h"
 #include "results/trial_file.h"
 #include "sweep/grid.h"
+#include "sweep/placement.h"
 #include "sweep/rank_check.h"
 #include "sweep/worker_pool.h"
 #include "train/metrics.h"
@@ -43,7 +42,6 @@
 #include "util/buf.h"
 #include "util/stopsig.h"
 #ifdef CTSWEEP_HAVE_CUDA
-#include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_nccl.h"
 #endif
 
@@ -1215,42 +1213,14 @@ int sweep_main(const SweepArgs *a) {
         MPI_Comm_rank(s->group, &s->group_rank);
         MPI_Comm_size(s->group, &s->group_size);
     }
-    // Threads: the node's cores shared among the workers on it.
-    MPI_Comm node;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, s->rank, MPI_INFO_NULL, &node);
-    int local_rank, local_size;
-    MPI_Comm_rank(node, &local_rank);
-    MPI_Comm_size(node, &local_size);
-    int master_here = 0, is_master_local = s->rank == 0;
-    MPI_Allreduce(&is_master_local, &master_here, 1, MPI_INT, MPI_MAX, node);
-    MPI_Comm_free(&node);
-    int workers_here = local_size - (s->size > 1 ? master_here : 0);
-    // A rank bound to some of the node's cores (srun --cpu-bind, mpirun
-    // --bind-to core with PE=n, a cgroup) uses the cores it was given;
-    // unbound ranks share the node's cores.
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    cpu_set_t mask;
-    int bound = sched_getaffinity(0, sizeof mask, &mask) == 0 ? CPU_COUNT(&mask) : 0;
-    int threads = s->cfg.backend.threads > 0                ? s->cfg.backend.threads
-                  : bound > 0 && bound < cores              ? bound
-                                                            : (int)(cores / (workers_here > 0 ? workers_here : 1));
-    omp_set_num_threads(threads > 0 ? threads : 1);
-
-    // GPUs: each worker takes one by its place among the node's workers
-    // (modulo the devices it sees); the master uses none. A group of GPU
+    // Threads and GPUs: by the rank's place on its node. A group of GPU
     // workers reduces its gradients through NCCL.
-    snprintf(s->device, sizeof s->device, "cpu");
-    if (s->cfg.backend.kind == BACKEND_CUDA && !(s->rank == 0 && s->size > 1) && !a->dry_run) {
-#ifdef CTSWEEP_HAVE_CUDA
-        char name[128] = "", uuid[64] = "";
-        ok = cuda_bind_local_rank(local_rank - (s->size > 1 ? master_here : 0), name, sizeof name, uuid, sizeof uuid,
-                                  &err) >= 0;
-        if (ok) snprintf(s->device, sizeof s->device, "%.40s %s", name, uuid);
-#else
-        ok = ct_errorf(&err, "%s: train.backend: cuda, but this ctsweep was built without the CUDA backend",
-                       a->config_path) == 0;
-#endif
-    }
+    NodePlace place;
+    placement_node(&place, s->rank, s->size);
+    placement_threads(&place, &s->cfg);
+    if (!a->dry_run) ok = placement_bind_gpu(&place, s->rank, s->size, &s->cfg, a->config_path, s->device,
+                                             sizeof s->device, &err) == 0;
+    else snprintf(s->device, sizeof s->device, "cpu");
     if (!agree(ok)) goto fail;
 #ifdef CTSWEEP_HAVE_CUDA
     if (s->cfg.backend.kind == BACKEND_CUDA && s->group_size > 1 && s->group != MPI_COMM_NULL && !a->dry_run) {
