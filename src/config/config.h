@@ -51,6 +51,7 @@ typedef struct {
     FeatureStore feature_store;
     BackendOptions backend;   // train.backend, train.precision, train.threads
     size_t feature_batch;     // train.feature_batch: images per backbone forward
+    int gpu_share;            // train.gpu_share: workers on one node may share a GPU
     // ---- grid (cartesian product) ----
     char models[CONFIG_MAX_LIST][32];
     size_t n_models;

@@ -387,6 +387,8 @@ const ConfigKey config_keys[] = {
      .help = "CPU threads per worker; 0 uses every core."},
     {.path = "train.feature_batch", .type = CK_SIZE, AT(feature_batch), RANGE(1, 4096),
      .help = "Images per backbone forward pass."},
+    {.path = "train.gpu_share", .type = CK_BOOL, AT(gpu_share),
+     .help = "Let workers on one node share a GPU (more workers than GPUs); otherwise that is refused."},
     {.path = "train.backbone_seed", .type = CK_U64, AT(backbone_seed),
      .help = "Seed of the random backbones of models without weights."},
     // ---- grid ----

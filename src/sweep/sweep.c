@@ -1218,9 +1218,10 @@ int sweep_main(const SweepArgs *a) {
     NodePlace place;
     placement_node(&place, s->rank, s->size);
     placement_threads(&place, &s->cfg);
-    if (!a->dry_run) ok = placement_bind_gpu(&place, s->rank, s->size, &s->cfg, a->config_path, s->device,
+    if (!a->dry_run) ok = placement_bind_gpu(&place, s->rank, s->size, &s->cfg, a->config_path, s->host, s->device,
                                              sizeof s->device, &err) == 0;
     else snprintf(s->device, sizeof s->device, "cpu");
+    placement_free(&place);
     if (!agree(ok)) goto fail;
 #ifdef CTSWEEP_HAVE_CUDA
     if (s->cfg.backend.kind == BACKEND_CUDA && s->group_size > 1 && s->group != MPI_COMM_NULL && !a->dry_run) {
