@@ -34,6 +34,7 @@
 #include "results/outdir_lock.h"
 #include "results/trial_file.h"
 #include "sweep/grid.h"
+#include "sweep/master_stats.h"
 #include "sweep/placement.h"
 #include "sweep/rank_check.h"
 #include "sweep/worker_pool.h"
@@ -75,6 +76,25 @@ static double checkpoint_every(void) {
     return v && end != v && d >= 0 ? d : 60.0;
 }
 
+// Epoch records reach a run's trial files at most this many seconds after
+// they arrive (CTSWEEP_TRIAL_FLUSH, default 5; 0 = every epoch), and always
+// at a budget, a checkpoint and the run's end. Writing every trial file
+// whole at every epoch (fsync, rename) caps the master at a few hundred
+// epochs per second on a shared file system; batched, one write carries
+// many epochs. A kill loses at most the epochs since the run's last write,
+// which --resume would train again anyway (it continues from the run's
+// checkpoint, and every checkpoint writes the run's trial files first).
+static double trial_flush_every(void) {
+    static double every = -1;
+    if (every < 0) {
+        const char *v = getenv("CTSWEEP_TRIAL_FLUSH");
+        char *end;
+        double d = v && v[0] ? strtod(v, &end) : 5.0;
+        every = v && v[0] && (end == v || d < 0) ? 5.0 : d;
+    }
+    return every;
+}
+
 typedef struct {
     SweepConfig cfg;
     DataSet ds;
@@ -100,6 +120,9 @@ typedef struct {
     char (*hosts)[64];        // (size) each rank's host, for messages that name a rank
     char *pending;            // (n_runs) runs still to hand out
     WorkerPool pool;          // the workers: busy, silent, retired; runs being retried
+    char *trial_dirty;        // (n_trials) records newer than the trial's file
+    double *flushed_at;       // (n_runs) when the run's trial files were last written
+    MasterStats stats;
     int merging;              // sweep_merge: no resume messages
     const char *merged_from;  // sweep_merge: the source folders, one per line
     // worker
@@ -288,6 +311,7 @@ static int w_on_epoch(void *ctx, const EpochRecord *r, const double *lr, size_t 
         size_t nv = w->s->ds.count[SPLIT_VAL][0] + w->s->ds.count[SPLIT_VAL][1];
         buf_put_u64(b, nv);
         buf_put(b, vp, nv * sizeof *vp);
+        buf_put_f64(b, master_stats_clock());  // for the master's queueing delay
         send_buf(b, TAG_EPOCH);
     }
     return 0;
@@ -364,8 +388,83 @@ static int worker_backbone_tick(void *ctx) {
     return s->group_size == 1 && stopsig_requested();
 }
 
+// Reports how a run ended (outcome: 1 done, 2 interrupted, 0 failed with error).
+static void worker_end(WorkerCtx *w, int outcome, const char *error, double wall, uint64_t fwd, uint64_t hits) {
+    Sweep *s = w->s;
+    if (s->size == 1) {
+        master_end(s, w->run, outcome, error, wall, fwd, hits, s->host, s->device, 0, 0);
+    } else if (s->group_rank == 0) {
+        Buf *b = &w->buf;
+        buf_reset(b);
+        buf_put_u64(b, w->run);
+        buf_put_u64(b, (uint64_t)outcome);
+        buf_put_str(b, outcome == 0 ? error : "");
+        buf_put_f64(b, wall);
+        buf_put_u64(b, fwd);
+        buf_put_u64(b, hits);
+        buf_put_str(b, s->host);
+        buf_put_str(b, s->device);
+        buf_put_u64(b, outcome == 0 && pool_is_device_error(error));
+        send_buf(b, TAG_END);
+    }
+}
+
+// ---- simulated training (bench/master_scale) ----
+// CTSWEEP_SIMULATE_EPOCH_MS=N: workers compute nothing and send a synthetic
+// epoch (and budget reports) every N ms, so that the master's share of a
+// sweep with hundreds of fast workers can be measured on one machine. The
+// results are well-formed files of made-up numbers.
+static double simulate_epoch_ms(void) {
+    const char *v = getenv("CTSWEEP_SIMULATE_EPOCH_MS");
+    return v && v[0] ? atof(v) : -1.0;
+}
+
+static void worker_simulate(Sweep *s, size_t run_index, double ms) {
+    const GridRun *run = &s->grid.runs[run_index];
+    size_t budgets[TRAIN_MAX_BUDGETS];
+    run_budgets(s, run, budgets);
+    size_t last = 0;
+    for (size_t k = 0; k < run->n_trials; k++) last = budgets[k] > last ? budgets[k] : last;
+    size_t n_train = s->ds.count[SPLIT_TRAIN][0] + s->ds.count[SPLIT_TRAIN][1];
+    size_t ipe = (n_train + run->batch_size - 1) / run->batch_size;
+    size_t nv = s->ds.count[SPLIT_VAL][0] + s->ds.count[SPLIT_VAL][1];
+    size_t nt = s->ds.count[SPLIT_TEST][0] + s->ds.count[SPLIT_TEST][1];
+    double *lr = ct_malloc_array(ipe ? ipe : 1, sizeof *lr);
+    float *vp = ct_malloc_array(nv ? nv : 1, sizeof *vp), *tp = ct_malloc_array(nt ? nt : 1, sizeof *tp);
+    for (size_t i = 0; i < ipe; i++) lr[i] = run->clr.base_lr;
+    for (size_t i = 0; i < nv; i++) vp[i] = (float)((i * 37) % 100) / 100.0f;
+    for (size_t i = 0; i < nt; i++) tp[i] = (float)((i * 53) % 100) / 100.0f;
+    WorkerCtx w = {.s = s, .run = run_index};
+    CtError err = {{0}};
+    double t0 = ct_now();
+    int outcome = 1;
+    for (size_t e = 1; e <= last; e++) {
+        if (stopsig_requested()) {
+            outcome = 2;
+            break;
+        }
+        sleep_ms(ms);
+        EpochRecord r = {.epoch = e, .lr = run->clr.base_lr, .train_loss = 1.0 / (double)(e + 1), .train_acc = 0.5,
+                         .val_loss = 1.0 / (double)(e + 1), .val_acc = 0.5 + 0.4 * (double)e / (double)last,
+                         .val_auc = 0.5, .seconds = ms / 1000.0};
+        w_on_epoch(&w, &r, lr, ipe, vp, &err);
+        for (size_t k = 0; k < run->n_trials; k++)
+            if (budgets[k] == e) w_on_budget(&w, e, tp, e, r.val_acc, &err);
+    }
+    worker_end(&w, outcome, "", ct_now() - t0, 0, 0);
+    buf_free(&w.buf);
+    free(lr);
+    free(vp);
+    free(tp);
+}
+
 // Runs one run of the grid on this rank; reports through the hooks.
 static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob_len) {
+    double sim = simulate_epoch_ms();
+    if (sim >= 0) {
+        worker_simulate(s, run_index, sim);
+        return;
+    }
     const SweepConfig *c = &s->cfg;
     const GridRun *run = &s->grid.runs[run_index];
     double t0 = ct_now();
@@ -424,24 +523,8 @@ static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob
     FeatureStats after = fcache_stats(s->fc);
     uint64_t fwd = after.forwards - before.forwards, hits = after.hits - before.hits;
     double wall = ct_now() - t0;
-    const char *device = s->device;
     int outcome = rc == 0 ? 1 : rc == 1 ? 2 : 0;  // done, interrupted, failed
-    if (s->size == 1) {
-        master_end(s, run_index, outcome, err.msg, wall, fwd, hits, s->host, device, 0, 0);
-    } else if (s->group_rank == 0) {
-        Buf *b = &w.buf;
-        buf_reset(b);
-        buf_put_u64(b, run_index);
-        buf_put_u64(b, (uint64_t)outcome);
-        buf_put_str(b, outcome == 0 ? err.msg : "");
-        buf_put_f64(b, wall);
-        buf_put_u64(b, fwd);
-        buf_put_u64(b, hits);
-        buf_put_str(b, s->host);
-        buf_put_str(b, device);
-        buf_put_u64(b, outcome == 0 && pool_is_device_error(err.msg));
-        send_buf(b, TAG_END);
-    }
+    worker_end(&w, outcome, err.msg, wall, fwd, hits);
     buf_free(&w.buf);
 }
 
@@ -522,6 +605,25 @@ static void write_trial(Sweep *s, size_t t) {
     if (trial_file_write(path, &s->grid.trials[t], &s->rec[t], s->index[SPLIT_VAL], s->index[SPLIT_TEST], ck, &err))
         results_unwritable(err.msg);
     s->manifest_dirty = 1;
+    s->stats.file_writes++;
+    if (s->trial_dirty) s->trial_dirty[t] = 0;
+}
+
+// Writes the run's trial files that hold records newer than their file.
+static void flush_run(Sweep *s, size_t run) {
+    const GridRun *gr = &s->grid.runs[run];
+    for (size_t k = 0; k < gr->n_trials; k++)
+        if (s->trial_dirty && s->trial_dirty[gr->trials[k]]) write_trial(s, gr->trials[k]);
+    if (s->flushed_at) s->flushed_at[run] = ct_now();
+}
+
+// The runs in flight whose records waited trial_flush_every (or all of them).
+static void flush_waiting(Sweep *s, int all) {
+    double now = ct_now();
+    for (int k = 1; k < s->pool.size; k++) {
+        long run = s->pool.run[k];
+        if (run >= 0 && (all || now - s->flushed_at[run] >= trial_flush_every())) flush_run(s, (size_t)run);
+    }
 }
 
 static void write_manifest(Sweep *s, const char *state) {
@@ -530,6 +632,7 @@ static void write_manifest(Sweep *s, const char *state) {
     CtError err = {{0}};
     if (manifest_write(s->outdir, &m, &err)) results_unwritable(err.msg);
     s->manifest_dirty = 0;
+    s->stats.file_writes++;
     s->last_manifest = ct_now();
 }
 
@@ -586,8 +689,11 @@ static void master_epoch(Sweep *s, size_t run, const EpochRecord *r, const doubl
         rec->status = TRIAL_RUNNING;
         rec->rank = rank;
         trial_record_epoch(rec, r, lr, n_iters, vp);
-        write_trial(s, t);
+        s->trial_dirty[t] = 1;
     }
+    s->manifest_dirty = 1;
+    s->stats.epochs++;
+    if (ct_now() - s->flushed_at[run] >= trial_flush_every()) flush_run(s, run);
     if (ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
     progress(s, 0);
 }
@@ -619,6 +725,7 @@ static void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, 
                rec->best_val_acc, rec->best_epoch, rec->test_acc, rec->test_auc, s->n_failed, el, eta);
         fflush(stdout);
     }
+    flush_run(s, run);  // the run's other trials show their progress too
     if (s->ckpt[run].file[0]) master_drop_checkpoint(s, run);
     if (ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
 }
@@ -679,8 +786,10 @@ static void master_checkpoint(Sweep *s, size_t run, size_t epoch, size_t iter, c
     snprintf(path, sizeof path, "%s/%s", s->outdir, ck->file);
     CtError err = {{0}};
     if (ct_mkdirs(dir, &err) || checkpoint_write(path, epoch, iter, blob, len, &err)) results_unwritable(err.msg);
+    s->stats.file_writes++;
     for (size_t k = 0; k < gr->n_trials; k++)
         if (s->rec[gr->trials[k]].status != TRIAL_DONE) write_trial(s, gr->trials[k]);
+    s->flushed_at[run] = ct_now();
 }
 
 // outcome: 1 done, 2 interrupted (its unfinished trials stay pending), 0 failed.
@@ -772,6 +881,7 @@ static long pick_run(const Sweep *s, const char *pending, const char *model, cha
 // that Slurm requeues it and --resume continues.
 static _Noreturn void master_worker_lost(Sweep *s, int rank) {
     progress_clear(s);
+    flush_waiting(s, 1);
     write_manifest(s, "interrupted");
     long run = s->pool.run[rank];
     fprintf(stderr, "ctsweep: error: worker rank %d on %s sent nothing for %.0f s (sweep.worker_timeout) while training "
@@ -795,8 +905,11 @@ static void master_loop(Sweep *s, char *pending) {
         MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
         if (ct_now() - last_check > 1.0) {
             last_check = ct_now();
-            int hung = pool_hung(&s->pool, last_check, s->cfg.worker_timeout);
-            if (hung > 0) master_worker_lost(s, hung);
+            int hung = pool_hung(&s->pool, last_check, s->cfg.worker_timeout), waiting = 0;
+            // Not silent if its message waits here (the master itself was slow).
+            if (hung > 0) MPI_Iprobe(hung, MPI_ANY_TAG, MPI_COMM_WORLD, &waiting, MPI_STATUS_IGNORE);
+            if (hung > 0 && !waiting) master_worker_lost(s, hung);
+            flush_waiting(s, 0);
         }
         if (!flag) {
             if (s->manifest_dirty && ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
@@ -829,6 +942,7 @@ static void master_loop(Sweep *s, char *pending) {
             const double *lr = rd_view(&r, ni * sizeof(double));
             uint64_t nv = rd_u64(&r);
             const float *vp = rd_view(&r, nv * sizeof(float));
+            double sent_at = rd_f64(&r);
             if (r.bad || run >= s->grid.n_runs) fatal("malformed EPOCH message from rank %d", src);
             // The start-up check makes these equal; a difference here is a bug, never data to store.
             if (nv != s->n_split[SPLIT_VAL])
@@ -839,6 +953,7 @@ static void master_loop(Sweep *s, char *pending) {
             float *vpc = ct_malloc_array(nv ? nv : 1, sizeof *vpc);
             memcpy(lrc, lr, ni * sizeof *lrc);
             memcpy(vpc, vp, nv * sizeof *vpc);
+            master_stats_delay(&s->stats, master_stats_clock() - sent_at);
             master_epoch(s, (size_t)run, &rec, lrc, (size_t)ni, vpc, src);
             free(lrc);
             free(vpc);
@@ -1152,6 +1267,8 @@ static void sweep_free(Sweep *s) {
     free(s->resume_state);
     free(s->ckpt);
     free(s->hosts);
+    free(s->trial_dirty);
+    free(s->flushed_at);
     pool_free(&s->pool);
     for (int sp = 0; sp < DATA_SPLITS; sp++) free(s->index[sp]);
     free(s->test_labels);
@@ -1299,6 +1416,8 @@ int sweep_main(const SweepArgs *a) {
         memset(pending, 1, s->grid.n_runs);
         s->pending = pending;
         pool_init(&s->pool, s->size, (int)G, s->grid.n_runs);
+        s->trial_dirty = ct_calloc(s->grid.n_trials ? s->grid.n_trials : 1, 1);
+        s->flushed_at = ct_calloc(s->grid.n_runs ? s->grid.n_runs : 1, sizeof *s->flushed_at);
         if (a->resume) {
             master_resume(s, pending, a->retry_failed);
             if (s->n_skipped_done) printf("resume: %zu trials already done\n", s->n_skipped_done);
@@ -1341,6 +1460,14 @@ int sweep_main(const SweepArgs *a) {
                    100.0 * cpu / wall, s->outdir);
             code = s->n_failed ? SWEEP_EXIT_FAILED_TRIALS : SWEEP_EXIT_OK;
         }
+        // The master's own load (bench/master_scale reads this line).
+        double wall = ct_now() - s->t_start, cpu = process_cpu_seconds() - s->cpu_start;
+        MasterStats *ms = &s->stats;
+        printf("master: %llu epoch messages in %.1f s (%.0f/s), %llu file writes (%.0f/s), epoch message queueing "
+               "delay median %.1f ms, p99 %.1f ms, max %.1f ms; CPU %.0f%% of one core\n",
+               (unsigned long long)ms->epochs, wall, (double)ms->epochs / wall, (unsigned long long)ms->file_writes,
+               (double)ms->file_writes / wall, 1e3 * master_stats_quantile(ms, 0.5),
+               1e3 * master_stats_quantile(ms, 0.99), 1e3 * ms->delay_max, 100.0 * cpu / wall);
     } else {
         s->fc = fcache_create(s->cfg.feature_cache_mb << 20, s->cfg.feature_store);
         worker_loop(s);

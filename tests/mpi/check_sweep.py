@@ -63,6 +63,11 @@ CASE:
   samedata  one rank started on a different copy of the data (MPMD: its
             configuration points at another folder): refused at start-up,
             one error naming that rank and its host
+  simulate  CTSWEEP_SIMULATE_EPOCH_MS=5 (workers send synthetic epochs) under
+            the fsync/rename delay shim, with trial files batched for 1000 s
+            (CTSWEEP_TRIAL_FLUSH): every trial file still holds all its epochs
+            (written at budgets and run ends), the folder validates, and the
+            master's line counts every epoch message
   disk      the output on a small tmpfs that fills mid-sweep, then on one
             remounted read-only mid-sweep: one error line naming the file
             and the cause, exit 74 (not the resume code 75), every file valid, nothing finished lost,
@@ -1006,12 +1011,32 @@ def case_samedata(ctsweep, work):
     report(r.returncode == 0, f"the same copy everywhere: accepted (dry run exit {r.returncode})")
 
 
+def case_simulate(ctsweep, work):
+    cfg = write_config(work, "sweep.yaml")
+    out = os.path.join(work, "simulate")
+    shutil.rmtree(out, ignore_errors=True)
+    env = dict(ENV, CTSWEEP_SIMULATE_EPOCH_MS="5", CTSWEEP_TRIAL_FLUSH="1000", CTSWEEP_FSYNC_DELAY_MS="2",
+               LD_PRELOAD=os.environ["CTSWEEP_SHIM_FSYNC_LIB"])
+    r = run(mpirun(4, [ctsweep, "run", cfg, "-o", out]), env=env)
+    line = [l for l in r.stdout.splitlines() if l.startswith("master:")]
+    epochs = {}
+    for f in glob.glob(os.path.join(out, "trials", "*.h5")):
+        with h5py.File(f, "r") as h:
+            epochs[os.path.basename(f)] = (len(h["epochs"]), int(h.attrs["epochs"]), h.attrs["status"])
+    full = all(n == want and st == "done" for n, want, st in epochs.values())
+    ok_v, msg = validate(ctsweep, out)
+    # 4 runs (2 models x 2 schedules) of 4 epochs each.
+    report(r.returncode == 0 and ok_v and len(epochs) == 8 and full and line and line[0].startswith("master: 16 epoch messages"),
+           f"simulated workers, batched trial files: exit {r.returncode}, {msg}, every trial file holds its "
+           f"{sorted(set(e[1] for e in epochs.values()))} epochs: {full}; {line[0] if line else r.stdout[-300:]}")
+
+
 def main():
     ctsweep, work, case = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(work, exist_ok=True)
     {"ranks": case_ranks, "signal": case_signal, "kill": case_kill, "failure": case_failure,
      "config": case_config, "resume": case_resume, "groups": case_groups, "badimage": case_badimage, "status": case_status, "disk": case_disk, "lock": case_lock, "lostrank": case_lostrank, "hung": case_hung, "retire": case_retire,
-     "samedata": case_samedata, "chaos": case_chaos, "limits": case_limits,
+     "samedata": case_samedata, "simulate": case_simulate, "chaos": case_chaos, "limits": case_limits,
      "slices": case_slices}[case](ctsweep, work)
     print(f"{PASSED} passed, {FAILED} failed")
     sys.exit(1 if FAILED else 0)
