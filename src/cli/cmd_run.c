@@ -15,6 +15,7 @@
 static void run_usage(FILE *f) {
     fprintf(f,
             "usage: [mpirun -n N] ctsweep run CONFIG.yaml -o OUTDIR [--resume] [--retry-failed] [--slice I/N] [--dry-run]\n"
+            "                     [--break-lock]\n"
             "  -o, --output DIR   results directory: DIR/sweep.h5 and DIR/trials/<trial_id>.h5\n"
             "  --resume           continue the sweep in DIR: finished trials are kept, the rest run\n"
             "  --retry-failed     with --resume, run failed trials again\n"
@@ -22,9 +23,12 @@ static void run_usage(FILE *f) {
             "                     runs kept together (Slurm job arrays: one slice per array task, each to its\n"
             "                     own OUTDIR; then `ctsweep merge -o OUT DIR...`)\n"
             "  --dry-run          list the trials and exit\n"
+            "  --break-lock       take DIR's lock even though a run seems to hold it (only when that run is\n"
+            "                     known to be gone: e.g. killed on a node that cannot be reached)\n"
             "  --help-config      every configuration key with its default\n"
             "exit status: 0 all trials done, 3 done but some trials failed, 1 error, 2 usage,\n"
-            "             75 stopped early (signal): run again with --resume\n");
+            "             74 the results cannot be written (disk full, quota, read-only): fix that, then --resume\n"
+            "             75 stopped early (signal, or a lost or hung worker): run again with --resume\n");
 }
 
 int cmd_run(int argc, char **argv) {
@@ -34,6 +38,7 @@ int cmd_run(int argc, char **argv) {
                                              {"dry-run", no_argument, 0, 'd'},
                                              {"slice", required_argument, 0, 's'},
                                              {"help-config", no_argument, 0, 'c'},
+                                             {"break-lock", no_argument, 0, 'b'},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     SweepArgs a = {0};
@@ -45,6 +50,7 @@ int cmd_run(int argc, char **argv) {
         case 'r': a.resume = 1; break;
         case 'f': a.retry_failed = 1; break;
         case 'd': a.dry_run = 1; break;
+        case 'b': a.break_lock = 1; break;
         case 's':
             if (grid_slice_parse(optarg, &a.slice, &a.n_slices)) {
                 fprintf(stderr, "ctsweep run: --slice %s: expected I/N with 0 <= I < N (e.g. 0/4)\n", optarg);

@@ -4,10 +4,8 @@
  * half-written one) and after.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
-#include <sys/file.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,19 +13,8 @@
 
 #include "cli/commands.h"
 #include "results/h5io.h"
+#include "results/outdir_lock.h"
 #include "results/selection.h"
-
-// Whether a ctsweep run holds OUTDIR's lock (the master holds it while it
-// runs; the kernel drops it however the process ends). 0 when nobody does.
-static int outdir_locked(const char *outdir) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/.lock", outdir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    int held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-    close(fd);
-    return held;
-}
 
 typedef struct {
     char id[17], model[16], clr_mode[16], status[8];
@@ -119,7 +106,8 @@ int cmd_status(int argc, char **argv) {
         if (h5io_read_attr_text(f, "updated_utc", updated, sizeof updated)) snprintf(updated, sizeof updated, "?");
         // A manifest that says running while no process holds the lock was
         // left by a run that was killed: resume it.
-        if (strcmp(state, "running") == 0 && !outdir_locked(argv[1]))
+        char holder[400] = "";
+        if (strcmp(state, "running") == 0 && !outdir_lock_held(argv[1], holder, sizeof holder))
             snprintf(state, sizeof state, "stopped (killed?)");
         if (has_selected)
             printf("sel: the selected epoch (%s); test acc and auc are at that epoch\n", SELECTION_RULE);
@@ -127,6 +115,7 @@ int cmd_status(int argc, char **argv) {
             printf("test acc and auc are at each trial's final epoch (a schema version 1 sweep)\n");
         printf("%lld trials: %zu done, %zu running, %zu pending, %zu failed; sweep %s (updated %s)\n", (long long)n,
                count[2], count[1], count[0], count[3], state, updated);
+        if (strcmp(state, "running") == 0 && holder[0]) printf("held by %s\n", holder);
         if (strncmp(state, "stopped", 7) == 0)
             printf("no ctsweep run holds %s/.lock: run the sweep again with --resume to finish it\n", argv[1]);
     }

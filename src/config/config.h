@@ -53,6 +53,7 @@ typedef struct {
     FeatureStore feature_store;
     BackendOptions backend;   // train.backend, train.precision, train.threads
     size_t feature_batch;     // train.feature_batch: images per backbone forward
+    int gpu_share;            // train.gpu_share: workers on one node may share a GPU
     // ---- grid (cartesian product) ----
     char models[CONFIG_MAX_LIST][32];
     size_t n_models;
@@ -65,6 +66,9 @@ typedef struct {
     uint64_t seeds[CONFIG_MAX_LIST];
     size_t n_seeds;
     size_t ranks_per_trial;
+    // ---- sweep (how the job runs; may change on --resume) ----
+    double worker_timeout;  // sweep.worker_timeout: seconds without a message from a busy worker
+    size_t retries;         // sweep.retries: reruns of a failed run on another worker
     // ---- provenance ----
     char path[4096];  // the file read
     char *yaml;       // its text, verbatim (stored in the results)

@@ -46,6 +46,8 @@ void config_init(SweepConfig *cfg) {
     cfg->seeds[0] = 0;
     cfg->n_seeds = 1;
     cfg->ranks_per_trial = 1;
+    cfg->worker_timeout = 1800.0;
+    cfg->retries = 1;
 }
 
 // ---- enum adapters: the layers' own parsers, one signature ----
@@ -436,6 +438,8 @@ const ConfigKey config_keys[] = {
      .help = "CPU threads per worker; 0 uses every core."},
     {.path = "train.feature_batch", .type = CK_SIZE, AT(feature_batch), RANGE(1, 4096),
      .help = "Images per backbone forward pass (on the CPU at least one per thread); features do not depend on it."},
+    {.path = "train.gpu_share", .type = CK_BOOL, AT(gpu_share),
+     .help = "Let workers on one node share a GPU (more workers than GPUs); otherwise that is refused."},
     {.path = "train.backbone_seed", .type = CK_U64, AT(backbone_seed),
      .help = "Seed of the random backbones of models without weights."},
     // ---- grid ----
@@ -473,6 +477,14 @@ const ConfigKey config_keys[] = {
     // ---- parallelism ----
     {.path = "ranks_per_trial", .type = CK_SIZE, AT(ranks_per_trial), RANGE(1, 1024),
      .help = "Worker ranks that train one trial together (data-parallel)."},
+    // ---- sweep ----
+    {.path = "sweep", .type = CK_SECTION,
+     .help = "How the job copes with lost workers; may change when a sweep is resumed."},
+    {.path = "sweep.worker_timeout", .type = CK_NUM, AT(worker_timeout), RANGE(1, 1e7),
+     .help = "Seconds a busy worker may go without a message (an epoch, a backbone pass's heartbeat) before "
+             "the job ends with exit 75, everything it holds written, to be resumed."},
+    {.path = "sweep.retries", .type = CK_SIZE, AT(retries), RANGE(0, 100),
+     .help = "Times a failed run is tried again, on another worker, before its trials are recorded failed."},
 };
 
 const size_t config_n_keys = sizeof config_keys / sizeof config_keys[0];

@@ -14,17 +14,14 @@
 #include "sweep/sweep.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <hdf5.h>
 #include <math.h>
 #include <mpi.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -35,15 +32,19 @@
 #include "results/checkpoint.h"
 #include "results/h5io.h"
 #include "results/manifest.h"
+#include "results/outdir_lock.h"
 #include "results/trial_file.h"
 #include "sweep/grid.h"
 #include "sweep/outdir_claim.h"
+#include "sweep/master_stats.h"
+#include "sweep/placement.h"
+#include "sweep/rank_check.h"
+#include "sweep/worker_pool.h"
 #include "train/metrics.h"
 #include "train/trial.h"
 #include "util/buf.h"
 #include "util/stopsig.h"
 #ifdef CTSWEEP_HAVE_CUDA
-#include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_nccl.h"
 #endif
 
@@ -63,7 +64,9 @@ static int stop_requested(void *ctx) {
     return stopsig_requested();
 }
 
-enum { TAG_EPOCH = 11, TAG_BUDGET = 12, TAG_END = 13, TAG_CKPT = 14, TAG_ASSIGN = 21, TAG_STOP = 22 };
+// TAG_ALIVE: a worker in a long backbone pass says it is alive (the master
+// ends the job when a busy worker is silent for sweep.worker_timeout).
+enum { TAG_EPOCH = 11, TAG_BUDGET = 12, TAG_END = 13, TAG_CKPT = 14, TAG_ALIVE = 15, TAG_ASSIGN = 21, TAG_STOP = 22 };
 
 // Workers checkpoint a run at the first epoch end this long after the last
 // checkpoint (CTSWEEP_CHECKPOINT_EVERY seconds, default 60; 0 = every
@@ -73,6 +76,25 @@ static double checkpoint_every(void) {
     char *end;
     double d = v ? strtod(v, &end) : 60.0;
     return v && end != v && d >= 0 ? d : 60.0;
+}
+
+// Epoch records reach a run's trial files at most this many seconds after
+// they arrive (CTSWEEP_TRIAL_FLUSH, default 5; 0 = every epoch), and always
+// at a budget, a checkpoint and the run's end. Writing every trial file
+// whole at every epoch (fsync, rename) caps the master at a few hundred
+// epochs per second on a shared file system; batched, one write carries
+// many epochs. A kill loses at most the epochs since the run's last write,
+// which --resume would train again anyway (it continues from the run's
+// checkpoint, and every checkpoint writes the run's trial files first).
+static double trial_flush_every(void) {
+    static double every = -1;
+    if (every < 0) {
+        const char *v = getenv("CTSWEEP_TRIAL_FLUSH");
+        char *end;
+        double d = v && v[0] ? strtod(v, &end) : 5.0;
+        every = v && v[0] && (end == v || d < 0) ? 5.0 : d;
+    }
+    return every;
 }
 
 typedef struct {
@@ -100,6 +122,12 @@ typedef struct {
     CheckpointRef *ckpt;     // (n_runs) the latest checkpoint of each run
     Buf *resume_state;       // (n_runs) the state a resumed run starts from
     int manifest_dirty;
+    char (*hosts)[64];        // (size) each rank's host, for messages that name a rank
+    char *pending;            // (n_runs) runs still to hand out
+    WorkerPool pool;          // the workers: busy, silent, retired; runs being retried
+    char *trial_dirty;        // (n_trials) records newer than the trial's file
+    double *flushed_at;       // (n_runs) when the run's trial files were last written
+    MasterStats stats;
     int merging;              // sweep_merge: no resume messages
     const char *merged_from;  // sweep_merge: the source folders, one per line
     // worker
@@ -108,6 +136,7 @@ typedef struct {
     MPI_Comm group;  // the ranks that train one trial together (ranks_per_trial)
     int group_rank, group_size;
     char device[64];  // "cpu", or the bound GPU's name and UUID
+    double last_alive;  // when this worker last told the master it is alive
     void *nccl;       // the group's NCCL communicator (CUDA groups of GPUs)
 } Sweep;
 
@@ -225,8 +254,9 @@ static void master_epoch(Sweep *s, size_t run, const EpochRecord *r, const doubl
                          const float *vp, const float *tp, int rank);
 static void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, int rank);
 static void master_checkpoint(Sweep *s, size_t run, size_t epoch, size_t iter, const void *blob, size_t len);
+static void master_drop_checkpoint(Sweep *s, size_t run);
 static void master_end(Sweep *s, size_t run, int ok, const char *error, double wall, uint64_t fwd, uint64_t hits,
-                       const char *host, const char *device, int rank);
+                       const char *host, const char *device, int rank, int device_error);
 
 // Sends (or, with one rank, records) the run's training state.
 static void worker_checkpoint(WorkerCtx *w) {
@@ -253,6 +283,12 @@ static void worker_checkpoint(WorkerCtx *w) {
 // holding that trial fail at the end of that epoch, before the epoch is
 // reported, as a worker-side error would.
 static int injected_fault(const Sweep *s, size_t run, size_t epoch, CtError *err) {
+    // CTSWEEP_DEVICE_FAULT=<rank>: that rank's device is broken: every run
+    // it trains fails at its first epoch end with a CUDA error.
+    const char *d = getenv("CTSWEEP_DEVICE_FAULT");
+    if (d && atoi(d) == s->rank && s->size > 1)
+        return ct_errorf(err, "CUDA: cudaStreamSynchronize failed: an illegal memory access was encountered "
+                         "(injected by CTSWEEP_DEVICE_FAULT on rank %d, epoch %zu)", s->rank, epoch);
     const char *f = getenv("CTSWEEP_FAULT");
     if (!f) return 0;
     const GridRun *gr = &s->grid.runs[run];
@@ -282,6 +318,7 @@ static int w_on_epoch(void *ctx, const EpochRecord *r, const double *lr, size_t 
         buf_put(b, vp, w->n_val * sizeof *vp);
         buf_put_u64(b, w->n_test);
         buf_put(b, tp, w->n_test * sizeof *tp);
+        buf_put_f64(b, master_stats_clock());  // for the master's queueing delay
         send_buf(b, TAG_EPOCH);
     }
     return 0;
@@ -342,8 +379,98 @@ static void group_allreduce_f64(void *ctx, double *buf, size_t n) {
         fatal("MPI_Allreduce failed");
 }
 
+// Called before each batch of a backbone pass: tells the master now and then
+// that this worker is alive (a pass over a large data set sends nothing
+// else for minutes), and stops the pass on a signal when this worker trains
+// alone (a data-parallel group's ranks must stop together, in the trainer).
+static int worker_backbone_tick(void *ctx) {
+    Sweep *s = ctx;
+    double every = s->cfg.worker_timeout / 4 < 60 ? s->cfg.worker_timeout / 4 : 60;
+    if (s->size > 1 && s->group_rank == 0 && ct_now() - s->last_alive >= every) {
+        uint64_t v = 0;
+        if (MPI_Send(&v, (int)sizeof v, MPI_BYTE, 0, TAG_ALIVE, MPI_COMM_WORLD) != MPI_SUCCESS)
+            fatal("MPI_Send to the master failed");
+        s->last_alive = ct_now();
+    }
+    return s->group_size == 1 && stopsig_requested();
+}
+
+// Reports how a run ended (outcome: 1 done, 2 interrupted, 0 failed with error).
+static void worker_end(WorkerCtx *w, int outcome, const char *error, double wall, uint64_t fwd, uint64_t hits) {
+    Sweep *s = w->s;
+    if (s->size == 1) {
+        master_end(s, w->run, outcome, error, wall, fwd, hits, s->host, s->device, 0, 0);
+    } else if (s->group_rank == 0) {
+        Buf *b = &w->buf;
+        buf_reset(b);
+        buf_put_u64(b, w->run);
+        buf_put_u64(b, (uint64_t)outcome);
+        buf_put_str(b, outcome == 0 ? error : "");
+        buf_put_f64(b, wall);
+        buf_put_u64(b, fwd);
+        buf_put_u64(b, hits);
+        buf_put_str(b, s->host);
+        buf_put_str(b, s->device);
+        buf_put_u64(b, outcome == 0 && pool_is_device_error(error));
+        send_buf(b, TAG_END);
+    }
+}
+
+// ---- simulated training (bench/master_scale) ----
+// CTSWEEP_SIMULATE_EPOCH_MS=N: workers compute nothing and send a synthetic
+// epoch (and budget reports) every N ms, so that the master's share of a
+// sweep with hundreds of fast workers can be measured on one machine. The
+// results are well-formed files of made-up numbers.
+static double simulate_epoch_ms(void) {
+    const char *v = getenv("CTSWEEP_SIMULATE_EPOCH_MS");
+    return v && v[0] ? atof(v) : -1.0;
+}
+
+static void worker_simulate(Sweep *s, size_t run_index, double ms) {
+    const GridRun *run = &s->grid.runs[run_index];
+    size_t budgets[TRAIN_MAX_BUDGETS];
+    run_budgets(s, run, budgets);
+    size_t last = 0;
+    for (size_t k = 0; k < run->n_trials; k++) last = budgets[k] > last ? budgets[k] : last;
+    size_t n_train = folds_count(&s->ds, run->fold, SPLIT_TRAIN);
+    size_t ipe = (n_train + run->batch_size - 1) / run->batch_size;
+    size_t nv = folds_count(&s->ds, run->fold, SPLIT_VAL), nt = folds_count(&s->ds, run->fold, SPLIT_TEST);
+    double *lr = ct_malloc_array(ipe ? ipe : 1, sizeof *lr);
+    float *vp = ct_malloc_array(nv ? nv : 1, sizeof *vp), *tp = ct_malloc_array(nt ? nt : 1, sizeof *tp);
+    for (size_t i = 0; i < ipe; i++) lr[i] = run->clr.base_lr;
+    for (size_t i = 0; i < nv; i++) vp[i] = (float)((i * 37) % 100) / 100.0f;
+    for (size_t i = 0; i < nt; i++) tp[i] = (float)((i * 53) % 100) / 100.0f;
+    WorkerCtx w = {.s = s, .run = run_index, .n_val = nv, .n_test = nt};
+    CtError err = {{0}};
+    double t0 = ct_now();
+    int outcome = 1;
+    for (size_t e = 1; e <= last; e++) {
+        if (stopsig_requested()) {
+            outcome = 2;
+            break;
+        }
+        sleep_ms(ms);
+        EpochRecord r = {.epoch = e, .lr = run->clr.base_lr, .train_loss = 1.0 / (double)(e + 1), .train_acc = 0.5,
+                         .val_loss = 1.0 / (double)(e + 1), .val_acc = 0.5 + 0.4 * (double)e / (double)last,
+                         .val_auc = 0.5, .seconds = ms / 1000.0};
+        w_on_epoch(&w, &r, lr, ipe, vp, tp, &err);
+        for (size_t k = 0; k < run->n_trials; k++)
+            if (budgets[k] == e) w_on_budget(&w, e, tp, e, r.val_acc, &err);
+    }
+    worker_end(&w, outcome, "", ct_now() - t0, 0, 0);
+    buf_free(&w.buf);
+    free(lr);
+    free(vp);
+    free(tp);
+}
+
 // Runs one run of the grid on this rank; reports through the hooks.
 static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob_len) {
+    double sim = simulate_epoch_ms();
+    if (sim >= 0) {
+        worker_simulate(s, run_index, sim);
+        return;
+    }
     const SweepConfig *c = &s->cfg;
     const GridRun *run = &s->grid.runs[run_index];
     double t0 = ct_now();
@@ -388,31 +515,23 @@ static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob
                         .dp_rank = s->group_rank, .dp_size = s->group_size,
                         .allreduce_f32 = group_allreduce_f32, .allreduce_f64 = group_allreduce_f64};
     TrialInputs in = {.cache = s->fc, .features = &fs, .ds = &s->ds, .images = &s->ic, .fold = run->fold};
+    s->last_alive = ct_now();
+    fcache_set_stop(s->fc, worker_backbone_tick, s);
     int rc = trial_resume(&in, &st, &ts, &hooks, blob, blob_len, &err);
-    if (rc == 1) worker_checkpoint(&w);  // stopped by a signal at a batch boundary
+    if (rc < 0 && fcache_stopped(s->fc)) {
+        rc = 1;  // stopped at a backbone batch: the run is interrupted, not failed
+        if (st.iter > 0 && st.iter < st.total_iters) worker_checkpoint(&w);
+    } else if (rc == 1) {
+        worker_checkpoint(&w);  // stopped by a signal at a batch boundary
+    }
     train_state_free(&st);
     trial_inputs_free(&in);
     snprintf(s->last_model, sizeof s->last_model, "%s", run->model);
     FeatureStats after = fcache_stats(s->fc);
     uint64_t fwd = after.forwards - before.forwards, hits = after.hits - before.hits;
     double wall = ct_now() - t0;
-    const char *device = s->device;
     int outcome = rc == 0 ? 1 : rc == 1 ? 2 : 0;  // done, interrupted, failed
-    if (s->size == 1) {
-        master_end(s, run_index, outcome, err.msg, wall, fwd, hits, s->host, device, 0);
-    } else if (s->group_rank == 0) {
-        Buf *b = &w.buf;
-        buf_reset(b);
-        buf_put_u64(b, run_index);
-        buf_put_u64(b, (uint64_t)outcome);
-        buf_put_str(b, outcome == 0 ? err.msg : "");
-        buf_put_f64(b, wall);
-        buf_put_u64(b, fwd);
-        buf_put_u64(b, hits);
-        buf_put_str(b, s->host);
-        buf_put_str(b, device);
-        send_buf(b, TAG_END);
-    }
+    worker_end(&w, outcome, err.msg, wall, fwd, hits);
     buf_free(&w.buf);
 }
 
@@ -484,13 +603,16 @@ static void trial_record_for(const Sweep *s, const GridTrial *t, TrialRecord *r)
 
 // A results file that cannot be written (disk full, read-only file system,
 // quota): every file is written under a new name and renamed into place, so
-// what is on disk stays valid. The whole job stops at once with the resume
-// code; once the cause is fixed, --resume continues from there.
+// what is on disk stays valid. The whole job stops at once with an exit code
+// of its own, not the resume code: rerunning cannot help until someone frees
+// space or restores write access (a requeue would loop); then --resume
+// continues from there.
 static _Noreturn void results_unwritable(const char *msg) {
-    fprintf(stderr, "ctsweep: error: %s; the results on disk are intact: fix this and rerun with --resume\n", msg);
+    fprintf(stderr, "ctsweep: error: %s; the results on disk are intact: fix this and rerun with --resume (exit %d)\n",
+            msg, SWEEP_EXIT_UNWRITABLE);
     fflush(NULL);
-    MPI_Abort(MPI_COMM_WORLD, SWEEP_EXIT_RESUME);
-    _exit(SWEEP_EXIT_RESUME);
+    MPI_Abort(MPI_COMM_WORLD, SWEEP_EXIT_UNWRITABLE);
+    _exit(SWEEP_EXIT_UNWRITABLE);
 }
 
 static void write_trial(Sweep *s, size_t t) {
@@ -502,6 +624,25 @@ static void write_trial(Sweep *s, size_t t) {
                          s->index[SPLIT_TEST], ck, &err))
         results_unwritable(err.msg);
     s->manifest_dirty = 1;
+    s->stats.file_writes++;
+    if (s->trial_dirty) s->trial_dirty[t] = 0;
+}
+
+// Writes the run's trial files that hold records newer than their file.
+static void flush_run(Sweep *s, size_t run) {
+    const GridRun *gr = &s->grid.runs[run];
+    for (size_t k = 0; k < gr->n_trials; k++)
+        if (s->trial_dirty && s->trial_dirty[gr->trials[k]]) write_trial(s, gr->trials[k]);
+    if (s->flushed_at) s->flushed_at[run] = ct_now();
+}
+
+// The runs in flight whose records waited trial_flush_every (or all of them).
+static void flush_waiting(Sweep *s, int all) {
+    double now = ct_now();
+    for (int k = 1; k < s->pool.size; k++) {
+        long run = s->pool.run[k];
+        if (run >= 0 && (all || now - s->flushed_at[run] >= trial_flush_every())) flush_run(s, (size_t)run);
+    }
 }
 
 static void write_manifest(Sweep *s, const char *state) {
@@ -510,6 +651,7 @@ static void write_manifest(Sweep *s, const char *state) {
     CtError err = {{0}};
     if (manifest_write(s->outdir, &m, &err)) results_unwritable(err.msg);
     s->manifest_dirty = 0;
+    s->stats.file_writes++;
     s->last_manifest = ct_now();
 }
 
@@ -566,8 +708,11 @@ static void master_epoch(Sweep *s, size_t run, const EpochRecord *r, const doubl
         rec->status = TRIAL_RUNNING;
         rec->rank = rank;
         trial_record_epoch(rec, r, lr, n_iters, vp, tp);
-        write_trial(s, t);
+        s->trial_dirty[t] = 1;
     }
+    s->manifest_dirty = 1;
+    s->stats.epochs++;
+    if (ct_now() - s->flushed_at[run] >= trial_flush_every()) flush_run(s, run);
     if (ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
     progress(s, 0);
 }
@@ -599,7 +744,52 @@ static void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, 
                eta);
         fflush(stdout);
     }
+    flush_run(s, run);  // the run's other trials show their progress too
+    if (s->ckpt[run].file[0]) master_drop_checkpoint(s, run);
     if (ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
+}
+
+// A finished run's checkpoint is deleted (a VGG head's is ~156 MB; a large
+// grid would keep hundreds of GB), once every trial file of the run says
+// done and no longer points at it. A run with a failed trial keeps it, for
+// --retry-failed.
+static void master_drop_checkpoint(Sweep *s, size_t run) {
+    const GridRun *gr = &s->grid.runs[run];
+    for (size_t k = 0; k < gr->n_trials; k++)
+        if (s->rec[gr->trials[k]].status != TRIAL_DONE) return;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/checkpoints/%s.h5", s->outdir, s->grid.trials[gr->trials[0]].id);
+    if (unlink(path) != 0 && errno != ENOENT) ct_warn("%s: cannot delete the finished run's checkpoint: %s", path, strerror(errno));
+    s->ckpt[run].file[0] = '\0';
+    buf_free(&s->resume_state[run]);
+}
+
+// The state a run starts from when it is assigned: its checkpoint, read now
+// (never all at once). Without one (or when it cannot be read) the run
+// starts again.
+static void master_take_checkpoint(Sweep *s, size_t run) {
+    CheckpointRef *ck = &s->ckpt[run];
+    const GridRun *gr = &s->grid.runs[run];
+    buf_free(&s->resume_state[run]);
+    if (ck->file[0]) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", s->outdir, ck->file);
+        CtError err = {{0}};
+        if (checkpoint_read(path, ck->epoch, ck->iteration, &s->resume_state[run], &err) != 0) {
+            ct_warn("%s; run %zu starts again", err.msg, run);
+            ck->file[0] = '\0';
+            buf_free(&s->resume_state[run]);
+        }
+    }
+    // Unfinished trials hold the epochs up to where the run starts (more
+    // when a failed run is retried).
+    size_t keep = ck->file[0] ? ck->epoch : 0;
+    for (size_t k = 0; k < gr->n_trials; k++) {
+        TrialRecord *rec = &s->rec[gr->trials[k]];
+        if (rec->status == TRIAL_DONE || rec->epochs_done <= keep) continue;
+        trial_record_truncate(rec, keep);
+        write_trial(s, gr->trials[k]);
+    }
 }
 
 // Writes a run's training state to OUT/checkpoints/<first trial id>.h5
@@ -615,18 +805,42 @@ static void master_checkpoint(Sweep *s, size_t run, size_t epoch, size_t iter, c
     snprintf(path, sizeof path, "%s/%s", s->outdir, ck->file);
     CtError err = {{0}};
     if (ct_mkdirs(dir, &err) || checkpoint_write(path, epoch, iter, blob, len, &err)) results_unwritable(err.msg);
+    s->stats.file_writes++;
     for (size_t k = 0; k < gr->n_trials; k++)
         if (s->rec[gr->trials[k]].status != TRIAL_DONE) write_trial(s, gr->trials[k]);
+    s->flushed_at[run] = ct_now();
 }
 
 // outcome: 1 done, 2 interrupted (its unfinished trials stay pending), 0 failed.
 static void master_end(Sweep *s, size_t run, int outcome, const char *error, double wall, uint64_t fwd,
-                       uint64_t hits, const char *host, const char *device, int rank) {
+                       uint64_t hits, const char *host, const char *device, int rank, int device_error) {
     const GridRun *gr = &s->grid.runs[run];
     int ok = outcome != 0;
+    WorkerPool *p = &s->pool;
+    // A failed run goes once more (sweep.retries) to another worker before
+    // its trials are recorded failed: a fault of one node or GPU should not
+    // cost the trial. It continues from its checkpoint, if it has one.
+    if (outcome == 0 && s->size > 1 && !stopsig_requested() && p->attempts[run] < s->cfg.retries &&
+        pool_others_active(p, rank) > 0) {
+        p->attempts[run]++;
+        p->avoid[run] = rank;
+        progress_clear(s);
+        ct_warn("run %zu (trial %s) failed on rank %d (%s%s): %s; trying it again on another worker (retry %zu of "
+                "%zu)", run, s->grid.trials[gr->trials[0]].id, rank, host, device_error ? ", a device error" : "",
+                error, p->attempts[run], s->cfg.retries);
+        for (size_t k = 0; k < gr->n_trials; k++) {
+            TrialRecord *rec = &s->rec[gr->trials[k]];
+            if (rec->status == TRIAL_DONE) continue;
+            rec->status = TRIAL_PENDING;
+            write_trial(s, gr->trials[k]);
+        }
+        s->pending[run] = 1;
+        return;
+    }
     for (size_t k = 0; k < gr->n_trials; k++) {
         size_t t = gr->trials[k];
         TrialRecord *rec = &s->rec[t];
+        if (p->attempts && p->attempts[run] && rec->status == TRIAL_DONE) continue;  // recorded by an earlier attempt
         rec->wall_seconds = wall;
         rec->forwards = fwd;
         rec->cache_hits = hits;
@@ -653,10 +867,12 @@ static void master_end(Sweep *s, size_t run, int outcome, const char *error, dou
 // there are any; else one of a model no other worker holds, so that each
 // model's features are computed by one worker while there are models enough
 // to go round; else any. model_of[k]: the model rank k last took (may be NULL).
-static long pick_run(const Sweep *s, const char *pending, const char *model, char (*model_of)[32], int self) {
+static long pick_run_from(const Sweep *s, const char *pending, const char *model, char (*model_of)[32], int self,
+                          int skip_avoided) {
     long best = -1, best_same = -1, best_free = -1;
     for (size_t i = 0; i < s->grid.n_runs; i++) {
         if (!pending[i]) continue;
+        if (skip_avoided && s->pool.avoid && s->pool.avoid[i] == self) continue;
         const GridRun *r = &s->grid.runs[i];
         if (best < 0 || r->cost > s->grid.runs[best].cost) best = (long)i;
         if (model && strcmp(r->model, model) == 0 && (best_same < 0 || r->cost > s->grid.runs[best_same].cost))
@@ -669,15 +885,51 @@ static long pick_run(const Sweep *s, const char *pending, const char *model, cha
     return best_same >= 0 ? best_same : best_free >= 0 ? best_free : best;
 }
 
+// A retried run goes to another worker than the one it failed on, unless
+// no other worker is left to take it.
+static long pick_run(const Sweep *s, const char *pending, const char *model, char (*model_of)[32], int self) {
+    long r = pick_run_from(s, pending, model, model_of, self, 1);
+    if (r < 0 && s->pool.avoid && pool_others_active(&s->pool, self) == 0)
+        r = pick_run_from(s, pending, model, model_of, self, 0);
+    return r;
+}
+
+// A busy worker silent for sweep.worker_timeout is hung (a GPU fault, a read
+// stuck on a shared file system) or lost. Everything that arrived is already
+// in the results, each file whole: the job ends with the resume code, so
+// that Slurm requeues it and --resume continues.
+static _Noreturn void master_worker_lost(Sweep *s, int rank) {
+    progress_clear(s);
+    flush_waiting(s, 1);
+    write_manifest(s, "interrupted");
+    long run = s->pool.run[rank];
+    fprintf(stderr, "ctsweep: error: worker rank %d on %s sent nothing for %.0f s (sweep.worker_timeout) while training "
+            "run %ld (trial %s): it is hung or lost; the results hold everything received: ending the job to be "
+            "resumed (exit %d)\n", rank, s->hosts ? s->hosts[rank] : "?", ct_now() - s->pool.heard[rank], run,
+            run >= 0 ? s->grid.trials[s->grid.runs[run].trials[0]].id : "-", SWEEP_EXIT_RESUME);
+    fflush(NULL);
+    MPI_Abort(MPI_COMM_WORLD, SWEEP_EXIT_RESUME);
+    _exit(SWEEP_EXIT_RESUME);
+}
+
 static void master_loop(Sweep *s, char *pending) {
     int workers = (s->size - 1) / (int)s->cfg.ranks_per_trial;  // group leaders
     char (*model_of)[32] = ct_calloc((size_t)s->size, sizeof *model_of);
     Buf b = {0};
-    double backoff = 0.2;
+    double backoff = 0.2, last_check = ct_now();
+    for (int k = 1; k < s->size; k++) pool_heard(&s->pool, k, ct_now());
     while (workers > 0) {
         int flag = 0;
         MPI_Status st;
         MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
+        if (ct_now() - last_check > 1.0) {
+            last_check = ct_now();
+            int hung = pool_hung(&s->pool, last_check, s->cfg.worker_timeout), waiting = 0;
+            // Not silent if its message waits here (the master itself was slow).
+            if (hung > 0) MPI_Iprobe(hung, MPI_ANY_TAG, MPI_COMM_WORLD, &waiting, MPI_STATUS_IGNORE);
+            if (hung > 0 && !waiting) master_worker_lost(s, hung);
+            flush_waiting(s, 0);
+        }
         if (!flag) {
             if (s->manifest_dirty && ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
             progress(s, 0);
@@ -699,7 +951,10 @@ static void master_loop(Sweep *s, char *pending) {
         rd_init(&r, b.p, (size_t)count);
         uint64_t run = rd_u64(&r);
         int src = st.MPI_SOURCE;
-        if (st.MPI_TAG == TAG_EPOCH) {
+        pool_heard(&s->pool, src, ct_now());
+        if (st.MPI_TAG == TAG_ALIVE) {
+            continue;
+        } else if (st.MPI_TAG == TAG_EPOCH) {
             EpochRecord rec;
             rd_get(&r, &rec, sizeof rec);
             uint64_t ni = rd_u64(&r);
@@ -708,11 +963,14 @@ static void master_loop(Sweep *s, char *pending) {
             const float *vp = rd_view(&r, nv * sizeof(float));
             uint64_t nt = rd_u64(&r);
             const float *tp = rd_view(&r, nt * sizeof(float));
+            double sent_at = rd_f64(&r);
             if (r.bad || run >= s->grid.n_runs) fatal("malformed EPOCH message from rank %d", src);
+            // The start-up check makes the data sets equal; a difference here is a bug, never data to store.
             const TrialRecord *first = &s->rec[s->grid.runs[run].trials[0]];  // the run's fold's sizes
             if (nv != first->n_val || nt != first->n_test)
-                fatal("EPOCH message from rank %d: %llu val and %llu test probabilities, expected %zu and %zu", src,
-                      (unsigned long long)nv, (unsigned long long)nt, first->n_val, first->n_test);
+                fatal("EPOCH message from rank %d on %s: %llu val and %llu test probabilities, expected %zu and %zu",
+                      src, s->hosts ? s->hosts[src] : "?", (unsigned long long)nv, (unsigned long long)nt,
+                      first->n_val, first->n_test);
             // Copy: the views may be unaligned.
             double *lrc = ct_malloc_array(ni ? ni : 1, sizeof *lrc);
             float *vpc = ct_malloc_array(nv ? nv : 1, sizeof *vpc);
@@ -720,6 +978,7 @@ static void master_loop(Sweep *s, char *pending) {
             memcpy(lrc, lr, ni * sizeof *lrc);
             memcpy(vpc, vp, nv * sizeof *vpc);
             memcpy(tpc, tp, nt * sizeof *tpc);
+            master_stats_delay(&s->stats, master_stats_clock() - sent_at);
             master_epoch(s, (size_t)run, &rec, lrc, (size_t)ni, vpc, tpc, src);
             free(lrc);
             free(vpc);
@@ -728,6 +987,9 @@ static void master_loop(Sweep *s, char *pending) {
             uint64_t budget = rd_u64(&r), nt = rd_u64(&r);
             const float *tp = rd_view(&r, nt * sizeof(float));
             if (r.bad || run >= s->grid.n_runs) fatal("malformed BUDGET message from rank %d", src);
+            if (nt != s->n_split[SPLIT_TEST])
+                fatal("BUDGET message from rank %d on %s holds %llu test probabilities; the data set has %zu test images",
+                      src, s->hosts ? s->hosts[src] : "?", (unsigned long long)nt, s->n_split[SPLIT_TEST]);
             float *tpc = ct_malloc_array(nt ? nt : 1, sizeof *tpc);
             memcpy(tpc, tp, nt * sizeof *tpc);
             master_budget(s, (size_t)run, (size_t)budget, tpc, src);
@@ -746,14 +1008,27 @@ static void master_loop(Sweep *s, char *pending) {
                 uint64_t fwd = rd_u64(&r), hits = rd_u64(&r);
                 rd_str(&r, host, sizeof host);
                 rd_str(&r, device, sizeof device);
+                uint64_t device_error = rd_u64(&r);
                 if (r.bad || run >= s->grid.n_runs) fatal("malformed END message from rank %d", src);
-                master_end(s, (size_t)run, (int)ok, error, wall, fwd, hits, host, device, src);
+                int retire = pool_run_ended(&s->pool, src, ok == 0, device_error != 0);
+                if (retire) s->pool.gone[src] = 1;  // before master_end: its run is retried elsewhere
+                master_end(s, (size_t)run, (int)ok, error, wall, fwd, hits, host, device, src, (int)device_error);
                 snprintf(model_of[src], sizeof model_of[src], "%s", s->grid.runs[run].model);
+                if (retire) {
+                    progress_clear(s);
+                    ct_warn("rank %d on %s (%s) retired for the rest of the job: two runs in a row failed with "
+                            "device errors (last: %s); its runs go to the other workers", src, host, device, error);
+                    model_of[src][0] = '\0';
+                }
             }
-            long next = stopsig_requested() ? -1 : pick_run(s, pending, model_of[src][0] ? model_of[src] : NULL, model_of, src);
+            long next = stopsig_requested() || s->pool.gone[src]
+                            ? -1
+                            : pick_run(s, pending, model_of[src][0] ? model_of[src] : NULL, model_of, src);
             if (next >= 0) {
                 pending[next] = 0;
                 snprintf(model_of[src], sizeof model_of[src], "%s", s->grid.runs[next].model);
+                master_take_checkpoint(s, (size_t)next);
+                s->pool.run[src] = next;
                 Buf *rs = &s->resume_state[next];
                 Buf out = {0};
                 buf_put_u64(&out, (uint64_t)next);
@@ -765,6 +1040,7 @@ static void master_loop(Sweep *s, char *pending) {
             } else {
                 uint64_t v = 0;
                 MPI_Send(&v, (int)sizeof v, MPI_BYTE, src, TAG_STOP, MPI_COMM_WORLD);
+                s->pool.gone[src] = 1;
                 workers--;
             }
         } else {
@@ -845,6 +1121,7 @@ static void master_resume(Sweep *s, char *pending, int retry_failed) {
             open |= st != TRIAL_DONE && st != TRIAL_FAILED;
         }
         pending[i] = (char)open;
+        if (!open && !s->merging) master_drop_checkpoint(s, i);  // one a kill left behind
         if (!open) continue;
         CheckpointRef *ck = &s->ckpt[i];
         if (ck->file[0]) {
@@ -857,11 +1134,12 @@ static void master_resume(Sweep *s, char *pending, int retry_failed) {
                     (rec->epochs_done < ck->epoch || s->grid.trials[gr->trials[k]].epochs <= ck->epoch))
                     ck->file[0] = '\0';
             }
+            // Read when the run is assigned (master_take_checkpoint), not
+            // here: thousands of checkpoints would not fit the master's memory.
             char path[4400];
             snprintf(path, sizeof path, "%s/%s", s->outdir, ck->file);
-            CtError err = {{0}};
-            if (ck->file[0] && checkpoint_read(path, ck->epoch, ck->iteration, &s->resume_state[i], &err) != 0) {
-                ct_warn("%s; run %zu starts again", err.msg, i);
+            if (ck->file[0] && !path_exists(path)) {
+                ct_warn("%s: missing; run %zu starts again", path, i);
                 ck->file[0] = '\0';
             }
         }
@@ -972,7 +1250,7 @@ static int check_resume_config(Sweep *s, CtError *err) {
             sscanf(cur + strspn(cur, " -"), "%63[^:]", path_keys[depth]);
             for (size_t d = depth + 1; d < 8; d++) path_keys[d][0] = '\0';
         }
-        int in_grid = strcmp(path_keys[0], "grid") == 0;
+        int in_grid = strcmp(path_keys[0], "grid") == 0 || strcmp(path_keys[0], "sweep") == 0;  // sweep: how, not what
         if (!in_grid && (!la || !lb || strcmp(la, lb) != 0)) {
             if (nk < 8) {
                 size_t used = strlen(keys);
@@ -994,31 +1272,11 @@ static int check_resume_config(Sweep *s, CtError *err) {
 
 // ---- entry ----
 
-// One sweep writes to an OUTDIR at a time: the master holds an exclusive
-// lock on OUTDIR/.lock for its lifetime (released by the kernel whenever the
-// process ends, however it ends).
 static double process_cpu_seconds(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
            1e-6 * (double)ru.ru_stime.tv_usec;
-}
-
-static int lock_outdir(const char *outdir, CtError *err) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/.lock", outdir);
-    // Read-only: flock needs no write access, and an fd open for writing
-    // would keep the file system from being remounted read-only.
-    int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return ct_errorf(err, "%s: %s", path, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
-        close(fd);
-        if (e == EWOULDBLOCK)
-            return ct_errorf(err, "%s: another ctsweep run is writing to this folder (it holds %s)", outdir, path);
-        return ct_errorf(err, "%s: %s", path, strerror(e));
-    }
-    return 0;  // fd stays open until the process ends
 }
 
 static int agree(int ok) {
@@ -1038,6 +1296,10 @@ static void sweep_free(Sweep *s) {
         for (size_t i = 0; i < s->grid.n_runs; i++) buf_free(&s->resume_state[i]);
     free(s->resume_state);
     free(s->ckpt);
+    free(s->hosts);
+    free(s->trial_dirty);
+    free(s->flushed_at);
+    pool_free(&s->pool);
     for (int sp = 0; sp < DATA_SPLITS; sp++) free(s->index[sp]);
     for (size_t f = 0; f < DATA_MAX_FOLDS; f++) free(s->fold_val[f]);
     free(s->test_labels);
@@ -1081,7 +1343,7 @@ int sweep_main(const SweepArgs *a) {
         char trials[4200];
         snprintf(trials, sizeof trials, "%s/trials", s->outdir);
         outdir_claim_note(&s->claim, s->outdir);
-        ok = ct_mkdirs(trials, &err) == 0 && lock_outdir(s->outdir, &err) == 0;
+        ok = ct_mkdirs(trials, &err) == 0 && outdir_lock(s->outdir, a->break_lock, &err) == 0;
         s->claim.held = ok;
     }
     if (!agree(ok)) goto fail;
@@ -1101,42 +1363,15 @@ int sweep_main(const SweepArgs *a) {
         MPI_Comm_rank(s->group, &s->group_rank);
         MPI_Comm_size(s->group, &s->group_size);
     }
-    // Threads: the node's cores shared among the workers on it.
-    MPI_Comm node;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, s->rank, MPI_INFO_NULL, &node);
-    int local_rank, local_size;
-    MPI_Comm_rank(node, &local_rank);
-    MPI_Comm_size(node, &local_size);
-    int master_here = 0, is_master_local = s->rank == 0;
-    MPI_Allreduce(&is_master_local, &master_here, 1, MPI_INT, MPI_MAX, node);
-    MPI_Comm_free(&node);
-    int workers_here = local_size - (s->size > 1 ? master_here : 0);
-    // A rank bound to some of the node's cores (srun --cpu-bind, mpirun
-    // --bind-to core with PE=n, a cgroup) uses the cores it was given;
-    // unbound ranks share the node's cores.
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    cpu_set_t mask;
-    int bound = sched_getaffinity(0, sizeof mask, &mask) == 0 ? CPU_COUNT(&mask) : 0;
-    int threads = s->cfg.backend.threads > 0                ? s->cfg.backend.threads
-                  : bound > 0 && bound < cores              ? bound
-                                                            : (int)(cores / (workers_here > 0 ? workers_here : 1));
-    omp_set_num_threads(threads > 0 ? threads : 1);
-
-    // GPUs: each worker takes one by its place among the node's workers
-    // (modulo the devices it sees); the master uses none. A group of GPU
+    // Threads and GPUs: by the rank's place on its node. A group of GPU
     // workers reduces its gradients through NCCL.
-    snprintf(s->device, sizeof s->device, "cpu");
-    if (s->cfg.backend.kind == BACKEND_CUDA && !(s->rank == 0 && s->size > 1) && !a->dry_run) {
-#ifdef CTSWEEP_HAVE_CUDA
-        char name[128] = "", uuid[64] = "";
-        ok = cuda_bind_local_rank(local_rank - (s->size > 1 ? master_here : 0), name, sizeof name, uuid, sizeof uuid,
-                                  &err) >= 0;
-        if (ok) snprintf(s->device, sizeof s->device, "%.40s %s", name, uuid);
-#else
-        ok = ct_errorf(&err, "%s: train.backend: cuda, but this ctsweep was built without the CUDA backend",
-                       a->config_path) == 0;
-#endif
-    }
+    NodePlace place;
+    placement_node(&place, s->rank, s->size);
+    placement_threads(&place, &s->cfg);
+    if (!a->dry_run) ok = placement_bind_gpu(&place, s->rank, s->size, &s->cfg, a->config_path, s->host, s->device,
+                                             sizeof s->device, &err) == 0;
+    else snprintf(s->device, sizeof s->device, "cpu");
+    placement_free(&place);
     if (!agree(ok)) goto fail;
 #ifdef CTSWEEP_HAVE_CUDA
     if (s->cfg.backend.kind == BACKEND_CUDA && s->group_size > 1 && s->group != MPI_COMM_NULL && !a->dry_run) {
@@ -1155,6 +1390,23 @@ int sweep_main(const SweepArgs *a) {
 
     ok = setup_data(s, a->dry_run, tmp_phantoms, &err) == 0;
     if (!agree(ok)) goto fail;
+    // Every rank must have read the same data set (a stale copy on one node
+    // would change its counts): the master compares every rank's summary.
+    {
+        RankData mine;
+        rank_data_of(&mine, &s->ds, s->host);
+        RankData *all = s->rank == 0 ? ct_calloc((size_t)s->size, sizeof *all) : NULL;
+        MPI_Request req;
+        MPI_Igather(&mine, (int)sizeof mine, MPI_BYTE, all, (int)sizeof mine, MPI_BYTE, 0, MPI_COMM_WORLD, &req);
+        wait_quietly(&req);
+        if (s->rank == 0) {
+            ok = rank_data_compare(all, s->size, &err) == 0;
+            s->hosts = ct_calloc((size_t)s->size, sizeof *s->hosts);
+            for (int k = 0; k < s->size; k++) snprintf(s->hosts[k], sizeof s->hosts[k], "%s", all[k].host);
+        }
+        free(all);
+        if (!agree(ok)) goto fail;
+    }
     // A data set no classifier can be judged on (a class missing from a
     // split, one file in two splits) is refused before anything trains.
     if (s->rank == 0) ok = data_check_dataset(&s->ds, &s->cfg.data, s->cfg.on_duplicate, NULL, &err) == 0;
@@ -1199,6 +1451,10 @@ int sweep_main(const SweepArgs *a) {
         s->cpu_start = process_cpu_seconds();
         char *pending = ct_calloc(s->grid.n_runs ? s->grid.n_runs : 1, 1);
         memset(pending, 1, s->grid.n_runs);
+        s->pending = pending;
+        pool_init(&s->pool, s->size, (int)G, s->grid.n_runs);
+        s->trial_dirty = ct_calloc(s->grid.n_trials ? s->grid.n_trials : 1, 1);
+        s->flushed_at = ct_calloc(s->grid.n_runs ? s->grid.n_runs : 1, sizeof *s->flushed_at);
         if (a->resume) {
             master_resume(s, pending, a->retry_failed);
             if (s->n_skipped_done) printf("resume: %zu trials already done\n", s->n_skipped_done);
@@ -1212,6 +1468,7 @@ int sweep_main(const SweepArgs *a) {
             long r;
             while (!stopsig_requested() && (r = pick_run(s, pending, s->last_model[0] ? s->last_model : NULL, NULL, 0)) >= 0) {
                 pending[r] = 0;
+                master_take_checkpoint(s, (size_t)r);
                 worker_run(s, (size_t)r, s->resume_state[r].n ? s->resume_state[r].p : NULL, s->resume_state[r].n);
                 buf_free(&s->resume_state[r]);
             }
@@ -1220,13 +1477,15 @@ int sweep_main(const SweepArgs *a) {
             master_loop(s, pending);
         }
         progress_clear(s);
-        int stopped = stopsig_requested() || s->interrupted;
+        int signalled = stopsig_requested() || s->interrupted, stopped = signalled;
         for (size_t i = 0; i < s->grid.n_runs; i++) stopped |= pending[i];
         free(pending);
+        s->pending = NULL;
         write_manifest(s, stopped ? "interrupted" : "done");
         if (stopped) {
-            printf("sweep stopped by a signal: %zu done, %zu failed of %zu trials; run again with --resume (exit %d)\n",
-                   s->n_done, s->n_failed, s->grid.n_trials, SWEEP_EXIT_RESUME);
+            printf("sweep stopped %s: %zu done, %zu failed of %zu trials; run again with --resume (exit %d)\n",
+                   signalled ? "by a signal" : "with runs left, every worker retired", s->n_done, s->n_failed,
+                   s->grid.n_trials, SWEEP_EXIT_RESUME);
             code = SWEEP_EXIT_RESUME;
         } else {
             // The queue's share: from the first assignment to the last record.
@@ -1238,6 +1497,14 @@ int sweep_main(const SweepArgs *a) {
                    100.0 * cpu / wall, s->outdir);
             code = s->n_failed ? SWEEP_EXIT_FAILED_TRIALS : SWEEP_EXIT_OK;
         }
+        // The master's own load (bench/master_scale reads this line).
+        double wall = ct_now() - s->t_start, cpu = process_cpu_seconds() - s->cpu_start;
+        MasterStats *ms = &s->stats;
+        printf("master: %llu epoch messages in %.1f s (%.0f/s), %llu file writes (%.0f/s), epoch message queueing "
+               "delay median %.1f ms, p99 %.1f ms, max %.1f ms; CPU %.0f%% of one core\n",
+               (unsigned long long)ms->epochs, wall, (double)ms->epochs / wall, (unsigned long long)ms->file_writes,
+               (double)ms->file_writes / wall, 1e3 * master_stats_quantile(ms, 0.5),
+               1e3 * master_stats_quantile(ms, 0.99), 1e3 * ms->delay_max, 100.0 * cpu / wall);
     } else {
         s->fc = fcache_create(s->cfg.feature_cache_mb << 20, s->cfg.feature_store);
         worker_loop(s);
@@ -1251,12 +1518,14 @@ int sweep_main(const SweepArgs *a) {
 fail:
     if (s->rank == 0) {
         fprintf(stderr, "ctsweep: error: %s\n", err.msg[0] ? err.msg : "failed on another rank");
+        outdir_lock_release();          // the owner record goes too, before the folder is emptied
         outdir_claim_undo(&s->claim);  // refused before training: OUTDIR as it was
     }
     code = SWEEP_EXIT_ERROR;
 done:
     barrier_quietly(MPI_COMM_WORLD);
     if (tmp_phantoms[0] && s->rank == 0) remove_tree(tmp_phantoms);
+    outdir_lock_release();
     sweep_free(s);
     return code;
 }
@@ -1319,7 +1588,7 @@ static int copy_file(const char *from, const char *to, CtError *err) {
     return rc;
 }
 
-int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs) {
+int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs, int break_lock) {
     Sweep *s = ct_calloc(1, sizeof *s);
     StoredSweep *src = ct_calloc(n_dirs, sizeof *src);
     char tmp_phantoms[4096] = "", *merged_from = NULL, *pending = NULL;
@@ -1363,7 +1632,7 @@ int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs) {
     }
     char trials[4200];
     snprintf(trials, sizeof trials, "%s/trials", outdir);
-    if (ct_mkdirs(trials, &err) || lock_outdir(outdir, &err)) goto fail;
+    if (ct_mkdirs(trials, &err) || outdir_lock(outdir, break_lock, &err)) goto fail;
     CtError perr = {{0}};
     if (config_parse(&s->cfg, src[0].config_path && src[0].config_path[0] ? src[0].config_path : dirs[0], src[0].yaml,
                      strlen(src[0].yaml), &perr)) {
@@ -1466,6 +1735,7 @@ fail:
     fprintf(stderr, "ctsweep merge: error: %s\n", err.msg);
 done:
     if (tmp_phantoms[0]) remove_tree(tmp_phantoms);
+    outdir_lock_release();
     for (size_t i = 0; i < n_dirs; i++) stored_sweep_free(&src[i]);
     free(src);
     free(pending);

@@ -16,7 +16,8 @@
 #define SWEEP_EXIT_ERROR 1
 #define SWEEP_EXIT_USAGE 2
 #define SWEEP_EXIT_FAILED_TRIALS 3  // finished, but some trials failed
-#define SWEEP_EXIT_RESUME 75        // stopped early (signal): run again with --resume
+#define SWEEP_EXIT_UNWRITABLE 74    // the results cannot be written (full, quota, read-only): fix, then --resume
+#define SWEEP_EXIT_RESUME 75        // stopped early (signal, lost or hung rank): run again with --resume
 
 typedef struct {
     const char *config_path;
@@ -24,6 +25,7 @@ typedef struct {
     int resume;
     int dry_run;
     int retry_failed;
+    int break_lock;          // --break-lock: take OUTDIR's lock whatever holds it
     size_t slice, n_slices;  // --slice I/N: run only slice I (0-based) of N; n_slices 0: the whole grid
 } SweepArgs;
 
@@ -37,7 +39,7 @@ int sweep_main(const SweepArgs *a);
 // --resume` on OUTDIR finishes what no slice did. MPI must be initialised
 // (one process). Returns 0 (all trials done), SWEEP_EXIT_FAILED_TRIALS, or
 // SWEEP_EXIT_RESUME (trials still pending), SWEEP_EXIT_ERROR.
-int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs);
+int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs, int break_lock);
 // SIGTERM, SIGUSR1 and SIGINT ask for a clean stop (exit SWEEP_EXIT_RESUME);
 // call once, before MPI_Init (before any thread exists: see stopsig.h), so
 // that a signal during start-up is not lost.

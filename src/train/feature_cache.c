@@ -40,6 +40,11 @@ struct FeatureCache {
     // fp32 rows handed out (scratch for uncached or converted entries)
     float *scratch[SEL_COUNT];
     size_t scratch_cap[SEL_COUNT];
+    // a signal stops a backbone pass at the next batch (a VGG pass over a
+    // large data set outlasts Slurm's warning window)
+    int (*should_stop)(void *);
+    void *stop_ctx;
+    int stopped;
 };
 
 int feature_store_parse(const char *s, FeatureStore *out) {
@@ -61,6 +66,17 @@ FeatureCache *fcache_create(size_t budget_bytes, FeatureStore store) {
     fc->budget = budget_bytes;
     fc->store = store;
     return fc;
+}
+
+void fcache_set_stop(FeatureCache *fc, int (*should_stop)(void *), void *ctx) {
+    fc->should_stop = should_stop;
+    fc->stop_ctx = ctx;
+}
+
+int fcache_stopped(FeatureCache *fc) {
+    int was = fc->stopped;
+    fc->stopped = 0;
+    return was;
 }
 
 void fcache_free(FeatureCache *fc) {
@@ -239,6 +255,11 @@ static int compute(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, c
     int rc = 0;
     for (size_t r0 = 0; r0 < n && rc == 0; r0 += B) {
         size_t m = n - r0 < B ? n - r0 : B;
+        if (fc->should_stop && fc->should_stop(fc->stop_ctx)) {
+            fc->stopped = 1;
+            rc = ct_errorf(err, "stopped by a signal during the backbone pass");
+            break;
+        }
 #pragma omp parallel for schedule(static)
         for (size_t k = 0; k < m; k++) {
             size_t i = idx[r0 + k];

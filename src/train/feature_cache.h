@@ -51,6 +51,11 @@ typedef struct FeatureCache FeatureCache;
 
 // budget_bytes: memory for kept entries (0: a quarter of physical memory).
 FeatureCache *fcache_create(size_t budget_bytes, FeatureStore store);
+// A backbone pass asks should_stop(ctx) before each batch and, when it says
+// stop, fails with "stopped" (fcache_stopped tells that failure from a real
+// one, and clears it). NULL: never stops.
+void fcache_set_stop(FeatureCache *fc, int (*should_stop)(void *), void *ctx);
+int fcache_stopped(FeatureCache *fc);
 void fcache_free(FeatureCache *fc);
 FeatureStats fcache_stats(const FeatureCache *fc);
 size_t fcache_used_bytes(const FeatureCache *fc);

@@ -57,9 +57,37 @@ CASE:
             validate passes; --resume after a SIGKILL gives the
             uninterrupted results; the demo's trial ids are unchanged; a
             schema version 1 folder (tests/mpi/fixtures) still validates
+  lock      the OUTDIR lock under LD_PRELOAD shims (tests/shim_flock.c) with
+            NFS semantics (EBADF for an exclusive flock through a read-only
+            descriptor) and with Lustre-without-flock semantics (ENOSYS):
+            the sweep runs; a second run meanwhile is refused naming the
+            holder's host, pid and start; status says running and who holds
+            it; after a SIGKILL of the whole job the stale lock is taken over
+            with a message and --resume finishes identically; --break-lock
+            takes a lock a live run holds
+  lostrank  SIGKILL of one worker rank alone mid-run, the job run as
+            slurm/ctsweep-cpu.sbatch runs it (outside Slurm): Open MPI ends
+            the job; the script finds the results valid and exits 75; every
+            file validates and --resume finishes with results identical to an
+            uninterrupted run
+  hung      SIGSTOP of one worker rank with sweep.worker_timeout 6: the
+            master ends the job with exit 75 within the timeout, naming the
+            rank and host; every file validates; --resume finishes identically
+  retire    CTSWEEP_DEVICE_FAULT=2 (rank 2's "GPU" fails every run with a CUDA
+            error): its failed runs are retried on rank 1 (sweep.retries),
+            rank 2 is retired after two device errors in a row; exit 0 and
+            results identical to an uninterrupted run
+  samedata  one rank started on a different copy of the data (MPMD: its
+            configuration points at another folder): refused at start-up,
+            one error naming that rank and its host
+  simulate  CTSWEEP_SIMULATE_EPOCH_MS=5 (workers send synthetic epochs) under
+            the fsync/rename delay shim, with trial files batched for 1000 s
+            (CTSWEEP_TRIAL_FLUSH): every trial file still holds all its epochs
+            (written at budgets and run ends), the folder validates, and the
+            master's line counts every epoch message
   disk      the output on a small tmpfs that fills mid-sweep, then on one
             remounted read-only mid-sweep: one error line naming the file
-            and the cause, exit 75, every file valid, nothing finished lost,
+            and the cause, exit 74 (not the resume code 75), every file valid, nothing finished lost,
             and --resume once the space (or write access) is back gives the
             uninterrupted results (needs root, for mount)
 """
@@ -244,12 +272,21 @@ def case_signal(ctsweep, work):
     ok_v, msg = validate(ctsweep, out)
     report(p.returncode == 75 and state == "interrupted" and ok_v,
            f"SIGUSR1: exit {p.returncode} (want 75), manifest state {state}, {msg}")
+    # Workers stopped in training checkpoint their run; a worker stopped in a
+    # backbone pass (at its next batch) has nothing to checkpoint yet.
+    runs_ckpt = set()
+    for f in glob.glob(os.path.join(out, "trials", "*.h5")):
+        with h5py.File(f, "r") as h:
+            if h.attrs["status"] != "done" and "checkpoint" in h and "file" in h["checkpoint"].attrs:
+                runs_ckpt.add(h["checkpoint"].attrs["file"])
     r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out, "--resume"]))
     ok_v, msg = validate(ctsweep, out)
     from_ckpt = [l for l in r.stdout.splitlines() if "continues from its checkpoint" in l]
-    report(r.returncode == 0 and ok_v and same(ref, results(out)) and from_ckpt,
+    left = glob.glob(os.path.join(out, "checkpoints", "*.h5"))
+    report(r.returncode == 0 and ok_v and same(ref, results(out)) and len(from_ckpt) == len(runs_ckpt) and not left,
            f"resume after SIGUSR1: exit {r.returncode}, {msg}, {len(from_ckpt)} run(s) continued from the "
-           f"checkpoint taken at the signal, results identical to an uninterrupted run")
+           f"checkpoint taken at the signal (of {len(runs_ckpt)} taken), results identical to an uninterrupted run, checkpoints of the "
+           f"finished runs deleted ({len(left)} left)")
 
 
 def case_kill(ctsweep, work):
@@ -1037,8 +1074,8 @@ def disk_trouble(ctsweep, work, name, cause, make_trouble, undo):
         lines = [l for l in err.splitlines() if l.startswith("ctsweep: error:")]
         named = lines and out in lines[0] and cause in lines[0]
         ok_v, msg = validate(ctsweep, out)
-        report(p.returncode == 75 and named and ok_v and before,
-               f"{name}: exit {p.returncode} (want 75), {lines[0] if lines else 'no error line'!r}, {msg}, "
+        report(p.returncode == 74 and named and ok_v and before,
+               f"{name}: exit {p.returncode} (want 74), {lines[0] if lines else 'no error line'!r}, {msg}, "
                f"{len(before)} trial(s) done")
         undo(mnt)
         r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out, "--resume"]))
@@ -1078,6 +1115,231 @@ def case_disk(ctsweep, work):
     disk_trouble(ctsweep, work, "readonly", "Read-only file system", remount("ro"), remount("rw"))
 
 
+def case_lock(ctsweep, work):
+    import fcntl
+    import socket
+    shim = os.environ["CTSWEEP_SHIM_FLOCK_LIB"]
+    cfg = write_config(work, "sweep.yaml")
+    _, ref = reference(ctsweep, work, cfg)
+    host = socket.gethostname()
+    for mode, errname in (("nfs", "EBADF"), ("enosys", "ENOSYS")):
+        env = dict(ENV, LD_PRELOAD=shim, CTSWEEP_SHIM_FLOCK=mode)
+        out = os.path.join(work, f"lock_{mode}")
+        shutil.rmtree(out, ignore_errors=True)
+        # The shim in force: what the old lock (exclusive flock through a
+        # read-only descriptor) met.
+        os.makedirs(out)
+        probe = subprocess.run(["/usr/bin/python3", "-c", "import fcntl,errno,sys\n"
+                                f"f=open({os.path.join(out, '.lock')!r},'a+');f2=open(f.name,'r')\n"
+                                "try:\n fcntl.flock(f2, fcntl.LOCK_EX|fcntl.LOCK_NB); print('locked')\n"
+                                "except OSError as e: print(errno.errorcode[e.errno])"],
+                               capture_output=True, text=True, env=env)
+        report(probe.stdout.strip() == errname, f"{mode} shim: an exclusive flock through a read-only descriptor "
+                                                f"gives {probe.stdout.strip()} (want {errname})")
+        shutil.rmtree(out)
+        p = subprocess.Popen(mpirun(3, [ctsweep, "run", cfg, "-o", out]), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+        wait_for_done(out, 1)
+        r = run(mpirun(1, [ctsweep, "run", cfg, "-o", out, "--resume"]), env=env)
+        lines = [l for l in r.stderr.splitlines() if "error" in l]
+        st = run([ctsweep, "status", out], env=env).stdout
+        report(r.returncode == 1 and len(lines) == 1 and f"host {host}" in lines[0] and f"pid " in lines[0]
+               and "since" in lines[0] and "sweep running" in st and "held by host" in st,
+               f"{mode}: a second run meanwhile is refused: {lines[0] if lines else r.stderr.strip()[-200:]!r}; "
+               f"status: {[l for l in st.splitlines() if 'held by' in l]}")
+        kill_job(p)
+        owner = os.path.exists(os.path.join(out, ".lock.owner"))
+        t_st = time.time()
+        while True:  # the killed ranks outlive mpirun by a moment
+            st = run([ctsweep, "status", out], env=env).stdout
+            if "stopped" in st or time.time() - t_st > 15:
+                break
+            time.sleep(0.2)
+        r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out, "--resume"]), env=env)
+        took = [l for l in r.stderr.splitlines() if "stale lock" in l]
+        ok_v, msg = validate(ctsweep, out)
+        report(owner and "stopped" in st and r.returncode == 0 and took and ok_v and same(ref, results(out))
+               and not os.path.exists(os.path.join(out, ".lock.owner")),
+               f"{mode}: after a SIGKILL of the job (record left: {owner}, status "
+               f"{'stopped' if 'stopped' in st else 'NOT stopped'}) --resume takes the stale lock over "
+               f"({took[0].split(': ', 2)[-1] if took else 'no message'}): exit {r.returncode}, {msg}, results "
+               f"identical to an uninterrupted run, record removed at the end")
+    # --break-lock: a record naming a live process elsewhere (here: this
+    # test's own pid on a host that is not this one) is refused, then taken.
+    out = os.path.join(work, "lock_break")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    with open(os.path.join(out, ".lock.owner"), "w") as f:
+        f.write(f"host=othernode\npid={os.getpid()}\npid_start=1\njob=\nrestarts=0\nstarted=2026-12-01T00:00:00Z\n")
+    env = dict(ENV, LD_PRELOAD=shim, CTSWEEP_SHIM_FLOCK="enosys")
+    r = run(mpirun(2, [ctsweep, "run", cfg, "-o", out]), env=env)
+    lines = [l for l in r.stderr.splitlines() if "error" in l]
+    report(r.returncode == 1 and lines and "othernode" in lines[0] and "--break-lock" in lines[0],
+           f"a record of another host without Slurm is refused: {lines[0] if lines else r.stderr.strip()[-200:]!r}")
+    r = run(mpirun(2, [ctsweep, "run", cfg, "-o", out, "--break-lock"]), env=env)
+    took = [l for l in r.stderr.splitlines() if "stale lock" in l]
+    report(r.returncode == 0 and took and same(ref, results(out)),
+           f"--break-lock takes it: exit {r.returncode}, {took[0].split(': ', 2)[-1] if took else 'no message'}")
+
+
+def rank_pid(sid, rank):
+    """The ctsweep process of MPI rank `rank` in session sid."""
+    for pid in session_pids(sid):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if b"OMPI_COMM_WORLD_RANK=%d" % rank in env and b"ctsweep" in cmd.split(b"\0")[0]:
+            return pid
+    return None
+
+
+def repo_root():
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def case_lostrank(ctsweep, work):
+    cfg = write_config(work, "sweep.yaml")
+    _, ref = reference(ctsweep, work, cfg)
+    out = os.path.join(work, "lostrank")
+    shutil.rmtree(out, ignore_errors=True)
+    env = dict(ENV, CTSWEEP=ctsweep, CTSWEEP_CPU_BIND="none", CTSWEEP_LAUNCHER="mpirun")
+    for k in ("SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_RESTART_COUNT", "SLURM_CPUS_PER_TASK"):
+        env.pop(k, None)
+    p = subprocess.Popen(["bash", os.path.join(repo_root(), "slurm", "ctsweep-cpu.sbatch"), cfg, out, "3"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    wait_for_done(out, 1)
+    victim = rank_pid(p.pid, 2)
+    t = time.time()
+    if victim:
+        os.kill(victim, signal.SIGKILL)
+    try:
+        log, _ = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        kill_job(p)
+        log = "(timed out)"
+    took = time.time() - t
+    kill_job(p)  # whatever outlived mpirun, before --resume takes the lock
+    said = [l for l in log.splitlines() if "lost a rank" in l]
+    ok_v, msg = validate(ctsweep, out)
+    report(victim and p.returncode == 75 and said and ok_v,
+           f"SIGKILL of rank 2 (pid {victim}) alone: the job exits {p.returncode} (want 75) {took:.1f}s later, "
+           f"{msg}; {said[0].split(': ', 1)[-1] if said else log[-600:]}")
+    r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out, "--resume"]))
+    ok_v, msg = validate(ctsweep, out)
+    report(r.returncode == 0 and ok_v and same(ref, results(out)),
+           f"--resume after the lost rank: exit {r.returncode}, {msg}, results identical to an uninterrupted run")
+
+
+def case_hung(ctsweep, work):
+    cfg = write_config(work, "hung.yaml", "sweep: {worker_timeout: 6}")
+    ref_cfg = write_config(work, "sweep.yaml")
+    _, ref = reference(ctsweep, work, ref_cfg)
+    out = os.path.join(work, "hung")
+    shutil.rmtree(out, ignore_errors=True)
+    p = subprocess.Popen(mpirun(3, [ctsweep, "run", cfg, "-o", out]), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+    wait_for_done(out, 1)
+    victim = rank_pid(p.pid, 2)
+    t = time.time()
+    if victim:
+        os.kill(victim, signal.SIGSTOP)
+    try:
+        _, err = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        err = "(timed out)"
+    took = time.time() - t
+    kill_job(p)
+    lines = [l for l in err.splitlines() if l.startswith("ctsweep: error:")]
+    ok_v, msg = validate(ctsweep, out)
+    with h5py.File(os.path.join(out, "sweep.h5"), "r") as h:
+        state = h.attrs["state"]
+    report(victim and p.returncode == 75 and took < 6 + 30 and lines and "rank 2 on" in lines[0]
+           and "worker_timeout" in lines[0] and ok_v and state == "interrupted",
+           f"SIGSTOP of rank 2: exit {p.returncode} (want 75) {took:.1f}s later (timeout 6 s), manifest {state}, "
+           f"{msg}; {lines[0] if lines else err[-400:]!r}")
+    r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out, "--resume"]))
+    ok_v, msg = validate(ctsweep, out)
+    report(r.returncode == 0 and ok_v and same(ref, results(out)),
+           f"--resume after the hung rank: exit {r.returncode}, {msg}, results identical to an uninterrupted run")
+
+
+def case_retire(ctsweep, work):
+    cfg = write_config(work, "sweep.yaml")
+    _, ref = reference(ctsweep, work, cfg)
+    out = os.path.join(work, "retire")
+    shutil.rmtree(out, ignore_errors=True)
+    r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out]), env=dict(ENV, CTSWEEP_DEVICE_FAULT="2"))
+    retried = [l for l in r.stderr.splitlines() if "trying it again on another worker" in l]
+    retired = [l for l in r.stderr.splitlines() if "retired for the rest of the job" in l]
+    res = results(out)
+    ranks = set()
+    for k in res:
+        with h5py.File(os.path.join(out, "trials", k), "r") as h:
+            ranks.add(int(h.attrs["rank"]) if "rank" in h.attrs else -1)
+    ok_v, msg = validate(ctsweep, out)
+    report(r.returncode == 0 and len(retried) == 2 and len(retired) == 1 and "rank 2" in retired[0] and ok_v
+           and same(ref, res),
+           f"a broken device on rank 2: exit {r.returncode}, {len(retried)} run(s) retried on another worker, "
+           f"{retired[0].split('warning: ')[-1][:160] if retired else 'not retired'}; {msg}, results identical to an "
+           f"uninterrupted run (trained on ranks {sorted(ranks)})")
+
+
+def case_samedata(ctsweep, work):
+    import socket
+    cfg = write_config(work, "sweep.yaml")
+    data = os.path.join(work, "data_copy")
+    if not os.path.exists(data):
+        r = run([ctsweep, "phantoms", "-o", data, "-n", "64", "--size", "64", "--seed", "2"])
+        assert r.returncode == 0, r.stderr
+    text = (CONFIG % "").replace("  phantoms: {count: 64, size: 64, seed: 2}\n", f"  root: {data}\n")
+    stale = os.path.join(work, "stale_data")
+    shutil.rmtree(stale, ignore_errors=True)
+    shutil.copytree(data, stale)
+    victim = sorted(glob.glob(os.path.join(stale, "*", "*.png")))[5]
+    os.remove(victim)  # the stale copy lacks one image
+    a, b = os.path.join(work, "data_a.yaml"), os.path.join(work, "data_b.yaml")
+    with open(a, "w") as f:
+        f.write(text)
+    with open(b, "w") as f:
+        f.write(text.replace(data, stale))
+    out = os.path.join(work, "samedata")
+    shutil.rmtree(out, ignore_errors=True)
+    r = run(["mpirun", "--oversubscribe", "-n", "2", ctsweep, "run", a, "-o", out, ":", "-n", "1", ctsweep, "run", b,
+             "-o", out])
+    lines = [l for l in r.stderr.splitlines() if "error" in l]
+    host = socket.gethostname()
+    report(r.returncode == 1 and len(lines) == 1 and f"rank 2 on host {host}" in lines[0] and "different data set" in lines[0]
+           and not os.path.exists(os.path.join(out, "sweep.h5")),
+           f"rank 2 on another copy of the data: exit {r.returncode}: {lines[0] if lines else r.stderr.strip()[-300:]!r}")
+    r = run(["mpirun", "--oversubscribe", "-n", "2", ctsweep, "run", a, "-o", out, "--dry-run", ":", "-n", "1", ctsweep,
+             "run", a, "-o", out, "--dry-run"])
+    report(r.returncode == 0, f"the same copy everywhere: accepted (dry run exit {r.returncode})")
+
+
+def case_simulate(ctsweep, work):
+    cfg = write_config(work, "sweep.yaml")
+    out = os.path.join(work, "simulate")
+    shutil.rmtree(out, ignore_errors=True)
+    env = dict(ENV, CTSWEEP_SIMULATE_EPOCH_MS="5", CTSWEEP_TRIAL_FLUSH="1000", CTSWEEP_FSYNC_DELAY_MS="2",
+               LD_PRELOAD=os.environ["CTSWEEP_SHIM_FSYNC_LIB"])
+    r = run(mpirun(4, [ctsweep, "run", cfg, "-o", out]), env=env)
+    line = [l for l in r.stdout.splitlines() if l.startswith("master:")]
+    epochs = {}
+    for f in glob.glob(os.path.join(out, "trials", "*.h5")):
+        with h5py.File(f, "r") as h:
+            epochs[os.path.basename(f)] = (len(h["epochs"]), int(h.attrs["epochs"]), h.attrs["status"])
+    full = all(n == want and st == "done" for n, want, st in epochs.values())
+    ok_v, msg = validate(ctsweep, out)
+    # 4 runs (2 models x 2 schedules) of 4 epochs each.
+    report(r.returncode == 0 and ok_v and len(epochs) == 8 and full and line and line[0].startswith("master: 16 epoch messages"),
+           f"simulated workers, batched trial files: exit {r.returncode}, {msg}, every trial file holds its "
+           f"{sorted(set(e[1] for e in epochs.values()))} epochs: {full}; {line[0] if line else r.stdout[-300:]}")
+
+
 def main():
     ctsweep, work, case = sys.argv[1], sys.argv[2], sys.argv[3]
     # The shared reference run is kept per instruction set: results are
@@ -1088,7 +1350,8 @@ def main():
     work = os.path.join(work, isa)
     os.makedirs(work, exist_ok=True)
     {"ranks": case_ranks, "signal": case_signal, "kill": case_kill, "failure": case_failure,
-     "config": case_config, "resume": case_resume, "groups": case_groups, "badimage": case_badimage, "data": case_data, "status": case_status, "disk": case_disk, "chaos": case_chaos, "limits": case_limits,
+     "config": case_config, "resume": case_resume, "groups": case_groups, "badimage": case_badimage, "data": case_data, "status": case_status, "disk": case_disk, "lock": case_lock, "lostrank": case_lostrank, "hung": case_hung, "retire": case_retire,
+     "samedata": case_samedata, "simulate": case_simulate, "chaos": case_chaos, "limits": case_limits,
      "slices": case_slices, "kfold": case_kfold}[case](ctsweep, work)
     print(f"{PASSED} passed, {FAILED} failed")
     sys.exit(1 if FAILED else 0)

@@ -24,6 +24,10 @@ CASE:
              OUTDIR/slices/I-of-3, every task completes, each slice validates,
              the last task's merge leaves OUTDIR with the whole sweep, equal to
              the direct run; the logs name each task's slice and the merges
+  unwritable the results folder (a tmpfs) remounted read-only mid-run: ctsweep
+             exits 74, the job ends FAILED 74 and is not requeued, the log says
+             why; then the warning signal with CTSWEEP_MAX_REQUEUE=0: exit 75,
+             not requeued, the log names the limit
   srun       preempt again with CTSWEEP_LAUNCHER=srun (srun --mpi=pmix);
              skipped when this Slurm or Open MPI lacks PMIx
 
@@ -408,7 +412,7 @@ def case_scripts(ctsweep, repo, work):
         i = text.find("# ---- common to ctsweep.sbatch and ctsweep-cpu.sbatch")
         bodies.append(text[i:] if i >= 0 else None)
         directives = [l for l in text.splitlines() if l.startswith("#SBATCH")]
-        need = ["--signal=B:USR1@180", "--requeue", "--open-mode=append"]
+        need = ["--signal=B:USR1@600", "--requeue", "--open-mode=append"]
         report(all(any(n in d for d in directives) for n in need),
                f"{os.path.basename(s)} asks for {', '.join(need)}")
     report(bodies[0] is not None and bodies[0] == bodies[1], "both scripts share the common body line for line")
@@ -499,7 +503,7 @@ def case_preempt(ctsweep, repo, work, cluster, name="preempt", env=None):
     want = [("the warning", r"received SIGUSR1: asking ctsweep"),
             ("ctsweep's stop", r"sweep stopped by a signal: .* run again with --resume \(exit 75\)"),
             ("the checkpoint", r"ctsweep checkpointed and stopped \(exit 75"),
-            ("the requeue", rf"requeueing job {jid} \(restart 1\)"),
+            ("the requeue", rf"requeueing job {jid} \(restart 1 of at most 20\) after the warning signal"),
             ("the restart", rf"restart 1 of job {jid}: continuing the sweep in .* with --resume"),
             ("the resume from the checkpoint", r"resume: run \d+ continues from its checkpoint at epoch \d+"),
             ("the end", r"sweep done: 4 done, 0 failed")]
@@ -564,6 +568,61 @@ def case_cancel(ctsweep, repo, work, cluster):
            f"scancel: job {jid} {j.get('JobState')}, restarts {j.get('Restarts')}, not requeued, {msg}, "
            f"manifest state {state}" +
            ("" if ok_v and "received SIGTERM" in text else show(text)))
+
+
+def case_unwritable(ctsweep, repo, work, cluster):
+    cfg = write_config(work, "sweep.yaml")
+    mnt = os.path.join(work, "unwritable_mnt")
+    os.makedirs(mnt, exist_ok=True)
+    subprocess.run(["umount", mnt], capture_output=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", mnt], capture_output=True, text=True)
+    if r.returncode != 0:
+        report(False, f"cannot mount a tmpfs at {mnt} (this case needs root): {r.stderr.strip()}")
+        return
+    try:
+        out = os.path.join(mnt, "out")
+        jid, log = submit_cpu(cluster, repo, work, "unwritable", [cfg, out], {"CTSWEEP": ctsweep})
+        t = time.time()
+        while time.time() - t < 300 and epochs_in_flight(out) < 2 and not final(cluster.job(jid)):
+            time.sleep(0.2)
+        # A file open for writing makes a read-only remount fail (EBUSY):
+        # retry until the master is between writes.
+        t = time.time()
+        while subprocess.run(["mount", "-o", "remount,ro", mnt], capture_output=True).returncode != 0:
+            if time.time() - t > 30:
+                raise RuntimeError(f"cannot remount {mnt} read-only")
+            time.sleep(0.02)
+        j = cluster.wait_job(jid, final, 120)
+        time.sleep(2)  # a requeue would show now
+        j = cluster.job(jid)
+        text = read_log(log)
+        errors = [l for l in text.splitlines() if "ctsweep: error:" in l]
+        said = [l for l in text.splitlines() if "cannot be written (exit 74" in l]
+        report(j.get("JobState") == "FAILED" and j.get("ExitCode") == "74:0" and j.get("Restarts") == "0"
+               and errors and "Read-only file system" in errors[0] and said and "requeueing" not in text,
+               f"results made read-only: job {jid} {j.get('JobState')} exit {j.get('ExitCode')}, restarts "
+               f"{j.get('Restarts')}, not requeued; log: {said[0].split(': ', 1)[-1] if said else show(text)}")
+        ok_v, msg = validate(ctsweep, out)
+        report(ok_v, f"the results stayed valid: {msg}")
+    finally:
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
+    # The warning signal once the job has been requeued as often as allowed.
+    out = os.path.join(work, "maxrequeue")
+    shutil.rmtree(out, ignore_errors=True)
+    jid, log = submit_cpu(cluster, repo, work, "maxrequeue", [cfg, out], {"CTSWEEP": ctsweep, "CTSWEEP_MAX_REQUEUE": "0"})
+    t = time.time()
+    while time.time() - t < 300 and epochs_in_flight(out) < 1 and not final(cluster.job(jid)):
+        time.sleep(0.2)
+    run(["scancel", "--signal=USR1", "--batch", jid], env=cluster.env)
+    j = cluster.wait_job(jid, final, 120)
+    time.sleep(2)
+    j = cluster.job(jid)
+    text = read_log(log)
+    said = [l for l in text.splitlines() if "CTSWEEP_MAX_REQUEUE=0" in l]
+    report(j.get("JobState") == "FAILED" and j.get("ExitCode") == "75:0" and j.get("Restarts") == "0" and said
+           and "requeueing" not in text,
+           f"CTSWEEP_MAX_REQUEUE=0: job {jid} {j.get('JobState')} exit {j.get('ExitCode')}, not requeued; log: "
+           f"{said[0].split(': ', 1)[-1] if said else show(text)}")
 
 
 def case_gpu(ctsweep, repo, work, cluster):
@@ -649,7 +708,7 @@ def main():
     work = os.path.abspath(work)
     os.makedirs(work, exist_ok=True)
     cases = {"submit": case_submit, "preempt": case_preempt, "badconfig": case_badconfig, "cancel": case_cancel,
-             "gpu": case_gpu, "array": case_array,
+             "gpu": case_gpu, "array": case_array, "unwritable": case_unwritable,
              "srun": case_srun}
     if case == "scripts":
         case_scripts(ctsweep, repo, work)
