@@ -5,7 +5,8 @@ For VGG16 with block5 unfrozen and ResNet-34 with layer4 unfrozen
 randomised, written to safetensors), a small head (feat -> 16 -> ReLU -> 2),
 the model in eval() mode and cross-entropy over the batch:
 
-1. Gradients, at 64 and 224 px input size, from random non-negative
+1. Gradients, at 64 and 224 px input size (and at 64 px for VGG16's head
+   alone, unfreeze 0, and ResNet-34's layer3 + layer4), from random non-negative
    activations at the cut: the gradient of every tail and head parameter and
    of the cut input equals PyTorch autograd's to max|ours - torch| <= 1e-4 *
    max|torch| over each tensor (float32 sums in another order differ by
@@ -133,7 +134,7 @@ def check_grads(driver, work, name, unfreeze, size, n):
     loss.backward()
     attrs = dict(model=name, weights=path, size=float(size), unfreeze=float(unfreeze), batch=float(n))
     data = dict(x=x.reshape(n, -1), y=y, hidden=np.array(HIDDEN, np.int32))
-    tag = f"grads_{name}_{size}"
+    tag = f"grads_{name}_u{unfreeze}_{size}"
     out = run_driver(driver, "grads", attrs, data, work, tag)
     worst, worst_msg, count = 0.0, "", 0
     ok = abs(out["loss"][0] - loss.item()) <= 1e-5 * abs(loss.item())
@@ -205,7 +206,7 @@ def check_steps(driver, work, name, unfreeze, size, steps=20, B=4, rows=16):
     attrs = dict(model=name, weights=path, size=float(size), unfreeze=float(unfreeze), batch=float(B),
                  lr_tail=lr_tail, lr_head=lr_head, weight_decay=0.0, adamw=0.0)
     data = dict(x=x.reshape(rows, -1), y=y, hidden=np.array(HIDDEN, np.int32), order=order.ravel())
-    out = run_driver(driver, "steps", attrs, data, work, f"steps_{name}_{size}")
+    out = run_driver(driver, "steps", attrs, data, work, f"steps_{name}_u{unfreeze}_{size}")
     lrel = float(np.max(np.abs(out["loss"] - losses) / np.abs(losses)))
     lrel32 = float(np.max(np.abs(losses32 - losses) / np.abs(losses)))
     worst, worst_msg, bad, n_over, n_all = 0.0, "", [], 0, 0
@@ -238,6 +239,10 @@ def main():
             if size == 64:
                 check_threads(driver, work, attrs, data, tag)
         check_steps(driver, work, name, unfreeze, 64)
+    # Other cuts, gradients only: the head alone (the cut at the final pool)
+    # and two ResNet stages (a cut input read by a downsample and a conv).
+    check_grads(driver, work, "vgg16", 0, 64, n=3)
+    check_grads(driver, work, "resnet34", 2, 64, n=3)
     print(f"{PASSED} passed, {FAILED} failed")
     sys.exit(1 if FAILED else 0)
 
