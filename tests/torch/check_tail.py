@@ -6,7 +6,8 @@ randomised, written to safetensors), a small head (feat -> 16 -> ReLU -> 2),
 the model in eval() mode and cross-entropy over the batch:
 
 1. Gradients, at 64 and 224 px input size (and at 64 px for VGG16's head
-   alone, unfreeze 0, and ResNet-34's layer3 + layer4), from random non-negative
+   alone, unfreeze 0, ResNet-34's layer3 + layer4, and whole networks from
+   the image: ResNet-34 at 64 px, VGG16 at 32 px), from random non-negative
    activations at the cut: the gradient of every tail and head parameter and
    of the cut input equals PyTorch autograd's to max|ours - torch| <= 1e-4 *
    max|torch| over each tensor (float32 sums in another order differ by
@@ -61,7 +62,7 @@ def tail_of(m, name, unfreeze):
     """(frozen prefix, trainable tail up to the flattened pool) as torch modules."""
     if name.startswith("vgg"):
         pools = [i for i, mod in enumerate(m.features) if isinstance(mod, torch.nn.MaxPool2d)]
-        start = pools[-unfreeze - 1] + 1
+        start = 0 if unfreeze == len(pools) else pools[-unfreeze - 1] + 1
         return m.features[:start], torch.nn.Sequential(m.features[start:], m.avgpool, torch.nn.Flatten(1))
     stages = [torch.nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool), m.layer1, m.layer2, m.layer3, m.layer4]
     k = len(stages) - unfreeze
@@ -243,6 +244,10 @@ def main():
     # and two ResNet stages (a cut input read by a downsample and a conv).
     check_grads(driver, work, "vgg16", 0, 64, n=3)
     check_grads(driver, work, "resnet34", 2, 64, n=3)
+    # Every stage (the cut at the image): ResNet's 7x7 stride-2 stem and its
+    # padded 3x3 max pool, VGG's 3-channel first convolution.
+    check_grads(driver, work, "resnet34", 5, 64, n=2)
+    check_grads(driver, work, "vgg16", 5, 32, n=2)
     print(f"{PASSED} passed, {FAILED} failed")
     sys.exit(1 if FAILED else 0)
 
