@@ -171,6 +171,7 @@ int tail_init(Tail *t, const BackendOps *ops, const NNGraph *g, size_t cut, cons
     memset(t, 0, sizeof *t);
     t->ops = ops;
     t->cut = cut;
+    t->input_grad = 1;
     t->max_batch = max_batch;
     if (max_batch == 0) return ct_errorf(err, "tail: batch size 0");
     if (g->n_layers == 0 || cut >= g->n_layers)

@@ -60,6 +60,7 @@ typedef struct {
     float *hmask[HEAD_MAX_HIDDEN + 1];  // dropout scales of the last training forward
     float *hdh[2];                      // ping-pong activation gradients
     int dropout_on;                     // the last forward applied dropout
+    int input_grad;                     // backward computes dx (1 after tail_init; training from a cache needs none)
     size_t n_rows;                      // rows of the last forward
     // parameters
     TailTensor *tensors;
@@ -97,9 +98,13 @@ const TailTensor *tail_find_tensor(const Tail *t, const char *name);
 // keyed by (seed, iteration). Returns the logits (n, 2) or NULL with err.
 const float *tail_forward(Tail *t, const float *x, size_t n, int train, uint64_t seed, uint64_t iteration,
                           CtError *err);
+// The same for rows [row0, row0 + n) of a larger batch (a data-parallel
+// shard): dropout masks are those of the whole batch's rows.
+const float *tail_forward_rows(Tail *t, const float *x, size_t n, size_t row0, int train, uint64_t seed,
+                               uint64_t iteration, CtError *err);
 // Softmax cross-entropy of the last forward against labels; the gradient of
 // (sum of losses) / batch_rows accumulated into every parameter's gradient,
-// t->dx overwritten with that of the cut input. Returns the sum of losses
+// t->dx overwritten with that of the cut input (unless t->input_grad is 0). Returns the sum of losses
 // (negative with err on a backend failure).
 double tail_backward(Tail *t, const uint8_t *labels, size_t batch_rows, size_t *correct, CtError *err);
 void tail_zero_grads(Tail *t);

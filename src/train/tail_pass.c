@@ -71,6 +71,11 @@ static int layer_forward(Tail *t, TailLayer *L, size_t j, size_t n, CtError *err
 
 const float *tail_forward(Tail *t, const float *x, size_t n, int train, uint64_t seed, uint64_t iteration,
                           CtError *err) {
+    return tail_forward_rows(t, x, n, 0, train, seed, iteration, err);
+}
+
+const float *tail_forward_rows(Tail *t, const float *x, size_t n, size_t row0, int train, uint64_t seed,
+                               uint64_t iteration, CtError *err) {
     const BackendOps *ops = t->ops;
     if (n == 0 || n > t->max_batch) {
         ct_errorf(err, "tail: batch of %zu rows (plan: 1 to %zu)", n, t->max_batch);
@@ -90,7 +95,7 @@ const float *tail_forward(Tail *t, const float *x, size_t n, int train, uint64_t
         if (l + 1 == t->n_lin) break;
         ops->relu_forward(y, y, n * O);
         if (t->dropout_on)
-            ops->dropout_forward(y, t->hmask[l + 1], y, n, O, 0, seed, iteration, (uint32_t)(l + 1), t->head.dropout);
+            ops->dropout_forward(y, t->hmask[l + 1], y, n, O, row0, seed, iteration, (uint32_t)(l + 1), t->head.dropout);
     }
     t->n_rows = n;
     return t->hact[t->n_lin];
@@ -112,7 +117,7 @@ static int layer_backward(Tail *t, TailLayer *L, size_t j, size_t n, CtError *er
     float *dy = t->dact[j + 1];
     const float *x = t->act[L->src];
     size_t nin = n * L->in_numel, nout = n * L->out_numel;
-    int rc = 0;
+    int rc = 0, data = L->src != 0 || t->input_grad;  // the cut input's gradient only when asked for
     switch (L->kind) {
     case NN_CONV:
         if (L->relu) ops->relu_backward(dy, dy, t->act[j + 1], nout);  // dy is now the pre-ReLU gradient
@@ -129,16 +134,22 @@ static int layer_backward(Tail *t, TailLayer *L, size_t j, size_t n, CtError *er
         } else {
             rc = ops->conv_backward_weights(L->conv, L->gw, L->gb, dy, x, n, err);
         }
-        if (rc == 0) rc = ops->conv_backward_data(L->conv, grad_slot(t, L->src), dy, L->has_bn ? L->wf : L->w, n, err);
+        if (rc == 0 && data)
+            rc = ops->conv_backward_data(L->conv, grad_slot(t, L->src), dy, L->has_bn ? L->wf : L->w, n, err);
         break;
-    case NN_MAXPOOL: rc = ops->maxpool_backward(L->pool, grad_slot(t, L->src), dy, n, err); break;
+    case NN_MAXPOOL:
+        if (data) rc = ops->maxpool_backward(L->pool, grad_slot(t, L->src), dy, n, err);
+        break;
     case NN_ADAPTIVE_AVGPOOL:
-        ops->adaptive_avgpool_backward(grad_slot(t, L->src), dy, n, L->in.c, L->in.h, L->in.w, L->out.h, L->out.w);
+        if (data)
+            ops->adaptive_avgpool_backward(grad_slot(t, L->src), dy, n, L->in.c, L->in.h, L->in.w, L->out.h,
+                                           L->out.w);
         break;
     case NN_GLOBAL_AVGPOOL:
-        ops->global_avgpool_backward(grad_slot(t, L->src), dy, n, L->in.c, L->in.h, L->in.w);
+        if (data) ops->global_avgpool_backward(grad_slot(t, L->src), dy, n, L->in.c, L->in.h, L->in.w);
         break;
     }
+    if (!data) return 0;
     if (rc) {
         ct_error_prefix(err, "tail layer %s backward", L->name);
         return -1;
@@ -156,6 +167,7 @@ double tail_backward(Tail *t, const uint8_t *labels, size_t batch_rows, size_t *
         size_t I = t->dim[l], O = t->dim[l + 1];
         float *dy = t->hdh[cur];
         ops->linear_backward_params(t->hgw[l], t->hgb[l], dy, t->hact[l], n, I, O);
+        if (l == 0 && t->n_tail_params == 0 && !t->input_grad) break;  // the head alone, nothing upstream
         float *dx = l == 0 ? t->dact[t->n_layers] : t->hdh[1 - cur];
         ops->linear_backward_input(dx, dy, t->hw[l], n, I, O);
         if (l == 0) break;
@@ -164,10 +176,11 @@ double tail_backward(Tail *t, const uint8_t *labels, size_t batch_rows, size_t *
         if (t->dropout_on) ops->dropout_backward(dx, dx, t->hmask[l], n * I);
         cur = 1 - cur;
     }
+    if (t->n_tail_params == 0 && !t->input_grad) return loss;
     for (size_t i = 0; i < t->n_layers; i++) t->fresh[i] = 1;
     t->fresh[t->n_layers] = 0;
     for (size_t j = t->n_layers; j-- > 0;)
         if (layer_backward(t, &t->layers[j], j, n, err)) return -1.0;
-    if (t->fresh[0]) fatal("tail: nothing read the cut input");
+    if (t->input_grad && t->fresh[0]) fatal("tail: nothing read the cut input");
     return loss;
 }

@@ -3,8 +3,10 @@
  * every model (contiguous, in order, VGG's ending at its max pools, every
  * input from outside a stage being the tensor at its start), the cut layer
  * for each unfreeze value, output shapes and multiply-adds from the graph,
- * and a trainable tail refused where a cut would split a residual block.
+ * a trainable tail refused where a cut would split a residual block, and its
+ * parameter gradients unchanged when the cut input's gradient is skipped.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/backend_ops.h"
@@ -112,6 +114,24 @@ int main(void) {
     CHECK(tail_find_tensor(&t, "layer4.0.downsample.1.weight") && tail_find_tensor(&t, "head.1.bias") &&
               !tail_find_tensor(&t, "layer3.5.conv2.weight"),
           "tensor names");
+    // Skipping the cut input's gradient changes no parameter gradient.
+    tail_init_random(&t, &g, 3);
+    size_t rows = 2, nin = rows * t.in_numel;
+    float *x = malloc(nin * sizeof *x), *g1 = malloc(t.n_params * sizeof *g1);
+    for (size_t i = 0; i < nin; i++) x[i] = (float)((i * 7919) % 101) / 50.0f;
+    uint8_t y[2] = {0, 1};
+    double l1 = -1, l2 = -2;
+    for (int pass = 0; pass < 2; pass++) {
+        t.input_grad = pass == 0;
+        tail_zero_grads(&t);
+        CHECK(tail_forward(&t, x, rows, 1, 5, 0, &err) != NULL, "tail forward: %s", err.msg);
+        double l = tail_backward(&t, y, rows, NULL, &err);
+        if (pass == 0) memcpy(g1, t.grads, t.n_params * sizeof *g1), l1 = l;
+        else l2 = l;
+    }
+    CHECK(l1 == l2 && l1 > 0 && memcmp(g1, t.grads, t.n_params * sizeof *g1) == 0,
+          "parameter gradients change when the cut input's gradient is skipped");
+    free(x), free(g1);
     tail_free(&t);
     graph_free(&g);
     CHECK(model_build(&g, "vgg16", &err) == 0, "vgg16");
