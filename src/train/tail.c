@@ -79,7 +79,7 @@ static void layout_params(Tail *t, Carver *c) {
         off += L->cout;
     }
     for (size_t l = 0; l < t->n_lin; l++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "head.%zu", l);
         size_t nw = t->dim[l + 1] * t->dim[l];
         t->hw[l] = t->params + off, t->hgw[l] = t->grads + off;
