@@ -1,8 +1,9 @@
 /*
  * backend.h — the one small interface between the network description and
  * the hardware. A backend compiles a frozen backbone graph for a maximum
- * batch and an input size into a plan it runs many times; heads, losses,
- * optimiser steps and collectives join this interface with training.
+ * batch and an input size into a plan it runs many times. Training's
+ * operations (backward passes, loss, optimiser step, allreduce) are the
+ * backend's operation table, backend_ops.h.
  *
  * Implementations: `cpu` (oneDNN, the reference) and `cuda` (cuDNN, cuBLAS).
  */

@@ -39,11 +39,23 @@ typedef struct {
     float *bias;      // CONV: (cout), owned by the graph
 } NNLayer;
 
+#define NN_MAX_STAGES 8
+
+// A named stage of a backbone (VGG "block3", ResNet "layer2"): the layers
+// [first, end), consecutive, every input from outside it being the output of
+// layer first - 1 (or the network input), so a cut between stages is one tensor.
+typedef struct {
+    char name[16];
+    size_t first, end;
+} NNStage;
+
 typedef struct {
     char model[32];
     NNLayer *layers;
     size_t n_layers, cap_layers;
     size_t in_channels;  // 3
+    NNStage stages[NN_MAX_STAGES];  // in order; the final pool belongs to none
+    size_t n_stages;
 } NNGraph;
 
 // Shape of a tensor for a given input size.

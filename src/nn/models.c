@@ -1,6 +1,8 @@
 /*
- * models.c — VGG16, VGG19 and ResNet-34 topologies with torchvision's tensor
- * names, weight loading with BatchNorm folding, and random initialisation.
+ * models.c — the model registry (one row per model: graph builder, named
+ * stages, default head), VGG16, VGG19 and ResNet-34 topologies with
+ * torchvision's tensor names, weight loading with BatchNorm folding, and
+ * random initialisation.
  */
 #include "nn/models.h"
 
@@ -19,16 +21,38 @@ static const int VGG16_CFG[] = {64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 5
 static const int VGG19_CFG[] = {64,  64,  0,   128, 128, 0,   256, 256, 256, 256, 0,
                                 512, 512, 512, 512, 0,   512, 512, 512, 512, 0,   -1};
 
+// Opens a stage at the next layer; the previous one ends there.
+static void stage_begin(NNGraph *g, const char *name) {
+    if (g->n_stages == NN_MAX_STAGES) fatal("graph %s: more than %d stages", g->model, NN_MAX_STAGES);
+    if (g->n_stages) g->stages[g->n_stages - 1].end = g->n_layers;
+    NNStage *s = &g->stages[g->n_stages++];
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->first = g->n_layers;
+    s->end = g->n_layers;
+}
+
+static void stage_end(NNGraph *g) {
+    if (g->n_stages) g->stages[g->n_stages - 1].end = g->n_layers;
+}
+
+// VGG's stages end at each max pool (torchvision's block boundaries).
 static void build_vgg(NNGraph *g, const int *cfg) {
     int t = NN_INPUT;
     size_t c = 3;
     int idx = 0;  // index in torchvision's nn.Sequential `features`
+    int block = 1;
     char name[48];
+    stage_begin(g, "block1");
     for (const int *p = cfg; *p >= 0; p++) {
         if (*p == 0) {
             snprintf(name, sizeof name, "features.%d", idx);
             t = graph_add_maxpool(g, name, t, 2, 2, 0);
             idx += 1;
+            if (p[1] > 0) {
+                char stage[16];
+                snprintf(stage, sizeof stage, "block%d", ++block);
+                stage_begin(g, stage);
+            }
         } else {
             snprintf(name, sizeof name, "features.%d", idx);
             t = graph_add_conv(g, name, t, c, (size_t)*p, 3, 1, 1, 1);
@@ -36,6 +60,7 @@ static void build_vgg(NNGraph *g, const int *cfg) {
             idx += 2;  // conv, ReLU
         }
     }
+    stage_end(g);
     graph_add_adaptive_avgpool(g, "avgpool", t, 7, 7);
 }
 
@@ -49,11 +74,15 @@ static int add_conv_bn(NNGraph *g, const char *conv, const char *bn, int src, si
 static void build_resnet34(NNGraph *g) {
     static const int blocks[4] = {3, 4, 6, 3};
     static const size_t widths[4] = {64, 128, 256, 512};
+    stage_begin(g, "stem");
     int t = add_conv_bn(g, "conv1", "bn1", NN_INPUT, 3, 64, 7, 2, 3, 1);
     t = graph_add_maxpool(g, "maxpool", t, 3, 2, 1);
     size_t c = 64;
     char a[48], b[48];
     for (int L = 0; L < 4; L++) {
+        char stage[16];
+        snprintf(stage, sizeof stage, "layer%d", L + 1);
+        stage_begin(g, stage);
         for (int B = 0; B < blocks[L]; B++) {
             size_t stride = (L > 0 && B == 0) ? 2 : 1;
             size_t w = widths[L];
@@ -73,69 +102,133 @@ static void build_resnet34(NNGraph *g) {
             c = w;
         }
     }
+    stage_end(g);
     graph_add_global_avgpool(g, "avgpool", t);
 }
 
-int model_is_known(const char *name) {
-    return strcmp(name, "vgg16") == 0 || strcmp(name, "vgg19") == 0 || strcmp(name, "resnet34") == 0;
+static void build_vgg16(NNGraph *g) { build_vgg(g, VGG16_CFG); }
+static void build_vgg19(NNGraph *g) { build_vgg(g, VGG19_CFG); }
+
+// ---- the registry ----
+
+// The reference workflow's heads: VGG 25088 -> 512 -> 256 -> 128 -> 2 with
+// dropout 0.5; ResNet 512 -> 256 -> 128 -> 2 without dropout.
+static const ModelInfo MODELS[] = {
+    {"vgg16", build_vgg16, {512, 256, 128}, 3, 0.5, "(512, 7, 7) after the adaptive average pool"},
+    {"vgg19", build_vgg19, {512, 256, 128}, 3, 0.5, "(512, 7, 7) after the adaptive average pool"},
+    {"resnet34", build_resnet34, {256, 128}, 2, 0.0, "(512) after the global average pool"},
+};
+#define N_MODELS (sizeof MODELS / sizeof MODELS[0])
+
+size_t model_count(void) { return N_MODELS; }
+
+const ModelInfo *model_at(size_t i) { return i < N_MODELS ? &MODELS[i] : NULL; }
+
+const ModelInfo *model_find(const char *name) {
+    for (size_t i = 0; i < N_MODELS; i++)
+        if (name && strcmp(MODELS[i].name, name) == 0) return &MODELS[i];
+    return NULL;
+}
+
+int model_is_known(const char *name) { return model_find(name) != NULL; }
+
+const char *model_names(void) {
+    static char buf[256];
+    if (!buf[0]) {
+        size_t off = 0;
+        for (size_t i = 0; i < N_MODELS && off < sizeof buf; i++)
+            off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%s", i ? ", " : "", MODELS[i].name);
+    }
+    return buf;
 }
 
 int model_build(NNGraph *g, const char *name, CtError *err) {
-    if (!model_is_known(name))
-        return ct_errorf(err, "unknown model '%s' (known: vgg16, vgg19, resnet34)", name);
+    const ModelInfo *m = model_find(name);
+    if (!m) return ct_errorf(err, "unknown model '%s' (known: %s)", name ? name : "", model_names());
     graph_init(g, name);
-    if (strcmp(name, "vgg16") == 0)
-        build_vgg(g, VGG16_CFG);
-    else if (strcmp(name, "vgg19") == 0)
-        build_vgg(g, VGG19_CFG);
-    else
-        build_resnet34(g);
+    m->build(g);
+    return 0;
+}
+
+int model_shape(const char *name, size_t h, size_t w, ModelShape *out, CtError *err) {
+    NNGraph g;
+    if (model_build(&g, name, err)) return -1;
+    NNShape *shapes = ct_calloc(g.n_layers, sizeof *shapes);
+    int rc = graph_infer_shapes(&g, h, w, shapes, err);
+    if (rc == 0) {
+        NNShape o = shapes[g.n_layers - 1];
+        out->c = o.c;
+        out->h = o.h;
+        out->w = o.w;
+        out->numel = graph_output_numel(&g, h, w);
+        out->macs = graph_macs(&g, h, w);
+    }
+    free(shapes);
+    graph_free(&g);
+    return rc;
+}
+
+int model_stage_find(const NNGraph *g, const char *stage) {
+    for (size_t i = 0; i < g->n_stages; i++)
+        if (strcmp(g->stages[i].name, stage) == 0) return (int)i;
+    return -1;
+}
+
+int model_cut_layer(const NNGraph *g, int unfreeze, size_t *cut, CtError *err) {
+    if (unfreeze < 0 || (size_t)unfreeze > g->n_stages)
+        return ct_errorf(err, "unfreeze = %d: %s has %zu stages (0 trains the head alone)", unfreeze, g->model,
+                         g->n_stages);
+    *cut = unfreeze == 0 ? g->n_layers - 1 : g->stages[g->n_stages - (size_t)unfreeze].first;
     return 0;
 }
 
 // ---- weights ----
 
-static int load_conv(NNLayer *l, const SafeTensors *st, CtError *err) {
+int model_read_conv_raw(const NNLayer *l, const SafeTensors *st, float *weight, float *bias, float *bn,
+                        CtError *err) {
     char tname[96];
     size_t wshape[4] = {l->cout, l->cin, l->k, l->k};
     snprintf(tname, sizeof tname, "%s.weight", l->name);
-    if (st_read_f32(st, tname, wshape, 4, l->weight, err)) return -1;
+    if (st_read_f32(st, tname, wshape, 4, weight, err)) return -1;
     size_t cshape[1] = {l->cout};
     snprintf(tname, sizeof tname, "%s.bias", l->name);
     int has_bias = st_find(st, tname) != NULL;
     if (!l->bn_name[0] || has_bias) {
         // VGG convolutions have a bias; a ResNet conv bias is accepted if present.
-        if (st_read_f32(st, tname, cshape, 1, l->bias, err)) return -1;
+        if (st_read_f32(st, tname, cshape, 1, bias, err)) return -1;
     } else {
-        memset(l->bias, 0, l->cout * sizeof(float));
+        memset(bias, 0, l->cout * sizeof(float));
     }
     if (!l->bn_name[0]) return 0;
-
-    // Fold eval-mode BatchNorm: y = gamma * (conv(x) + b - mean) / sqrt(var + eps) + beta.
     static const char *parts[4] = {"weight", "bias", "running_mean", "running_var"};
-    float *bn[4];
-    for (int i = 0; i < 4; i++) bn[i] = ct_malloc_array(l->cout, sizeof(float));
-    int rc = 0;
-    for (int i = 0; i < 4 && rc == 0; i++) {
+    for (int i = 0; i < 4; i++) {
         snprintf(tname, sizeof tname, "%s.%s", l->bn_name, parts[i]);
-        rc = st_read_f32(st, tname, cshape, 1, bn[i], err);
+        if (st_read_f32(st, tname, cshape, 1, bn + (size_t)i * l->cout, err)) return -1;
     }
-    if (rc == 0) {
-        size_t per = l->cin * l->k * l->k;
-        for (size_t o = 0; o < l->cout; o++) {
-            double var = bn[3][o];
-            if (!(var >= 0) || !isfinite(bn[0][o]) || !isfinite(bn[1][o]) || !isfinite(bn[2][o])) {
-                rc = ct_errorf(err, "tensor '%s.running_var' (or its BatchNorm siblings) has an invalid "
-                               "value at channel %zu", l->bn_name, o);
-                break;
-            }
-            double scale = bn[0][o] / sqrt(var + MODEL_BN_EPS);
-            float *w = l->weight + o * per;
-            for (size_t i = 0; i < per; i++) w[i] = (float)(w[i] * scale);
-            l->bias[o] = (float)((l->bias[o] - bn[2][o]) * scale + bn[1][o]);
-        }
+    for (size_t o = 0; o < l->cout; o++) {
+        double var = bn[3 * l->cout + o];
+        if (!(var >= 0) || !isfinite(bn[o]) || !isfinite(bn[l->cout + o]) || !isfinite(bn[2 * l->cout + o]))
+            return ct_errorf(err, "tensor '%s.running_var' (or its BatchNorm siblings) has an invalid "
+                             "value at channel %zu", l->bn_name, o);
     }
-    for (int i = 0; i < 4; i++) free(bn[i]);
+    return 0;
+}
+
+void model_fold_bn(float *weight, float *bias, const float *bn, size_t cout, size_t per) {
+    // Eval-mode BatchNorm: y = gamma * (conv(x) + b - mean) / sqrt(var + eps) + beta.
+    for (size_t o = 0; o < cout; o++) {
+        double scale = bn[o] / sqrt((double)bn[3 * cout + o] + MODEL_BN_EPS);
+        float *w = weight + o * per;
+        for (size_t i = 0; i < per; i++) w[i] = (float)(w[i] * scale);
+        bias[o] = (float)((bias[o] - bn[2 * cout + o]) * scale + bn[cout + o]);
+    }
+}
+
+static int load_conv(NNLayer *l, const SafeTensors *st, CtError *err) {
+    float *bn = l->bn_name[0] ? ct_malloc_array(4 * l->cout, sizeof(float)) : NULL;
+    int rc = model_read_conv_raw(l, st, l->weight, l->bias, bn, err);
+    if (rc == 0 && bn) model_fold_bn(l->weight, l->bias, bn, l->cout, l->cin * l->k * l->k);
+    free(bn);
     return rc;
 }
 
@@ -151,6 +244,24 @@ int model_load_safetensors(NNGraph *g, const char *path, CtError *err) {
     st_close(&st);
     if (rc) ct_error_prefix(err, "model %s", g->model);
     return rc;
+}
+
+void model_init_conv_raw(const NNGraph *g, size_t layer, uint64_t seed, float *weight, float *bias, float *bn) {
+    const NNLayer *l = &g->layers[layer];
+    // kaiming_normal_(mode="fan_out", nonlinearity="relu"): std = sqrt(2 / fan_out).
+    double std = sqrt(2.0 / (double)(l->cout * l->k * l->k));
+    RngStream rs;
+    rng_stream_init(&rs, seed, RNG_INIT_BACKBONE, (uint32_t)layer, 0, 0);
+    size_t n = l->cout * l->cin * l->k * l->k;
+    for (size_t j = 0; j < n; j++) weight[j] = (float)(rng_normal(&rs) * std);
+    memset(bias, 0, l->cout * sizeof(float));
+    if (bn && l->bn_name[0])  // identity BatchNorm: gamma 1, beta 0, mean 0, var 1
+        for (size_t o = 0; o < l->cout; o++) {
+            bn[o] = 1.0f;
+            bn[l->cout + o] = 0.0f;
+            bn[2 * l->cout + o] = 0.0f;
+            bn[3 * l->cout + o] = 1.0f;
+        }
 }
 
 void model_init_random(NNGraph *g, uint64_t seed) {

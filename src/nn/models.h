@@ -1,5 +1,5 @@
 /*
- * models.h — the three ImageNet backbones exactly as torchvision defines
+ * models.h — the model registry and the three ImageNet backbones exactly as torchvision defines
  * them (VGG16, VGG19: the conv stack with its max-pools and the adaptive
  * average pool to 7x7; ResNet-34: basic blocks with downsample and the global
  * average pool), their weights from safetensors with BatchNorm folded into
@@ -12,17 +12,67 @@
 #include <stdint.h>
 
 #include "nn/graph.h"
+#include "nn/safetensors.h"
 #include "util/util.h"
 
 #define MODEL_BN_EPS 1e-5
 
-// Known model names: "vgg16", "vgg19", "resnet34".
+// ---- the registry ----
+
+// One row per model. Its named stages come with the built graph
+// (NNGraph.stages: VGG "block1".."block5", each ending at its max pool;
+// ResNet-34 "stem", "layer1".."layer4"); the graph's last layer, the final
+// average pool, belongs to no stage and always runs in the trainable tail.
+typedef struct {
+    const char *name;
+    void (*build)(NNGraph *g);
+    size_t head_hidden[4];  // default head: hidden sizes, then 2 logits
+    size_t head_n_hidden;
+    double head_dropout;
+    const char *output;  // the backbone output, in words
+} ModelInfo;
+
+size_t model_count(void);
+const ModelInfo *model_at(size_t i);        // NULL past the end
+const ModelInfo *model_find(const char *name);  // NULL when unknown
 int model_is_known(const char *name);
+// "vgg16, vgg19, resnet34", for error messages and --help.
+const char *model_names(void);
+
+// Output shape and cost of one image at (h, w), from the graph.
+typedef struct {
+    size_t c, h, w, numel;  // resnet: (512, 1, 1) flattened to 512
+    double macs;            // multiply-accumulates of the backbone's forward pass
+} ModelShape;
+int model_shape(const char *name, size_t h, size_t w, ModelShape *out, CtError *err);
+
+// Index of a named stage in g->stages, -1 when it has none of that name.
+int model_stage_find(const NNGraph *g, const char *stage);
+// The first layer of the trainable tail when the last `unfreeze` stages train:
+// g->n_layers - 1 (the final pool alone) for 0, 0 when every stage trains. The
+// tail's input is the output of layer cut - 1 (the image when cut is 0).
+// Returns -1 with err when unfreeze is negative or exceeds the stage count.
+int model_cut_layer(const NNGraph *g, int unfreeze, size_t *cut, CtError *err);
+
+// ---- graphs and weights ----
+
 // Builds the topology (weights zero). Returns -1 with err for an unknown model.
 int model_build(NNGraph *g, const char *name, CtError *err);
 // Loads weights from a safetensors file with torchvision/timm tensor names;
 // classifier/fc tensors are ignored. Errors name the file and tensor.
 int model_load_safetensors(NNGraph *g, const char *path, CtError *err);
+// torchvision's own parametrisation of convolution l, unfolded, as the
+// trainable tail trains it: weight (cout, cin, k, k); bias (cout), 0 when the
+// convolution has none; bn (4, cout) gamma, beta, running mean, running var,
+// read only when l has a BatchNorm (bn may be NULL otherwise).
+int model_read_conv_raw(const NNLayer *l, const SafeTensors *st, float *weight, float *bias, float *bn,
+                        CtError *err);
+// The same parameters as model_init_random draws them, before folding
+// (BatchNorm identity).
+void model_init_conv_raw(const NNGraph *g, size_t layer, uint64_t seed, float *weight, float *bias, float *bn);
+// Folds eval-mode BatchNorm bn (4, cout) into weight (cout, per) and bias
+// (cout) in place, as loading does (scale in double).
+void model_fold_bn(float *weight, float *bias, const float *bn, size_t cout, size_t per);
 // Seeded He-normal (fan_out, as torchvision initialises these models) with
 // identity BatchNorm folded in; bias zero.
 void model_init_random(NNGraph *g, uint64_t seed);

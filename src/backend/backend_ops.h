@@ -1,0 +1,141 @@
+/*
+ * backend_ops.h — the operations a backend offers for training, as one
+ * table of function pointers per backend (the idea of ggml's
+ * ggml_backend_i): the trainable tail (src/train/tail.c) plans and runs its
+ * layers through this table alone, so the same executor trains on the CPU
+ * (oneDNN, src/backend/cpu/cpu_ops.c) and, once its table is filled, on the
+ * GPU (cuDNN, cuBLAS, the kernels of cuda_ops.cu, NCCL), without a
+ * `kind == ...` test or an #ifdef in any layer.
+ *
+ * Conventions, for every implementation:
+ *  - Tensors are float32 in the backend's memory (alloc/upload/download),
+ *    activations NCHW row-major, convolution weights OIHW, linear weights
+ *    (out, in) as torch.nn.Linear stores them.
+ *  - Parameter gradients accumulate (+=): zero them before a step.
+ *    Activation gradients overwrite (=).
+ *  - Results are bit-identical whatever the thread count (CPU) and whatever
+ *    the batch an image is in: per-image work runs single-threaded
+ *    primitives created while the library sees one thread, spread over
+ *    threads an image at a time; sums over the batch (weight and bias
+ *    gradients) add the per-image parts in image order; linear layers split
+ *    their work into fixed column blocks (cpu_linear.c).
+ *  - Dropout masks come from the counter RNG keyed by (seed, iteration,
+ *    layer, element of the whole batch), the same bits on every backend and
+ *    rank count.
+ *  - BatchNorm is folded into the convolution weights by the caller (frozen
+ *    statistics, inference mode): the table has no BatchNorm.
+ */
+#ifndef CTSWEEP_BACKEND_OPS_H
+#define CTSWEEP_BACKEND_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "util/util.h"
+
+// A planned convolution for inputs of (n <= max_batch, cin, in_h, in_w).
+typedef struct {
+    size_t cin, cout, k, stride, pad;  // square kernel, symmetric padding
+    size_t in_h, in_w, out_h, out_w;   // out = floor((in + 2 pad - k) / stride) + 1
+    int relu;                          // forward applies ReLU last
+    int residual;                      // forward adds a shortcut before the ReLU
+    size_t max_batch;
+} BackendConvDesc;
+
+// A planned max pool (padding ignored, as -inf), same shape rules.
+typedef struct {
+    size_t c, k, stride, pad;
+    size_t in_h, in_w, out_h, out_w;
+    size_t max_batch;
+} BackendPoolDesc;
+
+typedef struct BackendConv BackendConv;
+typedef struct BackendPool BackendPool;
+
+// One Adam/AdamW update, exactly as torch.optim.Adam / AdamW (src/train/adam.h).
+typedef struct {
+    double lr, beta1, beta2, eps, weight_decay;
+    int adamw;      // decoupled decay (AdamW) instead of L2 added to the gradient
+    uint64_t step;  // 1 for the first update
+} BackendAdamStep;
+
+typedef struct BackendOps {
+    const char *name;
+
+    // ---- memory ----
+    void *(*alloc)(size_t bytes);  // NULL when out of memory; zeroed
+    void (*free)(void *p);
+    void (*upload)(void *dst, const void *host, size_t bytes);
+    void (*download)(void *host, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);
+    void (*zero)(void *p, size_t bytes);
+
+    // ---- convolution (+ bias, + residual, + ReLU fused in the forward) ----
+    int (*conv_create)(BackendConv **out, const BackendConvDesc *d, CtError *err);
+    void (*conv_free)(BackendConv *c);
+    // y = relu?(conv(x, w) + b + res?)            y, res: (n, cout, out_h, out_w)
+    int (*conv_forward)(BackendConv *c, float *y, const float *x /* (n, cin, in_h, in_w) */,
+                        const float *w /* (cout, cin, k, k) */, const float *b /* (cout) */, const float *res,
+                        size_t n, CtError *err);
+    // dx = conv_transpose(dy, w): the gradient of the input; dy is the
+    // gradient of the convolution's output before the ReLU (relu_backward).
+    int (*conv_backward_data)(BackendConv *c, float *dx, const float *dy, const float *w, size_t n, CtError *err);
+    // dw += sum over images of dy (x) x; db += sum of dy over images and pixels
+    int (*conv_backward_weights)(BackendConv *c, float *dw, float *db, const float *dy, const float *x, size_t n,
+                                 CtError *err);
+
+    // ---- max pool ----
+    int (*maxpool_create)(BackendPool **out, const BackendPoolDesc *d, CtError *err);
+    void (*maxpool_free)(BackendPool *p);
+    // Keeps the argmax positions of the last forward inside the plan.
+    int (*maxpool_forward)(BackendPool *p, float *y, const float *x, size_t n, CtError *err);
+    int (*maxpool_backward)(BackendPool *p, float *dx, const float *dy, size_t n, CtError *err);
+
+    // ---- average pools (PyTorch's adaptive windows) ----
+    void (*adaptive_avgpool_forward)(float *y /* (n, c, oh, ow) */, const float *x /* (n, c, h, w) */, size_t n,
+                                     size_t c, size_t h, size_t w, size_t oh, size_t ow);
+    void (*adaptive_avgpool_backward)(float *dx, const float *dy, size_t n, size_t c, size_t h, size_t w, size_t oh,
+                                      size_t ow);
+    // (n, c, h, w) -> (n, c): the mean over each map
+    void (*global_avgpool_forward)(float *y, const float *x, size_t n, size_t c, size_t h, size_t w);
+    void (*global_avgpool_backward)(float *dx, const float *dy, size_t n, size_t c, size_t h, size_t w);
+
+    // ---- elementwise ----
+    void (*add)(float *y, const float *a, const float *b, size_t count);  // residual add (y may alias a or b)
+    void (*relu_forward)(float *y, const float *x, size_t count);         // y may alias x
+    // dx = dy where y > 0, else 0 (y the ReLU's output); dx may alias dy
+    void (*relu_backward)(float *dx, const float *dy, const float *y, size_t count);
+    // Rows [row0, row0 + rows) of a (batch, width) activation: mask = 0 or
+    // 1/(1-p) from the counter RNG, y = x * mask. y may alias x.
+    void (*dropout_forward)(float *y, float *mask, const float *x, size_t rows, size_t width, size_t row0,
+                            uint64_t seed, uint64_t iteration, uint32_t layer, double p);
+    void (*dropout_backward)(float *dx, const float *dy, const float *mask, size_t count);
+
+    // ---- linear (y = x W^T + b) ----
+    void (*linear_forward)(float *y, const float *x, const float *w, const float *b, size_t B, size_t I, size_t O);
+    void (*linear_backward_params)(float *dw, float *db, const float *dy, const float *x, size_t B, size_t I,
+                                   size_t O);
+    void (*linear_backward_input)(float *dx, const float *dy, const float *w, size_t B, size_t I, size_t O);
+
+    // ---- loss ----
+    // Softmax cross-entropy over 2 logits for n rows of a batch of batch_rows:
+    // dlogits = d(sum of losses / batch_rows); returns the sum of losses and
+    // the count of rows whose argmax is the label (ties pick class 0).
+    double (*softmax_xent)(float *dlogits /* (n, 2) */, size_t *correct, const float *logits /* (n, 2) */,
+                           const uint8_t *labels, size_t n, size_t batch_rows);
+
+    // ---- optimiser ----
+    void (*adam_step)(const BackendAdamStep *s, float *params, const float *grads, float *m, float *v, size_t n);
+
+    // ---- collectives ----
+    // Sums buf over the ranks of comm in place: an MPI_Comm * on the CPU; on
+    // the GPU the NCCL communicator (src/backend/cuda/cuda_nccl.c).
+    int (*allreduce_sum)(void *comm, float *buf, size_t n, CtError *err);
+} BackendOps;
+
+// The table of a backend; NULL with err when this build or this backend has
+// none (the CUDA table's slot: its operations live in src/backend/cuda).
+const BackendOps *backend_ops_get(BackendKind kind, CtError *err);
+
+#endif

@@ -1,0 +1,421 @@
+/*
+ * cpu_conv.c — the CPU table's convolution and max pool: oneDNN forward,
+ * backward-data and backward-weights primitives on plain NCHW / OIHW
+ * memory, for training the tail.
+ *
+ * Thread-count and batch invariance as in cpu_net.c: every primitive is
+ * created for ONE image while oneDNN sees ONE thread, and a batch is spread
+ * over threads an image at a time, each thread with its own stream and
+ * scratchpad (oneDNN runs a primitive serially inside a parallel region; each
+ * thread also sets its own thread count to 1, so a team of one does too).
+ * The weight and bias gradients, sums over the batch, are computed per image
+ * into slots and added to the accumulators in image order, a window of
+ * images at a time: the same additions in the same order on 1 thread or 64.
+ *
+ * Plain layouts keep the table's contract simple (the executor and the
+ * tests hand it torchvision-shaped tensors); oneDNN's blocked layouts and
+ * Winograd remain the frozen prefix's (cpu_net.c).
+ */
+#include "backend/cpu/cpu_conv.h"
+
+#include <dnnl.h>
+#include <dnnl_debug.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Memory slots of a plan: one oneDNN memory object per slot and worker,
+// pointed at the caller's buffers before each execution.
+enum { S_X, S_W, S_B, S_Y, S_DW, S_DB, S_WS, S_SCR, N_SLOTS };
+
+typedef struct {
+    dnnl_stream_t stream;
+    void *scratch;
+    dnnl_memory_t mem[N_SLOTS];
+} Worker;
+
+// What a convolution and a max pool plan share.
+typedef struct {
+    dnnl_engine_t eng;
+    dnnl_memory_desc_t md[N_SLOTS];
+    size_t scratch_bytes;
+    size_t n_workers;
+    Worker *wk;
+} Plan;
+
+struct BackendConv {
+    Plan p;
+    BackendConvDesc d;
+    dnnl_primitive_t fwd, bwd_data, bwd_w;
+    size_t x_numel, y_numel, w_numel;
+    float *slots;  // (n_workers, w_numel + cout): per-image weight and bias gradients
+};
+
+struct BackendPool {
+    Plan p;
+    BackendPoolDesc d;
+    dnnl_primitive_t fwd, bwd;
+    size_t x_numel, y_numel, ws_bytes;
+    unsigned char *ws;  // (max_batch, ws_bytes): argmax positions of the last forward
+};
+
+#define DNNL_TRY(call, ...)                                                                   \
+    do {                                                                                      \
+        dnnl_status_t st_ = (call);                                                           \
+        if (st_ != dnnl_success) {                                                            \
+            ct_errorf(err, __VA_ARGS__);                                                      \
+            ct_error_prefix(err, "oneDNN %s", dnnl_status2str(st_));                          \
+            goto fail;                                                                        \
+        }                                                                                     \
+    } while (0)
+
+// ---- plans ----
+
+static void md_plain(dnnl_memory_desc_t *md, size_t a, size_t b, size_t c, size_t d) {
+    dnnl_dims_t dims = {(dnnl_dim_t)a, (dnnl_dim_t)b, (dnnl_dim_t)c, (dnnl_dim_t)d};
+    dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_nchw);
+}
+
+static void md_vec(dnnl_memory_desc_t *md, size_t n, dnnl_data_type_t dt) {
+    dnnl_dims_t dims = {(dnnl_dim_t)(n ? n : 1)};
+    dnnl_memory_desc_init_by_tag(md, 1, dims, dt, dnnl_x);
+}
+
+static dnnl_primitive_attr_t attr_make(int sum, int relu) {
+    dnnl_primitive_attr_t attr;
+    dnnl_primitive_attr_create(&attr);
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (sum || relu) {
+        dnnl_post_ops_t po;
+        dnnl_post_ops_create(&po);
+        if (sum) dnnl_post_ops_append_sum(po, 1.0f);
+        if (relu) dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+        dnnl_primitive_attr_set_post_ops(attr, po);
+        dnnl_post_ops_destroy(po);
+    }
+    return attr;
+}
+
+static void note_scratch(Plan *p, const_dnnl_primitive_desc_t pd) {
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t sz = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (sz > p->scratch_bytes) p->scratch_bytes = sz;
+}
+
+// Workers, their streams, scratchpads and memory objects, once the
+// primitives (and so the scratchpad size) are known.
+static int plan_workers(Plan *p, size_t max_batch, CtError *err) {
+    size_t threads = (size_t)omp_get_max_threads();
+    p->n_workers = threads < max_batch ? threads : max_batch;
+    if (p->n_workers == 0) p->n_workers = 1;
+    p->wk = ct_calloc(p->n_workers, sizeof *p->wk);
+    md_vec(&p->md[S_SCR], p->scratch_bytes, dnnl_u8);
+    for (size_t t = 0; t < p->n_workers; t++) {
+        Worker *w = &p->wk[t];
+        DNNL_TRY(dnnl_stream_create(&w->stream, p->eng, dnnl_stream_default_flags), "CPU stream");
+        w->scratch = ct_try_aligned_alloc(p->scratch_bytes ? p->scratch_bytes : 1, 1);
+        if (!w->scratch) return ct_errorf(err, "out of memory for a %zu-byte scratchpad", p->scratch_bytes);
+        for (int s = 0; s < N_SLOTS; s++) {
+            if (p->md[s].ndims == 0) continue;
+            DNNL_TRY(dnnl_memory_create(&w->mem[s], &p->md[s], p->eng, DNNL_MEMORY_NONE), "memory object");
+        }
+        dnnl_memory_set_data_handle(w->mem[S_SCR], w->scratch);
+    }
+    return 0;
+fail:
+    return -1;
+}
+
+static void plan_free(Plan *p) {
+    if (p->wk)
+        for (size_t t = 0; t < p->n_workers; t++) {
+            Worker *w = &p->wk[t];
+            for (int s = 0; s < N_SLOTS; s++)
+                if (w->mem[s]) dnnl_memory_destroy(w->mem[s]);
+            ct_aligned_free(w->scratch);
+            if (w->stream) dnnl_stream_destroy(w->stream);
+        }
+    free(p->wk);
+    if (p->eng) dnnl_engine_destroy(p->eng);
+}
+
+// Runs prim with worker w on the slots listed (DNNL_ARG_* and slot pairs),
+// after pointing them at ptr[]. Returns the oneDNN status.
+static dnnl_status_t run(Worker *w, dnnl_primitive_t prim, int nargs, const int *args, const int *slots,
+                         void *const *ptr) {
+    dnnl_exec_arg_t ea[8];
+    for (int i = 0; i < nargs; i++) {
+        if (slots[i] != S_SCR) dnnl_memory_set_data_handle(w->mem[slots[i]], ptr[i]);
+        ea[i].arg = args[i];
+        ea[i].memory = w->mem[slots[i]];
+    }
+    ea[nargs].arg = DNNL_ARG_SCRATCHPAD;
+    ea[nargs].memory = w->mem[S_SCR];
+    dnnl_status_t st = dnnl_primitive_execute(prim, w->stream, nargs + 1, ea);
+    if (st == dnnl_success) st = dnnl_stream_wait(w->stream);
+    return st;
+}
+
+// Right padding that makes oneDNN's size equation exact (PyTorch floors).
+static dnnl_dim_t pad_right(size_t in, size_t out, size_t k, size_t stride, size_t pad) {
+    return (dnnl_dim_t)((out - 1) * stride + k) - (dnnl_dim_t)in - (dnnl_dim_t)pad;
+}
+
+// ---- convolution ----
+
+int cpu_conv_create(BackendConv **out, const BackendConvDesc *d, CtError *err) {
+    *out = NULL;
+    BackendConv *c = ct_calloc(1, sizeof *c);
+    c->d = *d;
+    Plan *p = &c->p;
+    dnnl_primitive_desc_t fpd = NULL, dpd = NULL, wpd = NULL;
+    dnnl_primitive_attr_t attr = NULL, plain = NULL;
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);  // see the top
+    DNNL_TRY(dnnl_engine_create(&p->eng, dnnl_cpu, 0), "CPU engine");
+    md_plain(&p->md[S_X], 1, d->cin, d->in_h, d->in_w);
+    md_plain(&p->md[S_Y], 1, d->cout, d->out_h, d->out_w);
+    md_plain(&p->md[S_W], d->cout, d->cin, d->k, d->k);
+    p->md[S_DW] = p->md[S_W];
+    md_vec(&p->md[S_B], d->cout, dnnl_f32);
+    p->md[S_DB] = p->md[S_B];
+    dnnl_dims_t strides = {(dnnl_dim_t)d->stride, (dnnl_dim_t)d->stride};
+    dnnl_dims_t padl = {(dnnl_dim_t)d->pad, (dnnl_dim_t)d->pad};
+    dnnl_dims_t padr = {pad_right(d->in_h, d->out_h, d->k, d->stride, d->pad),
+                        pad_right(d->in_w, d->out_w, d->k, d->stride, d->pad)};
+    dnnl_convolution_desc_t cd;
+    DNNL_TRY(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &p->md[S_X],
+                                                &p->md[S_W], &p->md[S_B], &p->md[S_Y], strides, padl, padr),
+             "convolution %zu->%zu %zux%zu forward", d->cin, d->cout, d->k, d->k);
+    attr = attr_make(d->residual, d->relu);
+    DNNL_TRY(dnnl_primitive_desc_create(&fpd, &cd, attr, p->eng, NULL), "convolution forward");
+    DNNL_TRY(dnnl_primitive_create(&c->fwd, fpd), "convolution forward");
+    plain = attr_make(0, 0);
+    DNNL_TRY(dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &p->md[S_X], &p->md[S_W],
+                                                      &p->md[S_Y], strides, padl, padr),
+             "convolution backward data");
+    DNNL_TRY(dnnl_primitive_desc_create(&dpd, &cd, plain, p->eng, fpd), "convolution backward data");
+    DNNL_TRY(dnnl_primitive_create(&c->bwd_data, dpd), "convolution backward data");
+    DNNL_TRY(dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &p->md[S_X], &p->md[S_DW],
+                                                         &p->md[S_DB], &p->md[S_Y], strides, padl, padr),
+             "convolution backward weights");
+    DNNL_TRY(dnnl_primitive_desc_create(&wpd, &cd, plain, p->eng, fpd), "convolution backward weights");
+    DNNL_TRY(dnnl_primitive_create(&c->bwd_w, wpd), "convolution backward weights");
+    note_scratch(p, fpd);
+    note_scratch(p, dpd);
+    note_scratch(p, wpd);
+    c->x_numel = d->cin * d->in_h * d->in_w;
+    c->y_numel = d->cout * d->out_h * d->out_w;
+    c->w_numel = d->cout * d->cin * d->k * d->k;
+    if (plan_workers(p, d->max_batch, err)) goto fail;
+    c->slots = ct_try_aligned_alloc(p->n_workers * (c->w_numel + d->cout), sizeof(float));
+    if (!c->slots) {
+        ct_errorf(err, "out of memory for the weight-gradient slots");
+        goto fail;
+    }
+    dnnl_primitive_desc_destroy(fpd);
+    dnnl_primitive_desc_destroy(dpd);
+    dnnl_primitive_desc_destroy(wpd);
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_attr_destroy(plain);
+    omp_set_num_threads(saved);
+    *out = c;
+    return 0;
+fail:
+    omp_set_num_threads(saved);
+    if (fpd) dnnl_primitive_desc_destroy(fpd);
+    if (dpd) dnnl_primitive_desc_destroy(dpd);
+    if (wpd) dnnl_primitive_desc_destroy(wpd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (plain) dnnl_primitive_attr_destroy(plain);
+    cpu_conv_free(c);
+    return -1;
+}
+
+void cpu_conv_free(BackendConv *c) {
+    if (!c) return;
+    if (c->fwd) dnnl_primitive_destroy(c->fwd);
+    if (c->bwd_data) dnnl_primitive_destroy(c->bwd_data);
+    if (c->bwd_w) dnnl_primitive_destroy(c->bwd_w);
+    plan_free(&c->p);
+    ct_aligned_free(c->slots);
+    free(c);
+}
+
+// The loop every operation shares: images [0, n) over min(n, workers)
+// threads, one image at a time; the first failure is reported.
+#define FOR_IMAGES(P, N, BODY)                                                                 \
+    do {                                                                                       \
+        int team_ = (int)((N) < (P)->n_workers ? (N) : (P)->n_workers);                       \
+        dnnl_status_t bad_ = dnnl_success;                                                     \
+        _Pragma("omp parallel num_threads(team_)") {                                           \
+            omp_set_num_threads(1);                                                            \
+            Worker *w = &(P)->wk[omp_get_thread_num()];                                        \
+            _Pragma("omp for schedule(static)") for (size_t i = 0; i < (N); i++) {             \
+                dnnl_status_t st = (BODY);                                                     \
+                if (st != dnnl_success) {                                                      \
+                    _Pragma("omp critical(cpu_conv_failure)") bad_ = st;                       \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+        if (bad_ != dnnl_success) return ct_errorf(err, "oneDNN %s in %s", dnnl_status2str(bad_), __func__); \
+    } while (0)
+
+static dnnl_status_t conv_fwd_one(BackendConv *c, Worker *w, float *y, const float *x, const float *wt,
+                                  const float *b, const float *res) {
+    if (res) memcpy(y, res, c->y_numel * sizeof(float));  // the sum post-op adds the shortcut
+    static const int args[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST};
+    static const int slots[4] = {S_X, S_W, S_B, S_Y};
+    void *ptr[4] = {(void *)x, (void *)wt, (void *)b, y};
+    return run(w, c->fwd, 4, args, slots, ptr);
+}
+
+int cpu_conv_forward(BackendConv *c, float *y, const float *x, const float *wt, const float *b, const float *res,
+                     size_t n, CtError *err) {
+    if (n > c->d.max_batch) return ct_errorf(err, "convolution: batch %zu over the plan's %zu", n, c->d.max_batch);
+    if ((res != NULL) != (c->d.residual != 0)) fatal("cpu_conv_forward: residual given to a plan without one");
+    FOR_IMAGES(&c->p, n, conv_fwd_one(c, w, y + i * c->y_numel, x + i * c->x_numel, wt, b,
+                                      res ? res + i * c->y_numel : NULL));
+    return 0;
+}
+
+static dnnl_status_t conv_bwd_data_one(BackendConv *c, Worker *w, float *dx, const float *dy, const float *wt) {
+    static const int args[3] = {DNNL_ARG_DIFF_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_DST};
+    static const int slots[3] = {S_X, S_W, S_Y};
+    void *ptr[3] = {dx, (void *)wt, (void *)dy};
+    return run(w, c->bwd_data, 3, args, slots, ptr);
+}
+
+int cpu_conv_backward_data(BackendConv *c, float *dx, const float *dy, const float *wt, size_t n, CtError *err) {
+    if (n > c->d.max_batch) return ct_errorf(err, "convolution: batch %zu over the plan's %zu", n, c->d.max_batch);
+    FOR_IMAGES(&c->p, n, conv_bwd_data_one(c, w, dx + i * c->x_numel, dy + i * c->y_numel, wt));
+    return 0;
+}
+
+static dnnl_status_t conv_bwd_w_one(BackendConv *c, Worker *w, float *slot, const float *dy, const float *x) {
+    static const int args[4] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS};
+    static const int slots[4] = {S_X, S_Y, S_DW, S_DB};
+    void *ptr[4] = {(void *)x, (void *)dy, slot, slot + c->w_numel};
+    return run(w, c->bwd_w, 4, args, slots, ptr);
+}
+
+int cpu_conv_backward_weights(BackendConv *c, float *dw, float *db, const float *dy, const float *x, size_t n,
+                              CtError *err) {
+    if (n > c->d.max_batch) return ct_errorf(err, "convolution: batch %zu over the plan's %zu", n, c->d.max_batch);
+    const size_t per = c->w_numel + c->d.cout, T = c->p.n_workers;
+    for (size_t i0 = 0; i0 < n; i0 += T) {
+        size_t m = n - i0 < T ? n - i0 : T;
+        // Image i0 + j into slot j, on whichever thread ...
+        FOR_IMAGES(&c->p, m, conv_bwd_w_one(c, w, c->slots + i * per, dy + (i0 + i) * c->y_numel,
+                                            x + (i0 + i) * c->x_numel));
+        // ... then added in image order, element by element.
+        const float *slots = c->slots;
+#pragma omp parallel for schedule(static) if (per * m > ((size_t)1 << 16))
+        for (size_t e = 0; e < per; e++) {
+            float *acc = e < c->w_numel ? &dw[e] : &db[e - c->w_numel];
+            float s = *acc;
+            for (size_t j = 0; j < m; j++) s += slots[j * per + e];
+            *acc = s;
+        }
+    }
+    return 0;
+}
+
+// ---- max pool ----
+
+int cpu_maxpool_create(BackendPool **out, const BackendPoolDesc *d, CtError *err) {
+    *out = NULL;
+    BackendPool *pl = ct_calloc(1, sizeof *pl);
+    pl->d = *d;
+    Plan *p = &pl->p;
+    dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
+    dnnl_primitive_attr_t attr = attr_make(0, 0);
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    DNNL_TRY(dnnl_engine_create(&p->eng, dnnl_cpu, 0), "CPU engine");
+    md_plain(&p->md[S_X], 1, d->c, d->in_h, d->in_w);
+    md_plain(&p->md[S_Y], 1, d->c, d->out_h, d->out_w);
+    dnnl_dims_t strides = {(dnnl_dim_t)d->stride, (dnnl_dim_t)d->stride};
+    dnnl_dims_t kernel = {(dnnl_dim_t)d->k, (dnnl_dim_t)d->k};
+    dnnl_dims_t padl = {(dnnl_dim_t)d->pad, (dnnl_dim_t)d->pad};
+    dnnl_dims_t padr = {pad_right(d->in_h, d->out_h, d->k, d->stride, d->pad),
+                        pad_right(d->in_w, d->out_w, d->k, d->stride, d->pad)};
+    dnnl_pooling_desc_t pd;
+    DNNL_TRY(dnnl_pooling_forward_desc_init(&pd, dnnl_forward_training, dnnl_pooling_max, &p->md[S_X], &p->md[S_Y],
+                                            strides, kernel, padl, padr),
+             "max pool %zux%zu forward", d->k, d->k);
+    DNNL_TRY(dnnl_primitive_desc_create(&fpd, &pd, attr, p->eng, NULL), "max pool forward");
+    DNNL_TRY(dnnl_primitive_create(&pl->fwd, fpd), "max pool forward");
+    DNNL_TRY(dnnl_pooling_backward_desc_init(&pd, dnnl_pooling_max, &p->md[S_X], &p->md[S_Y], strides, kernel,
+                                             padl, padr),
+             "max pool backward");
+    DNNL_TRY(dnnl_primitive_desc_create(&bpd, &pd, attr, p->eng, fpd), "max pool backward");
+    DNNL_TRY(dnnl_primitive_create(&pl->bwd, bpd), "max pool backward");
+    const dnnl_memory_desc_t *wsmd = dnnl_primitive_desc_query_md(fpd, dnnl_query_workspace_md, 0);
+    if (!wsmd) {
+        ct_errorf(err, "oneDNN max pool keeps no workspace");
+        goto fail;
+    }
+    p->md[S_WS] = *wsmd;
+    pl->ws_bytes = dnnl_memory_desc_get_size(wsmd);
+    note_scratch(p, fpd);
+    note_scratch(p, bpd);
+    pl->x_numel = d->c * d->in_h * d->in_w;
+    pl->y_numel = d->c * d->out_h * d->out_w;
+    if (plan_workers(p, d->max_batch, err)) goto fail;
+    pl->ws = ct_try_aligned_alloc(d->max_batch, pl->ws_bytes ? pl->ws_bytes : 1);
+    if (!pl->ws) {
+        ct_errorf(err, "out of memory for the max pool's workspace");
+        goto fail;
+    }
+    dnnl_primitive_desc_destroy(fpd);
+    dnnl_primitive_desc_destroy(bpd);
+    dnnl_primitive_attr_destroy(attr);
+    omp_set_num_threads(saved);
+    *out = pl;
+    return 0;
+fail:
+    omp_set_num_threads(saved);
+    if (fpd) dnnl_primitive_desc_destroy(fpd);
+    if (bpd) dnnl_primitive_desc_destroy(bpd);
+    dnnl_primitive_attr_destroy(attr);
+    cpu_maxpool_free(pl);
+    return -1;
+}
+
+void cpu_maxpool_free(BackendPool *pl) {
+    if (!pl) return;
+    if (pl->fwd) dnnl_primitive_destroy(pl->fwd);
+    if (pl->bwd) dnnl_primitive_destroy(pl->bwd);
+    plan_free(&pl->p);
+    ct_aligned_free(pl->ws);
+    free(pl);
+}
+
+static dnnl_status_t pool_fwd_one(BackendPool *pl, Worker *w, float *y, const float *x, void *ws) {
+    static const int args[3] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_WORKSPACE};
+    static const int slots[3] = {S_X, S_Y, S_WS};
+    void *ptr[3] = {(void *)x, y, ws};
+    return run(w, pl->fwd, 3, args, slots, ptr);
+}
+
+int cpu_maxpool_forward(BackendPool *pl, float *y, const float *x, size_t n, CtError *err) {
+    if (n > pl->d.max_batch) return ct_errorf(err, "max pool: batch %zu over the plan's %zu", n, pl->d.max_batch);
+    FOR_IMAGES(&pl->p, n, pool_fwd_one(pl, w, y + i * pl->y_numel, x + i * pl->x_numel, pl->ws + i * pl->ws_bytes));
+    return 0;
+}
+
+static dnnl_status_t pool_bwd_one(BackendPool *pl, Worker *w, float *dx, const float *dy, void *ws) {
+    static const int args[3] = {DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_WORKSPACE};
+    static const int slots[3] = {S_X, S_Y, S_WS};
+    void *ptr[3] = {dx, (void *)dy, ws};
+    return run(w, pl->bwd, 3, args, slots, ptr);
+}
+
+int cpu_maxpool_backward(BackendPool *pl, float *dx, const float *dy, size_t n, CtError *err) {
+    if (n > pl->d.max_batch) return ct_errorf(err, "max pool: batch %zu over the plan's %zu", n, pl->d.max_batch);
+    FOR_IMAGES(&pl->p, n,
+               pool_bwd_one(pl, w, dx + i * pl->x_numel, dy + i * pl->y_numel, pl->ws + i * pl->ws_bytes));
+    return 0;
+}

@@ -1,0 +1,186 @@
+/*
+ * tail_pass.c — forward and backward passes of the trainable tail through
+ * the backend's operation table, BatchNorm folding before the forward and
+ * unfolding of its gradients after the backward.
+ *
+ * A tensor read by two layers (a ResNet block's input feeds its first
+ * convolution and its shortcut) gets the sum of both gradients: the first
+ * contribution in reverse layer order is written in place, later ones go
+ * through a scratch buffer and an add, always in the same order.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "nn/models.h"
+#include "train/tail.h"
+#include "train/tail_layer.h"
+
+// ---- BatchNorm ----
+
+// wf = w * s, bf = beta - mean * s with s = gamma / sqrt(var + eps) per
+// output channel, the scale in double as model_fold_bn computes it.
+static void fold_bn(TailLayer *L) {
+    size_t per = L->cin * L->k * L->k;
+    for (size_t o = 0; o < L->cout; o++) {
+        double s = L->gamma[o] / sqrt((double)L->var[o] + MODEL_BN_EPS);
+        const float *w = L->w + o * per;
+        float *wf = L->wf + o * per;
+        for (size_t i = 0; i < per; i++) wf[i] = (float)(w[i] * s);
+        L->bf[o] = (float)((0.0f - L->mean[o]) * s + L->b[o]);
+    }
+}
+
+// From the gradients of the folded weights (gwf, gbf) to those of w, gamma
+// and beta: dw = dwf * s; dgamma = (sum dwf * w - dbf * mean) / sqrt(var + eps);
+// dbeta = dbf.
+static void unfold_bn_grads(TailLayer *L, const float *gwf, const float *gbf) {
+    size_t per = L->cin * L->k * L->k;
+    for (size_t o = 0; o < L->cout; o++) {
+        double r = 1.0 / sqrt((double)L->var[o] + MODEL_BN_EPS), s = L->gamma[o] * r;
+        const float *gw = gwf + o * per, *w = L->w + o * per;
+        float *dw = L->gw + o * per;
+        double dot = 0.0;
+        for (size_t i = 0; i < per; i++) {
+            dot += (double)gw[i] * w[i];
+            dw[i] += (float)(gw[i] * s);
+        }
+        L->ggamma[o] += (float)((dot - (double)gbf[o] * L->mean[o]) * r);
+        L->gb[o] += gbf[o];
+    }
+}
+
+// ---- forward ----
+
+static int layer_forward(Tail *t, TailLayer *L, size_t j, size_t n, CtError *err) {
+    const BackendOps *ops = t->ops;
+    const float *x = t->act[L->src];
+    float *y = t->act[j + 1];
+    switch (L->kind) {
+    case NN_CONV:
+        if (L->has_bn) fold_bn(L);
+        return ops->conv_forward(L->conv, y, x, L->has_bn ? L->wf : L->w, L->has_bn ? L->bf : L->b,
+                                 L->res >= 0 ? t->act[L->res] : NULL, n, err);
+    case NN_MAXPOOL: return ops->maxpool_forward(L->pool, y, x, n, err);
+    case NN_ADAPTIVE_AVGPOOL:
+        ops->adaptive_avgpool_forward(y, x, n, L->in.c, L->in.h, L->in.w, L->out.h, L->out.w);
+        return 0;
+    case NN_GLOBAL_AVGPOOL: ops->global_avgpool_forward(y, x, n, L->in.c, L->in.h, L->in.w); return 0;
+    }
+    return ct_errorf(err, "tail layer %s: unknown kind", L->name);
+}
+
+const float *tail_forward(Tail *t, const float *x, size_t n, int train, uint64_t seed, uint64_t iteration,
+                          CtError *err) {
+    return tail_forward_rows(t, x, n, 0, train, seed, iteration, err);
+}
+
+const float *tail_forward_rows(Tail *t, const float *x, size_t n, size_t row0, int train, uint64_t seed,
+                               uint64_t iteration, CtError *err) {
+    const BackendOps *ops = t->ops;
+    if (n == 0 || n > t->max_batch) {
+        ct_errorf(err, "tail: batch of %zu rows (plan: 1 to %zu)", n, t->max_batch);
+        return NULL;
+    }
+    t->act[0] = (float *)x;  // read only; kept for the weight gradients of the first layer
+    for (size_t j = 0; j < t->n_layers; j++)
+        if (layer_forward(t, &t->layers[j], j, n, err)) {
+            ct_error_prefix(err, "tail layer %s", t->layers[j].name);
+            return NULL;
+        }
+    t->dropout_on = train && t->head.dropout > 0;
+    for (size_t l = 0; l < t->n_lin; l++) {
+        size_t I = t->dim[l], O = t->dim[l + 1];
+        float *y = t->hact[l + 1];
+        ops->linear_forward(y, t->hact[l], t->hw[l], t->hb[l], n, I, O);
+        if (l + 1 == t->n_lin) break;
+        ops->relu_forward(y, y, n * O);
+        if (t->dropout_on)
+            ops->dropout_forward(y, t->hmask[l + 1], y, n, O, row0, seed, iteration, (uint32_t)(l + 1), t->head.dropout);
+    }
+    t->n_rows = n;
+    return t->hact[t->n_lin];
+}
+
+// ---- backward ----
+
+// Where the gradient of tensor `ti` goes: its own buffer when nothing was
+// written there yet in this pass, else the scratch buffer (then add_pending).
+static float *grad_slot(Tail *t, int ti) { return t->fresh[ti] ? t->dact[ti] : t->tmp; }
+
+static void grad_done(Tail *t, int ti, size_t count) {
+    if (t->fresh[ti]) t->fresh[ti] = 0;
+    else t->ops->add(t->dact[ti], t->dact[ti], t->tmp, count);
+}
+
+static int layer_backward(Tail *t, TailLayer *L, size_t j, size_t n, CtError *err) {
+    const BackendOps *ops = t->ops;
+    float *dy = t->dact[j + 1];
+    const float *x = t->act[L->src];
+    size_t nin = n * L->in_numel, nout = n * L->out_numel;
+    int rc = 0, data = L->src != 0 || t->input_grad;  // the cut input's gradient only when asked for
+    switch (L->kind) {
+    case NN_CONV:
+        if (L->relu) ops->relu_backward(dy, dy, t->act[j + 1], nout);  // dy is now the pre-ReLU gradient
+        if (L->res >= 0) {
+            if (t->fresh[L->res]) ops->copy(t->dact[L->res], dy, nout * sizeof(float));
+            else ops->add(t->dact[L->res], t->dact[L->res], dy, nout);
+            t->fresh[L->res] = 0;
+        }
+        if (L->has_bn) {
+            ops->zero(t->gwf, L->cout * L->cin * L->k * L->k * sizeof(float));
+            ops->zero(t->gbf, L->cout * sizeof(float));
+            rc = ops->conv_backward_weights(L->conv, t->gwf, t->gbf, dy, x, n, err);
+            if (rc == 0) unfold_bn_grads(L, t->gwf, t->gbf);
+        } else {
+            rc = ops->conv_backward_weights(L->conv, L->gw, L->gb, dy, x, n, err);
+        }
+        if (rc == 0 && data)
+            rc = ops->conv_backward_data(L->conv, grad_slot(t, L->src), dy, L->has_bn ? L->wf : L->w, n, err);
+        break;
+    case NN_MAXPOOL:
+        if (data) rc = ops->maxpool_backward(L->pool, grad_slot(t, L->src), dy, n, err);
+        break;
+    case NN_ADAPTIVE_AVGPOOL:
+        if (data)
+            ops->adaptive_avgpool_backward(grad_slot(t, L->src), dy, n, L->in.c, L->in.h, L->in.w, L->out.h,
+                                           L->out.w);
+        break;
+    case NN_GLOBAL_AVGPOOL:
+        if (data) ops->global_avgpool_backward(grad_slot(t, L->src), dy, n, L->in.c, L->in.h, L->in.w);
+        break;
+    }
+    if (!data) return 0;
+    if (rc) {
+        ct_error_prefix(err, "tail layer %s backward", L->name);
+        return -1;
+    }
+    grad_done(t, L->src, nin);
+    return 0;
+}
+
+double tail_backward(Tail *t, const uint8_t *labels, size_t batch_rows, size_t *correct, CtError *err) {
+    const BackendOps *ops = t->ops;
+    size_t n = t->n_rows;
+    double loss = ops->softmax_xent(t->hdh[0], correct, t->hact[t->n_lin], labels, n, batch_rows);
+    int cur = 0;
+    for (size_t l = t->n_lin; l-- > 0;) {
+        size_t I = t->dim[l], O = t->dim[l + 1];
+        float *dy = t->hdh[cur];
+        ops->linear_backward_params(t->hgw[l], t->hgb[l], dy, t->hact[l], n, I, O);
+        if (l == 0 && t->n_tail_params == 0 && !t->input_grad) break;  // the head alone, nothing upstream
+        float *dx = l == 0 ? t->dact[t->n_layers] : t->hdh[1 - cur];
+        ops->linear_backward_input(dx, dy, t->hw[l], n, I, O);
+        if (l == 0) break;
+        // h = relu(z) * mask: dz = dh * mask where h > 0.
+        ops->relu_backward(dx, dx, t->hact[l], n * I);
+        if (t->dropout_on) ops->dropout_backward(dx, dx, t->hmask[l], n * I);
+        cur = 1 - cur;
+    }
+    if (t->n_tail_params == 0 && !t->input_grad) return loss;
+    for (size_t i = 0; i < t->n_layers; i++) t->fresh[i] = 1;
+    t->fresh[t->n_layers] = 0;
+    for (size_t j = t->n_layers; j-- > 0;)
+        if (layer_backward(t, &t->layers[j], j, n, err)) return -1.0;
+    if (t->input_grad && t->fresh[0]) fatal("tail: nothing read the cut input");
+    return loss;
+}
