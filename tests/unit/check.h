@@ -1,11 +1,13 @@
 /*
- * check.h — the counting CHECK macro the C unit tests share, and the
- * closing "N passed, M failed" line ctest's readers recognise.
+ * check.h — the counting CHECK macro the C unit tests share, the closing
+ * "N passed, M failed" line ctest's readers recognise, and the one helper
+ * every fixture-writing test needs.
  */
 #ifndef CTSWEEP_TESTS_CHECK_H
 #define CTSWEEP_TESTS_CHECK_H
 
 #include <stdio.h>
+#include <stdlib.h>
 
 static int g_pass, g_fail;
 
@@ -26,6 +28,18 @@ static int g_pass, g_fail;
 static inline int check_summary(void) {
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
+}
+
+// Writes a text fixture; a test that cannot write its own scratch folder
+// stops with exit 2 (not a failed check: nothing was tested).
+static inline void check_write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    fputs(text, f);
+    fclose(f);
 }
 
 #endif

@@ -23,16 +23,6 @@
 
 #include "check.h"
 
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        perror(path);
-        exit(2);
-    }
-    fputs(text, f);
-    fclose(f);
-}
-
 static void make_dir(const char *path) {
     CtError err = {{0}};
     if (ct_mkdirs(path, &err)) {
@@ -221,13 +211,13 @@ static void test_full(const char *scratch) {
         make_dir(p);
     }
     snprintf(p, sizeof p, "%s/w/vgg16.safetensors", dir);
-    write_text(p, "");
+    check_write_text(p, "");
     snprintf(p, sizeof p, "%s/w/resnet34.safetensors", dir);
-    write_text(p, "");
+    check_write_text(p, "");
     snprintf(p, sizeof p, "%s/groups.csv", dir);
-    write_text(p, "path,group\n");
+    check_write_text(p, "path,group\n");
     snprintf(p, sizeof p, "%s/full.yaml", dir);
-    write_text(p, FULL);
+    check_write_text(p, FULL);
     SweepConfig cfg;
     CtError err = {{0}};
     int rc = config_load(&cfg, p, &err);
@@ -471,7 +461,7 @@ static void test_bad(const char *scratch) {
     snprintf(p, sizeof p, "%s/ds/CT_NonCOVID", dir);
     make_dir(p);
     snprintf(p, sizeof p, "%s/afile", dir);
-    write_text(p, "x");
+    check_write_text(p, "x");
     snprintf(name, sizeof name, "%s/bad.yaml", dir);
     size_t n = sizeof BAD / sizeof BAD[0], passed = 0;
     for (size_t i = 0; i < n; i++) {

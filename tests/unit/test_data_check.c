@@ -376,16 +376,6 @@ static void test_table(void) {
 
 // ---- real folders through the DataSet ----
 
-static void write_bytes(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        perror(path);
-        exit(2);
-    }
-    fputs(text, f);
-    fclose(f);
-}
-
 static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
     (void)st, (void)ftw;
     return type == FTW_DP ? rmdir(path) : unlink(path);
@@ -419,7 +409,7 @@ static void test_dataset_folders(const char *scratch) {
         snprintf(p, sizeof p, "%s/CT_COVID/c%d.png", root, k);
         char text[32];
         snprintf(text, sizeof text, "covid %d", k);
-        write_bytes(p, text);
+        check_write_text(p, text);
     }
     DataSpec spec;
     data_spec_default(&spec, root);
@@ -432,7 +422,7 @@ static void test_dataset_folders(const char *scratch) {
         snprintf(p, sizeof p, "%s/CT_NonCOVID/n%d.png", root, k);
         char text[32];
         snprintf(text, sizeof text, "noncovid %d", k);
-        write_bytes(p, text);
+        check_write_text(p, text);
     }
     DataCheckReport rep;
     rc = check_tree(&spec, DUPLICATE_ERROR, &rep, &err);
@@ -445,7 +435,7 @@ static void test_dataset_folders(const char *scratch) {
     CHECK(rc == -1 && strcmp(err.msg, want) == 0, "empty folder of a shared label: rc %d '%s'", rc, err.msg);
     // A copy of a COVID image filed under Other: in one split or in two, the pair is found.
     snprintf(p, sizeof p, "%s/Other/copy.png", root);
-    write_bytes(p, "covid 3");
+    check_write_text(p, "covid 3");
     rc = check_tree(&spec, DUPLICATE_WARN, &rep, &err);
     CHECK(rc == 0 && rep.cross_sets + rep.within[0] + rep.within[1] + rep.within[2] == 1,
           "copy across folders: rc %d '%s', %zu across, within %zu/%zu/%zu", rc, err.msg, rep.cross_sets,
@@ -470,7 +460,7 @@ static void test_all_skipped(const char *scratch) {
         if (e->d_name[0] != '.') {
             char f[4600];
             snprintf(f, sizeof f, "%s/%s", p, e->d_name);
-            write_bytes(f, "not an image\n");
+            check_write_text(f, "not an image\n");
         }
     if (d) closedir(d);
     DataSpec spec;

@@ -17,16 +17,6 @@
 
 #include "check.h"
 
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        perror(path);
-        exit(2);
-    }
-    fputs(text, f);
-    fclose(f);
-}
-
 static int no_duplicates(const DataSet *ds) {
     for (size_t i = 0; i < ds->n; i++)
         for (size_t j = i + 1; j < ds->n; j++)
@@ -114,14 +104,14 @@ static void make_tree(const char *root) {
                            "CT_NonCOVID/y.jpg", "CT_NonCOVID/.hidden"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", root, files[i]);
-        write_text(p, files[i]);
+        check_write_text(p, files[i]);
     }
 }
 
 static void write_split(const char *root, const char *name, const char *text) {
     char p[4096];
     snprintf(p, sizeof p, "%s/splits/%s", root, name);
-    write_text(p, text);
+    check_write_text(p, text);
 }
 
 static int open_split(const char *root, CtError *err, DataSet *ds) {
@@ -195,7 +185,7 @@ static void test_split_files(const char *scratch) {
     memcpy(fp, ds.fingerprint, 65);
     dataset_free(&ds);
     snprintf(p, sizeof p, "%s/CT_COVID/a.png", root);
-    write_text(p, "CT_COVID/a.pnG");
+    check_write_text(p, "CT_COVID/a.pnG");
     dataset_open(&ds, &spec, &err);
     dataset_fingerprint(&ds, &err);
     CHECK(strcmp(fp, ds.fingerprint) != 0, "fingerprint ignores content");
