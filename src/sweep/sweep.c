@@ -283,12 +283,6 @@ static void worker_checkpoint(WorkerCtx *w) {
 // holding that trial fail at the end of that epoch, before the epoch is
 // reported, as a worker-side error would.
 static int injected_fault(const Sweep *s, size_t run, size_t epoch, CtError *err) {
-    // CTSWEEP_DEVICE_FAULT=<rank>: that rank's device is broken: every run
-    // it trains fails at its first epoch end with a CUDA error.
-    const char *d = getenv("CTSWEEP_DEVICE_FAULT");
-    if (d && atoi(d) == s->rank && s->size > 1)
-        return ct_errorf(err, "CUDA: cudaStreamSynchronize failed: an illegal memory access was encountered "
-                         "(injected by CTSWEEP_DEVICE_FAULT on rank %d, epoch %zu)", s->rank, epoch);
     const char *f = getenv("CTSWEEP_FAULT");
     if (!f) return 0;
     const GridRun *gr = &s->grid.runs[run];
@@ -298,6 +292,17 @@ static int injected_fault(const Sweep *s, size_t run, size_t epoch, CtError *err
         if (strncmp(f, id, n) == 0 && f[n] == ':' && (size_t)atol(f + n + 1) == epoch)
             return ct_errorf(err, "injected fault (CTSWEEP_FAULT) at the end of epoch %zu, before it was recorded", epoch);
     }
+    return 0;
+}
+
+// CTSWEEP_DEVICE_FAULT=<rank>: that rank's device is broken: every run it
+// is given fails at once, before any backbone pass, as a broken GPU fails
+// its first CUDA call (so the test does not race the other workers).
+static int injected_device_fault(const Sweep *s, CtError *err) {
+    const char *d = getenv("CTSWEEP_DEVICE_FAULT");
+    if (d && atoi(d) == s->rank && s->size > 1)
+        return ct_errorf(err, "CUDA: cudaStreamSynchronize failed: an illegal memory access was encountered "
+                         "(injected by CTSWEEP_DEVICE_FAULT on rank %d)", s->rank);
     return 0;
 }
 
@@ -517,7 +522,7 @@ static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob
     TrialInputs in = {.cache = s->fc, .features = &fs, .ds = &s->ds, .images = &s->ic, .fold = run->fold};
     s->last_alive = ct_now();
     fcache_set_stop(s->fc, worker_backbone_tick, s);
-    int rc = trial_resume(&in, &st, &ts, &hooks, blob, blob_len, &err);
+    int rc = injected_device_fault(s, &err) ? -1 : trial_resume(&in, &st, &ts, &hooks, blob, blob_len, &err);
     if (rc < 0 && fcache_stopped(s->fc)) {
         rc = 1;  // stopped at a backbone batch: the run is interrupted, not failed
         if (st.iter > 0 && st.iter < st.total_iters) worker_checkpoint(&w);

@@ -73,7 +73,7 @@ CASE:
   hung      SIGSTOP of one worker rank with sweep.worker_timeout 6: the
             master ends the job with exit 75 within the timeout, naming the
             rank and host; every file validates; --resume finishes identically
-  retire    CTSWEEP_DEVICE_FAULT=2 (rank 2's "GPU" fails every run with a CUDA
+  retire    CTSWEEP_DEVICE_FAULT=2 (rank 2's "GPU" fails every run at once with a CUDA
             error): its failed runs are retried on rank 1 (sweep.retries),
             rank 2 is retired after two device errors in a row; exit 0 and
             results identical to an uninterrupted run
