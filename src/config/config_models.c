@@ -5,11 +5,10 @@
  */
 #include "config/config_models.h"
 
-#include "config/config.h"
-
 #include <stdio.h>
 #include <string.h>
 
+#include "config/config.h"
 #include "nn/models.h"
 
 int config_model_index(const char *model) {
