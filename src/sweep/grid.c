@@ -36,7 +36,8 @@ static void shared_hash(char out[65], const SweepConfig *c, const char *fingerpr
                  c->adam.beta2, c->adam.eps, (int)c->feature_store, (int)c->backend.precision,
                  (unsigned long long)c->backbone_seed);
     sha256_update(&h, buf, (size_t)n);
-    for (size_t m = 0; m < model_count() && m < CONFIG_MAX_MODELS; m++) sha256_update(&h, c->weights[m], strlen(c->weights[m]) + 1);
+    for (size_t m = 0; m < model_count() && m < CONFIG_MAX_MODELS; m++)
+        sha256_update(&h, c->weights[m], strlen(c->weights[m]) + 1);
     uint8_t d[32];
     sha256_final(&h, d);
     sha256_hex(d, 32, out);

@@ -131,8 +131,8 @@ static void test_accepted(const char *scratch) {
 static void test_help(void) {
     char *buf = help_text();
     char want[400];
-    snprintf(want, sizeof want, "grid.model: a list of strings, 1 to 32 values, each once; required\n    Backbones: %s.\n",
-             model_names());
+    snprintf(want, sizeof want,
+             "grid.model: a list of strings, 1 to 32 values, each once; required\n    Backbones: %s.\n", model_names());
     CHECK(strstr(buf, want) != NULL, "help: grid.model does not list the registry:\n%s", want);
     for (size_t i = 0; i < model_count(); i++) {
         const char *name = model_at(i)->name;
