@@ -29,10 +29,11 @@ typedef struct {
     BackendOptions backend;
 } FeaturesArgs;
 
+// The model list and each model's output come from the registry.
 static void features_usage(FILE *f) {
     fprintf(f,
             "usage: ctsweep features --model M --image-size S -o OUT.h5 [options] IMAGE...\n"
-            "  --model M            vgg16, vgg19, resnet34, or identity (the preprocessed input)\n"
+            "  --model M            %s, or identity (the preprocessed input)\n"
             "  --weights FILE       safetensors weights (torchvision/timm names); without it a seeded\n"
             "                       random backbone is used, with a warning\n"
             "  --image-size S       images are resized to S x S (PIL bilinear, antialiased)\n"
@@ -43,8 +44,12 @@ static void features_usage(FILE *f) {
             "  --conv-algo A        auto (default), direct or winograd\n"
             "  --seed N             seed of the random backbone (default 0)\n"
             "  -v, --verbose        print the compiled plan\n"
-            "  -o, --output FILE    the HDF5 file to write: /features (float32; VGG [n,512,7,7],\n"
-            "                       ResNet [n,512], identity [n,3,S,S]) and /paths\n");
+            "  -o, --output FILE    the HDF5 file to write: /features (float32, n by the model's\n"
+            "                       output) and /paths; per image:\n",
+            model_names());
+    for (size_t i = 0; i < model_count(); i++)
+        fprintf(f, "                         %-10s %s\n", model_at(i)->name, model_at(i)->output);
+    fprintf(f, "                         %-10s (3, S, S), the preprocessed input\n", "identity");
 }
 
 static int parse_size(const char *s, size_t lo, size_t hi, size_t *out) {
@@ -135,7 +140,7 @@ static int parse_args(int argc, char **argv, FeaturesArgs *a, int *first_image) 
         return -1;
     }
     if (strcmp(a->model, "identity") != 0 && !model_is_known(a->model)) {
-        fprintf(stderr, "ctsweep features: --model '%s': expected vgg16, vgg19, resnet34 or identity\n", a->model);
+        fprintf(stderr, "ctsweep features: --model '%s': expected %s or identity\n", a->model, model_names());
         return -1;
     }
     *first_image = optind;

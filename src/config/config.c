@@ -401,7 +401,7 @@ int config_walk_mapping(ConfigCtx *c, struct fy_node *map, const char *tprefix, 
         if ((config_keys[i].flags & CKF_REQUIRED) && is_child(config_keys[i].path, tprefix) && !c->line[i]) {
             char dpath[300];
             join_path(dpath, sizeof dpath, dprefix, config_last_part(config_keys[i].path));
-            return config_fail(c, line, dpath, "required (%s)", config_keys[i].help);
+            return config_fail(c, line, dpath, "required (%s)", config_key_help(&config_keys[i]));
         }
     return 0;
 }
@@ -560,16 +560,9 @@ void config_free(SweepConfig *cfg) {
 
 // ---- accessors ----
 
-int config_model_index(const char *model) {
-    static const char *const names[CONFIG_MODELS] = {"vgg16", "vgg19", "resnet34"};
-    for (int i = 0; model && i < CONFIG_MODELS; i++)
-        if (strcmp(model, names[i]) == 0) return i;
-    return -1;
-}
-
 const char *config_weights(const SweepConfig *cfg, const char *model) {
     int i = config_model_index(model);
-    return i < 0 ? "" : cfg->weights[i];
+    return i < 0 || i >= CONFIG_MAX_MODELS ? "" : cfg->weights[i];
 }
 
 void config_head_spec(HeadSpec *out, const SweepConfig *cfg, const char *model, size_t in_dim) {

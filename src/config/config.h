@@ -25,7 +25,9 @@
 #include "util/util.h"
 
 #define CONFIG_MAX_LIST 32
-#define CONFIG_MODELS 3  // vgg16, vgg19, resnet34
+// Capacity of the per-model weights; the registry (nn/models.c) lists the
+// models, and test_config checks that each has a weights key within it.
+#define CONFIG_MAX_MODELS 8
 
 typedef struct {
     // ---- data ----
@@ -42,7 +44,7 @@ typedef struct {
     DuplicatePolicy on_duplicate;  // data.on_duplicate: identical files across splits
     ImageLimits limits;       // data.max_width, data.max_height, data.max_decoded_mb
     // ---- weights: per model, "" = seeded random backbone ----
-    char weights[CONFIG_MODELS][4096];
+    char weights[CONFIG_MAX_MODELS][4096];
     uint64_t backbone_seed;   // train.backbone_seed
     // ---- head ----
     HeadSpec head;            // head.hidden (n_hidden = 0 and head_hidden_set = 0: the model's default), dropout, standardize
@@ -74,7 +76,7 @@ typedef struct {
     char *yaml;       // its text, verbatim (stored in the results)
 } SweepConfig;
 
-// Index of a model name in weights[] (vgg16 0, vgg19 1, resnet34 2), -1 if unknown.
+// Index of a model name in weights[]: its row in the registry (model_at), -1 if unknown.
 int config_model_index(const char *model);
 // The weights file of a model, "" for a seeded random backbone.
 const char *config_weights(const SweepConfig *cfg, const char *model);

@@ -258,7 +258,8 @@ void config_print(FILE *f, const SweepConfig *cfg) {
         int shown = !k->show || k->show(cfg);
         if (shown && (k->flags & CKF_OMIT_EMPTY) && !((const char *)cfg + k->off)[0]) shown = 0;
         if (!shown) {
-            if (k->hidden_note) cbuf_printf(&b, "%*s# %s: %s\n", depth * 2, "", name, k->hidden_note);
+            if (config_key_hidden_note(k))
+                cbuf_printf(&b, "%*s# %s: %s\n", depth * 2, "", name, config_key_hidden_note(k));
             if (k->type == CK_SECTION) skip = k->path;
             continue;
         }
@@ -325,13 +326,13 @@ void config_print_help(FILE *f) {
         }
         ConfigBuf d = {0};
         if (k->flags & CKF_REQUIRED) cbuf_printf(&d, "required");
-        else if (k->def_note) cbuf_printf(&d, "default %s", k->def_note);
+        else if (config_key_def_note(k)) cbuf_printf(&d, "default %s", config_key_def_note(k));
         else if (k->type != CK_SECTION) {
             cbuf_printf(&d, "default ");
             cbuf_value(&d, k, strstr(k->path, "[]") ? (const void *)&clr : (const void *)&def);
         }
         fprintf(f, "%s: %s%s%s\n", k->path, type, d.s ? "; " : "", d.s ? d.s : "");
         cbuf_free(&d);
-        print_wrapped(f, k->help, 4);
+        print_wrapped(f, config_key_help(k), 4);
     }
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "config/config_models.h"
 #include "config/config_table.h"
 #include "data/groups.h"
 #include "nn/models.h"
@@ -88,8 +89,8 @@ static int parse_straddle(const char *s, void *out) {
 
 static int check_model(ConfigCtx *c, const ConfigKey *k, void *field, int line, const char *key) {
     (void)k;
-    if (!model_is_known(field) || config_model_index(field) < 0)
-        return config_fail(c, line, key, "unknown model %s (known: vgg16, vgg19, resnet34)", (const char *)field);
+    if (!model_is_known(field) || config_model_index(field) < 0 || config_model_index(field) >= CONFIG_MAX_MODELS)
+        return config_fail(c, line, key, "unknown model %s (known: %s)", (const char *)field, model_names());
     return 0;
 }
 
@@ -405,12 +406,10 @@ const ConfigKey config_keys[] = {
     // ---- head ----
     {.path = "head", .type = CK_SECTION, .help = "The trainable classifier on the frozen features."},
     {.path = "head.hidden", LIST(head.hidden, head.n_hidden, CK_SIZE), .min_n = 0, RANGE(1, 65536),
-     .show = show_hidden, .hidden_note = "per model: vgg16, vgg19 [512, 256, 128]; resnet34 [256, 128]",
-     .def_note = "per model: vgg16, vgg19 [512, 256, 128]; resnet34 [256, 128]",
+     .show = show_hidden, .note_fn = config_head_hidden_note,
      .help = "Hidden layer sizes (Linear, ReLU, Dropout each); [] is a linear classifier."},
     {.path = "head.dropout", .type = CK_NUM, AT(head.dropout), RANGE(0, 1), .flags = CKF_MAX_OPEN,
-     .show = show_dropout, .hidden_note = "per model: vgg16, vgg19 0.5; resnet34 0",
-     .def_note = "per model: vgg16, vgg19 0.5; resnet34 0",
+     .show = show_dropout, .note_fn = config_head_dropout_note,
      .help = "Probability of zeroing a hidden activation in training."},
     {.path = "head.standardize", .type = CK_BOOL, AT(head.standardize),
      .help = "Z-score the features with training-set statistics (stored with the head); needed for random "
@@ -446,7 +445,7 @@ const ConfigKey config_keys[] = {
     {.path = "grid", .type = CK_SECTION, .flags = CKF_REQUIRED,
      .help = "The hyperparameter grid: every combination of its lists is one trial."},
     {.path = "grid.model", LIST(models, n_models, CK_STR), .min_n = 1, .flags = CKF_REQUIRED | CKF_UNIQUE,
-     .check = check_model, .help = "Backbones: vgg16, vgg19, resnet34."},
+     .check = check_model, .help_fn = config_models_help},
     {.path = "grid.epochs", LIST(epochs, n_epochs, CK_SIZE), .min_n = 1, RANGE(1, 100000),
      .flags = CKF_REQUIRED | CKF_UNIQUE,
      .help = "Epoch budgets; trials differing only in epochs share one run, each recorded at its budget."},

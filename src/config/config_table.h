@@ -105,7 +105,17 @@ struct ConfigKey {
     const char *hidden_note;
     const char *def_note;  // the help's default when it is not a plain value
     const char *help;
+    // When set, these build the notes (hidden_note and def_note alike) and
+    // the help at run time, for text that lists the registry's models.
+    const char *(*note_fn)(void);
+    const char *(*help_fn)(void);
 };
+
+static inline const char *config_key_help(const ConfigKey *k) { return k->help_fn ? k->help_fn() : k->help; }
+static inline const char *config_key_hidden_note(const ConfigKey *k) {
+    return k->note_fn ? k->note_fn() : k->hidden_note;
+}
+static inline const char *config_key_def_note(const ConfigKey *k) { return k->note_fn ? k->note_fn() : k->def_note; }
 
 extern const ConfigKey config_keys[];
 extern const size_t config_n_keys;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/models.h"
 #include "train/head.h"
 #include "util/sha256.h"
 #include "util/util.h"
@@ -35,35 +36,50 @@ static void shared_hash(char out[65], const SweepConfig *c, const char *fingerpr
                  c->adam.beta2, c->adam.eps, (int)c->feature_store, (int)c->backend.precision,
                  (unsigned long long)c->backbone_seed);
     sha256_update(&h, buf, (size_t)n);
-    for (int m = 0; m < CONFIG_MODELS; m++) sha256_update(&h, c->weights[m], strlen(c->weights[m]) + 1);
+    for (size_t m = 0; m < model_count() && m < CONFIG_MAX_MODELS; m++)
+        sha256_update(&h, c->weights[m], strlen(c->weights[m]) + 1);
     uint8_t d[32];
     sha256_final(&h, d);
     sha256_hex(d, 32, out);
 }
 
-static double expected_cost(const char *model, size_t epochs, size_t batch) {
+static double expected_cost(const ModelShape *m, size_t epochs, size_t batch) {
     // Head work per epoch is about proportional to the feature size; the
     // backbone pass is shared through the cache, so it does not count here.
-    double per = strncmp(model, "vgg", 3) == 0 ? 25088.0 : 512.0;
-    return per * (double)epochs * (1.0 + 8.0 / (double)batch);
+    return (double)m->numel * (double)epochs * (1.0 + 8.0 / (double)batch);
+}
+
+// The output shape and multiply-adds of each grid model at the configured
+// image size, from the registry's graphs, once per grid.
+static int grid_shapes(ModelShape *shapes, const SweepConfig *c, CtError *err) {
+    for (size_t m = 0; m < c->n_models; m++)
+        if (model_shape(c->models[m], c->image_size, c->image_size, &shapes[m], err)) {
+            ct_error_prefix(err, "grid: model %s at %zu px", c->models[m], c->image_size);
+            return -1;
+        }
+    return 0;
+}
+
+static const ModelShape *shape_of(const ModelShape *shapes, const SweepConfig *c, const char *model) {
+    for (size_t m = 0; m < c->n_models; m++)
+        if (strcmp(c->models[m], model) == 0) return &shapes[m];
+    fatal("grid: run model %s is not in grid.model", model);
 }
 
 // For slicing, where each slice computes the features of every model it
 // holds: multiply-adds of the run's head training plus an even share of its
 // model's backbone passes (train views, val and test, taken as half the
-// training set), from the backbones' published per-image counts at 224 px.
-static void slice_costs(Grid *g, const SweepConfig *c, size_t n_train) {
-    double px = (double)c->image_size / 224.0, views = c->augment.aug_views > 1 ? (double)c->augment.aug_views : 1.0;
+// training set), the backbone's counted from its graph at the image size.
+static void slice_costs(Grid *g, const SweepConfig *c, const ModelShape *shapes, size_t n_train) {
+    double views = c->augment.aug_views > 1 ? (double)c->augment.aug_views : 1.0;
     for (size_t r = 0; r < g->n_runs; r++) {
         GridRun *run = &g->runs[r];
-        int vgg = strncmp(run->model, "vgg", 3) == 0;
-        double gmacs = strcmp(run->model, "vgg19") == 0 ? 19.6 : vgg ? 15.5 : 3.6;
+        const ModelShape *m = shape_of(shapes, c, run->model);
         // The grid is a product: every model has n_runs / n_models runs.
-        double backbone = gmacs * 1e9 * px * px * (double)n_train * (views + 0.5) * (double)c->n_models /
-                          (double)g->n_runs;
+        double backbone = m->macs * (double)n_train * (views + 0.5) * (double)c->n_models / (double)g->n_runs;
         HeadSpec h = c->head;
         if (!c->head_hidden_set) head_spec_default(&h, run->model, 0);
-        double in = vgg ? 25088.0 : 512.0, macs = 0.0;
+        double in = (double)m->numel, macs = 0.0;
         for (size_t k = 0; k < h.n_hidden; k++) {
             macs += in * (double)h.hidden[k];
             in = (double)h.hidden[k];
@@ -79,6 +95,8 @@ int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_
     size_t n_folds = c->data.kfold ? c->data.kfold : 1;
     size_t n = c->n_models * c->n_batch_sizes * c->n_clr * c->n_seeds * n_folds * c->n_epochs;
     if (n == 0) return ct_errorf(err, "grid: empty");
+    ModelShape shapes[CONFIG_MAX_LIST];
+    if (grid_shapes(shapes, c, err)) return -1;
     g->trials = ct_calloc(n, sizeof *g->trials);
     g->runs = ct_calloc(n, sizeof *g->runs);
     size_t t = 0;
@@ -138,12 +156,12 @@ int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_
                         sha256_hex(d, TRIAL_ID_HEX / 2, tr->id);
                         run->trials[run->n_trials++] = t;
                         run->epochs = tr->epochs;
-                        run->cost = expected_cost(run->model, run->epochs, run->batch_size);
+                        run->cost = expected_cost(shape_of(shapes, c, run->model), run->epochs, run->batch_size);
                         t++;
                     }
                 }
     g->n_trials = t;
-    slice_costs(g, c, n_train);
+    slice_costs(g, c, shapes, n_train);
     for (size_t i = 0; i < t; i++)
         for (size_t j = 0; j < i; j++)
             if (strcmp(g->trials[i].id, g->trials[j].id) == 0)

@@ -10,23 +10,19 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_linear.h"
+#include "nn/models.h"
 #include "util/rng.h"
 
+// The model's default head from the registry; an unknown model gets a
+// linear classifier (config and the features command refuse unknown names).
 void head_spec_default(HeadSpec *s, const char *model, size_t in_dim) {
     memset(s, 0, sizeof *s);
     s->in_dim = in_dim;
-    if (model && strncmp(model, "vgg", 3) == 0) {
-        s->hidden[0] = 512;
-        s->hidden[1] = 256;
-        s->hidden[2] = 128;
-        s->n_hidden = 3;
-        s->dropout = 0.5;
-    } else {
-        s->hidden[0] = 256;
-        s->hidden[1] = 128;
-        s->n_hidden = 2;
-        s->dropout = 0.0;
-    }
+    const ModelInfo *m = model_find(model);
+    if (!m) return;
+    s->n_hidden = m->head_n_hidden;
+    memcpy(s->hidden, m->head_hidden, m->head_n_hidden * sizeof s->hidden[0]);
+    s->dropout = m->head_dropout;
 }
 
 int head_spec_check(const HeadSpec *s, CtError *err) {

@@ -27,8 +27,8 @@ typedef struct {
     int standardize;  // z-score inputs with training-set statistics
 } HeadSpec;
 
-// Reference workflow defaults: VGG 25088 -> 512 -> 256 -> 128 -> 2 with
-// dropout 0.5; ResNet 512 -> 256 -> 128 -> 2 without dropout.
+// The model's default head from the registry (nn/models.c: the reference
+// workflow's), a linear classifier for a name the registry does not know.
 void head_spec_default(HeadSpec *s, const char *model, size_t in_dim);
 int head_spec_check(const HeadSpec *s, CtError *err);
 
