@@ -77,3 +77,22 @@ uint32_t rng_below(RngStream *s, uint32_t n) {
         if ((uint32_t)m >= limit) return (uint32_t)(m >> 32);
     }
 }
+
+void rng_dropout_masks(float *mask, size_t rows, size_t width, size_t row0, uint64_t seed, uint64_t iteration,
+                       uint32_t layer, double p) {
+    size_t first = row0 * width, n = rows * width;
+    float keep_scale = (float)(1.0 / (1.0 - p)), pf = (float)p;
+    uint32_t key[2] = {(uint32_t)seed ^ (RNG_DROPOUT * 0x85EBCA6Bu), (uint32_t)(seed >> 32) ^ (RNG_DROPOUT * 0xC2B2AE35u)};
+    uint32_t out[4];
+    size_t have_blk = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        size_t e = first + i, blk = e / 4;
+        if (blk != have_blk) {
+            uint32_t ctr[4] = {(uint32_t)iteration, (uint32_t)(iteration >> 32), layer, (uint32_t)blk};
+            rng_philox4x32(out, ctr, key);
+            have_blk = blk;
+        }
+        float u = (float)(out[e % 4] >> 8) * (1.0f / 16777216.0f);
+        mask[i] = u < pf ? 0.0f : keep_scale;
+    }
+}

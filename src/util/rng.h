@@ -8,6 +8,7 @@
 #ifndef CTSWEEP_RNG_H
 #define CTSWEEP_RNG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 // Purposes keep streams for different uses independent.
@@ -42,5 +43,13 @@ double rng_uniform(RngStream *s);
 double rng_normal(RngStream *s);
 // Uniform integer in [0, n) without modulo bias (n > 0).
 uint32_t rng_below(RngStream *s, uint32_t n);
+
+// Dropout masks for rows [row0, row0 + rows) of a (batch, width)
+// activation: element e of the whole batch takes word e % 4 of the Philox
+// block (iteration, layer, e / 4) under the key (seed, RNG_DROPOUT); a mask
+// entry is 0 (dropped, probability p) or 1 / (1 - p). One definition for the
+// head and every backend, so masks agree bit for bit wherever they are drawn.
+void rng_dropout_masks(float *mask, size_t rows, size_t width, size_t row0, uint64_t seed, uint64_t iteration,
+                       uint32_t layer, double p);
 
 #endif

@@ -22,16 +22,6 @@
 
 #include "check.h"
 
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        perror(path);
-        exit(2);
-    }
-    fputs(text, f);
-    fclose(f);
-}
-
 // Patients per class and their slices: neg/nNN-sK.png (label 0) and
 // pos/pNN-sK.png (label 1), 1 to 4 slices each.
 #define N_NEG 20
@@ -47,7 +37,7 @@ static void make_set(const char *root) {
         for (int k = 0; k < (pos ? N_POS : N_NEG); k++)
             for (size_t s = 0; s < slices_of(pos, k); s++) {
                 snprintf(p, sizeof p, "%s/%s/%c%02d-s%zu.png", root, pos ? "pos" : "neg", pos ? 'p' : 'n', k, s);
-                write_text(p, "x");
+                check_write_text(p, "x");
             }
     }
 }
@@ -164,17 +154,17 @@ static void test_csv(const char *root, const char *scratch) {
         dataset_free(&ds);
     }
     // A missing image, a conflicting row, a malformed row.
-    write_text(spec.group_file, "neg/n00-s0.png,n00\n");
+    check_write_text(spec.group_file, "neg/n00-s0.png,n00\n");
     rc = dataset_open(&ds, &spec, &err);
     CHECK(rc != 0 && strstr(err.msg, "groups.csv: no row for neg/n01-s0.png"), "missing row: %s", err.msg);
-    write_text(spec.group_file, "neg/n00-s0.png,n00\nneg/n00-s0.png,n01\n");
+    check_write_text(spec.group_file, "neg/n00-s0.png,n00\nneg/n00-s0.png,n01\n");
     rc = dataset_open(&ds, &spec, &err);
     CHECK(rc != 0 && strstr(err.msg, "groups.csv:2: neg/n00-s0.png is given group 'n01' here and 'n00' on line 1"),
           "conflicting rows: %s", err.msg);
-    write_text(spec.group_file, "neg/n00-s0.png,n00,extra\n");
+    check_write_text(spec.group_file, "neg/n00-s0.png,n00,extra\n");
     rc = dataset_open(&ds, &spec, &err);
     CHECK(rc != 0 && strstr(err.msg, "groups.csv:1: expected two columns"), "three columns: %s", err.msg);
-    write_text(spec.group_file, "\"neg/n00-s0.png,n00\n");
+    check_write_text(spec.group_file, "\"neg/n00-s0.png,n00\n");
     rc = dataset_open(&ds, &spec, &err);
     CHECK(rc != 0 && strstr(err.msg, "groups.csv:1: expected two columns"), "open quote: %s", err.msg);
 }
@@ -267,17 +257,17 @@ static void test_straddle(const char *root) {
     // Patient n00 has slices s0 and s1 (slices_of(0, 0) = 1: s0 only), so use n01.
     char p[4200];
     snprintf(p, sizeof p, "%s/trainneg.txt", dir);
-    write_text(p, "n01-s0.png\nn02-s0.png\n");
+    check_write_text(p, "n01-s0.png\nn02-s0.png\n");
     snprintf(p, sizeof p, "%s/valneg.txt", dir);
-    write_text(p, "n03-s0.png\n");
+    check_write_text(p, "n03-s0.png\n");
     snprintf(p, sizeof p, "%s/testneg.txt", dir);
-    write_text(p, "n01-s1.png\nn04-s0.png\n");
+    check_write_text(p, "n01-s1.png\nn04-s0.png\n");
     snprintf(p, sizeof p, "%s/trainpos.txt", dir);
-    write_text(p, "p01-s0.png\n");
+    check_write_text(p, "p01-s0.png\n");
     snprintf(p, sizeof p, "%s/valpos.txt", dir);
-    write_text(p, "p02-s0.png\n");
+    check_write_text(p, "p02-s0.png\n");
     snprintf(p, sizeof p, "%s/testpos.txt", dir);
-    write_text(p, "p03-s0.png\n");
+    check_write_text(p, "p03-s0.png\n");
     DataSpec spec;
     spec_for(&spec, root);
     spec.split = DATA_SPLIT_FILES;

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_ops.h"
 #include "backend/pool_plan.h"
 
 #define MAX_ARGS 6
@@ -531,25 +532,6 @@ fail:
 
 // ---- running ----
 
-// Adaptive or global average pooling of one image's (fc, fh, fw) map.
-static void final_pool(const CpuNet *net, const float *in, float *out) {
-    const size_t C = net->fc, H = net->fh, W = net->fw, OH = net->out_h, OW = net->out_w;
-    for (size_t c = 0; c < C; c++) {
-        const float *x = in + c * H * W;
-        float *y = out + c * OH * OW;
-        for (size_t oy = 0; oy < OH; oy++) {
-            size_t y0 = oy * H / OH, y1 = ((oy + 1) * H + OH - 1) / OH;
-            for (size_t ox = 0; ox < OW; ox++) {
-                size_t x0 = ox * W / OW, x1 = ((ox + 1) * W + OW - 1) / OW;
-                double s = 0;
-                for (size_t yy = y0; yy < y1; yy++)
-                    for (size_t xx = x0; xx < x1; xx++) s += x[yy * W + xx];
-                y[oy * OW + ox] = (float)(s / (double)((y1 - y0) * (x1 - x0)));
-            }
-        }
-    }
-}
-
 // Runs the whole plan on one image with worker wk. Returns the failing
 // step's index, or -1.
 static long run_one(CpuNet *net, CpuWorker *wk, const float *in, float *out, dnnl_status_t *st) {
@@ -561,7 +543,8 @@ static long run_one(CpuNet *net, CpuWorker *wk, const float *in, float *out, dnn
     }
     *st = dnnl_stream_wait(wk->stream);
     if (*st != dnnl_success) return (long)net->n_steps;
-    final_pool(net, wk->final_plain, out);
+    // Adaptive or global average pooling of the image's (fc, fh, fw) map.
+    cpu_adaptive_avgpool_forward(out, wk->final_plain, 1, net->fc, net->fh, net->fw, net->out_h, net->out_w);
     return -1;
 }
 
