@@ -101,7 +101,7 @@ static int list_folder(const char *dir, char ***names, size_t *n, CtError *err) 
         (*names)[(*n)++] = ct_strdup(e->d_name);
     }
     closedir(d);
-    qsort(*names, *n, sizeof **names, cmp_str);
+    if (*n > 1) qsort(*names, *n, sizeof **names, cmp_str);  // an empty folder has no array at all
     return 0;
 }
 
