@@ -145,10 +145,11 @@ static void fill_epochs(TrialRecord *r, size_t epochs) {
         EpochRecord er = {.epoch = e, .lr = 1e-3 / (double)e, .train_loss = 0.7 / (double)e, .train_acc = 0.5,
                           .val_loss = 0.6, .val_acc = 0.4 + 0.1 * (double)e, .val_auc = 0.7, .seconds = 1.5};
         double lr[IPE];
-        float prob[N_VAL];
+        float prob[N_VAL], tprob[N_TEST];
         for (size_t i = 0; i < IPE; i++) lr[i] = 1e-4 * (double)(e * IPE + i);
         for (size_t i = 0; i < N_VAL; i++) prob[i] = 0.25f * (float)(i + e) - 0.1f;
-        trial_record_epoch(r, &er, lr, IPE, prob);
+        for (size_t i = 0; i < N_TEST; i++) tprob[i] = 0.3f * (float)i;
+        trial_record_epoch(r, &er, lr, IPE, prob, tprob);
     }
 }
 
@@ -196,7 +197,6 @@ static void write_pristine(const char *dir) {
         if (t == 0) {
             fill_epochs(r, gt->epochs);
             r->status = TRIAL_DONE;
-            for (size_t i = 0; i < N_TEST; i++) r->test_prob[i] = 0.3f * (float)i;
             r->test_acc = 0.5;
             r->test_auc = 0.75;
         } else if (t == 1) {
