@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_linear.h"
+#include "backend/cpu/cpu_ops.h"
 #include "nn/models.h"
 #include "util/rng.h"
 
@@ -220,22 +221,7 @@ double head_loss_backward_shard(Head *h, const uint8_t *labels, size_t n, size_t
                                 int backward) {
     const float *logits = h->h[h->n_lin];
     float *d = h->dh[0];
-    double loss = 0.0;
-    size_t ok = 0;
-    float inv_n = 1.0f / (float)batch_rows;
-    for (size_t r = 0; r < n; r++) {
-        float l0 = logits[2 * r], l1 = logits[2 * r + 1];
-        float m = l0 > l1 ? l0 : l1;
-        float lse = m + logf(expf(l0 - m) + expf(l1 - m));
-        int y = labels[r] != 0;
-        loss += (double)(lse - (y ? l1 : l0));
-        int pred = l1 > l0;  // argmax; a tie picks class 0 as torch.argmax does
-        ok += pred == y;
-        float p0 = expf(l0 - lse), p1 = expf(l1 - lse);
-        d[2 * r] = (p0 - (y == 0)) * inv_n;
-        d[2 * r + 1] = (p1 - (y == 1)) * inv_n;
-    }
-    if (correct) *correct = ok;
+    double loss = cpu_softmax_xent(d, correct, logits, labels, n, batch_rows);
     if (backward) {
         int cur = 0;
         for (size_t l = h->n_lin; l-- > 0;) {

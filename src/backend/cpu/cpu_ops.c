@@ -125,8 +125,7 @@ static void dropout_backward(float *dx, const float *dy, const float *mask, size
 
 // ---- loss ----
 
-// As head_loss_backward_shard (src/train/head.c), operation for operation.
-static double softmax_xent(float *d, size_t *correct, const float *logits, const uint8_t *labels, size_t n,
+double cpu_softmax_xent(float *d, size_t *correct, const float *logits, const uint8_t *labels, size_t n,
                            size_t batch_rows) {
     double loss = 0.0;
     size_t ok = 0;
@@ -137,7 +136,7 @@ static double softmax_xent(float *d, size_t *correct, const float *logits, const
         float lse = m + logf(expf(l0 - m) + expf(l1 - m));
         int y = labels[r] != 0;
         loss += (double)(lse - (y ? l1 : l0));
-        ok += (l1 > l0) == y;
+        ok += (l1 > l0) == y;  // argmax; a tie picks class 0 as torch.argmax does
         float p0 = expf(l0 - lse), p1 = expf(l1 - lse);
         d[2 * r] = (p0 - (y == 0)) * inv_n;
         d[2 * r + 1] = (p1 - (y == 1)) * inv_n;
@@ -192,7 +191,7 @@ static const BackendOps CPU_OPS = {
     .linear_forward = cpu_linear_forward,
     .linear_backward_params = cpu_linear_backward_params,
     .linear_backward_input = cpu_linear_backward_input,
-    .softmax_xent = softmax_xent,
+    .softmax_xent = cpu_softmax_xent,
     .adam_step = cpu_adam_step,
     .allreduce_sum = allreduce_sum,
 };
