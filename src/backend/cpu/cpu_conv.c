@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_dnnl.h"
+
 // Memory slots of a plan: one oneDNN memory object per slot and worker,
 // pointed at the caller's buffers before each execution.
 enum { S_X, S_W, S_B, S_Y, S_DW, S_DB, S_WS, S_SCR, N_SLOTS };
@@ -59,16 +61,6 @@ struct BackendPool {
     size_t x_numel, y_numel, ws_bytes;
     unsigned char *ws;  // (max_batch, ws_bytes): argmax positions of the last forward
 };
-
-#define DNNL_TRY(call, ...)                                                                   \
-    do {                                                                                      \
-        dnnl_status_t st_ = (call);                                                           \
-        if (st_ != dnnl_success) {                                                            \
-            ct_errorf(err, __VA_ARGS__);                                                      \
-            ct_error_prefix(err, "oneDNN %s", dnnl_status2str(st_));                          \
-            goto fail;                                                                        \
-        }                                                                                     \
-    } while (0)
 
 // ---- plans ----
 

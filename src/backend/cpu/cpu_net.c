@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_dnnl.h"
 #include "backend/cpu/cpu_ops.h"
 #include "backend/pool_plan.h"
 
@@ -102,16 +103,6 @@ struct CpuNet {
 };
 
 // ---- helpers ----
-
-#define DNNL_TRY(call, ...)                                                                   \
-    do {                                                                                      \
-        dnnl_status_t st_ = (call);                                                           \
-        if (st_ != dnnl_success) {                                                            \
-            ct_errorf(err, __VA_ARGS__);                                                      \
-            ct_error_prefix(err, "oneDNN %s", dnnl_status2str(st_));                          \
-            goto fail;                                                                        \
-        }                                                                                     \
-    } while (0)
 
 static void *owned_alloc(CpuNet *net, size_t bytes) {
     void *p = ct_try_aligned_alloc(bytes, 1);
