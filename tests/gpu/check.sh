@@ -243,8 +243,18 @@ fi
 # ---- 1. the machine ----
 NVCC="$(command -v nvcc || true)"
 [ -z "$NVCC" ] && [ -x /usr/local/cuda/bin/nvcc ] && NVCC=/usr/local/cuda/bin/nvcc
-CUDA_ROOT=/usr/local/cuda
-[ -n "$NVCC" ] && CUDA_ROOT="$(cd "$(dirname "$NVCC")/.." && pwd)"
+# The toolkit's folder: CUDA_HOME or CUDA_PATH when set, else nvcc's with
+# links resolved (nvcc may be reached through /usr/local/bin), else
+# /usr/local/cuda; the first that holds the runtime library wins.
+CUDA_ROOT=""
+for cand in "${CUDA_HOME:-}" "${CUDA_PATH:-}" \
+            "$([ -n "$NVCC" ] && dirname "$(dirname "$(readlink -f "$NVCC")")")" /usr/local/cuda; do
+  [ -n "$cand" ] && [ -d "$cand" ] || continue
+  if ls "$cand"/lib64/libcudart.so* "$cand"/lib/libcudart.so* >/dev/null 2>&1; then
+    CUDA_ROOT="$(cd "$cand" && pwd)"; break
+  fi
+done
+[ -z "$CUDA_ROOT" ] && CUDA_ROOT=/usr/local/cuda
 PY=""
 for cand in "${CTSWEEP_PYTHON:-}" python3 /usr/bin/python3 python; do
   [ -n "$cand" ] || continue
