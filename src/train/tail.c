@@ -109,8 +109,8 @@ static void layout_work(Tail *t, Carver *c) {
         }
     }
     float *gwf = carve(c, wmax, 1), *gbf = carve(c, cmax, 1), *tmp = carve(c, B, widest);
-    float *dx = carve(c, B, t->in_numel);
-    if (c->base) t->gwf = gwf, t->gbf = gbf, t->tmp = tmp, t->dx = dx;
+    float *dx = carve(c, B, t->in_numel), *xin = carve(c, B, t->in_numel);
+    if (c->base) t->gwf = gwf, t->gbf = gbf, t->tmp = tmp, t->dx = dx, t->xin = xin;
     for (size_t j = 0; j < t->n_layers; j++) {
         TailLayer *L = &t->layers[j];
         float *a = carve(c, B, L->out_numel), *d = carve(c, B, L->out_numel);
@@ -248,6 +248,7 @@ int tail_init(Tail *t, const BackendOps *ops, const NNGraph *g, size_t cut, cons
         tail_free(t);
         return ct_errorf(err, "tail: out of memory for %zu MiB of parameters and %zu MiB of activations", p, wb);
     }
+    t->logits_host = ct_calloc(max_batch * HEAD_CLASSES, sizeof *t->logits_host);
     cp = (Carver){.base = t->param_block};
     cw = (Carver){.base = t->work_block};
     layout_params(t, &cp);
@@ -268,6 +269,7 @@ void tail_free(Tail *t) {
     free(t->dact);
     free(t->fresh);
     free(t->tensors);
+    free(t->logits_host);
     memset(t, 0, sizeof *t);
 }
 
@@ -359,4 +361,93 @@ void tail_adam_step(Tail *t, const AdamSpec *spec, double lr_tail, double lr_hea
     if (nt) t->ops->adam_step(&s, t->params, t->grads, t->m, t->v, nt);
     s.lr = lr_head;
     t->ops->adam_step(&s, t->params + nt, t->grads + nt, t->m + nt, t->v + nt, nh);
+}
+
+// ---- the host side ----
+
+const float *tail_forward_host(Tail *t, const float *x_host, size_t n, size_t row0, int train, uint64_t seed,
+                               uint64_t iteration, CtError *err) {
+    if (n == 0 || n > t->max_batch) {
+        ct_errorf(err, "tail: batch of %zu rows (plan: 1 to %zu)", n, t->max_batch);
+        return NULL;
+    }
+    t->ops->upload(t->xin, x_host, n * t->in_numel * sizeof(float));
+    return tail_forward_rows(t, t->xin, n, row0, train, seed, iteration, err);
+}
+
+double tail_evaluate_rows(Tail *t, const uint8_t *labels, size_t n, size_t *correct, float *prob) {
+    // The loss through the backend's own softmax cross-entropy (its gradient
+    // lands in scratch), the probabilities from the logits read back.
+    const float *logits = t->hact[t->n_lin];
+    double loss = t->ops->softmax_xent(t->hdh[0], correct, logits, labels, n, n);
+    t->ops->download(t->logits_host, logits, n * HEAD_CLASSES * sizeof(float));
+    for (size_t r = 0; r < n; r++) {
+        float l0 = t->logits_host[2 * r], l1 = t->logits_host[2 * r + 1];
+        float m = l0 > l1 ? l0 : l1;
+        float e0 = expf(l0 - m), e1 = expf(l1 - m);
+        prob[r] = e1 / (e0 + e1);
+    }
+    return loss;
+}
+
+// The parameter block's four arrays (params, grads, m, v) through host
+// memory a chunk at a time.
+#define TAIL_CHUNK ((size_t)1 << 20)
+
+int tail_params_finite(const Tail *t) {
+    float *h = ct_malloc_array(TAIL_CHUNK, sizeof *h);
+    int ok = 1;
+    for (size_t i = 0; i < t->n_params && ok; i += TAIL_CHUNK) {
+        size_t m = t->n_params - i < TAIL_CHUNK ? t->n_params - i : TAIL_CHUNK;
+        t->ops->download(h, t->params + i, m * sizeof(float));
+        for (size_t k = 0; k < m; k++)
+            if (!isfinite(h[k])) {
+                ok = 0;
+                break;
+            }
+    }
+    free(h);
+    return ok;
+}
+
+static void put_device(const Tail *t, Buf *out, const float *src, size_t n) {
+    float *h = ct_malloc_array(TAIL_CHUNK, sizeof *h);
+    for (size_t i = 0; i < n; i += TAIL_CHUNK) {
+        size_t m = n - i < TAIL_CHUNK ? n - i : TAIL_CHUNK;
+        t->ops->download(h, src + i, m * sizeof(float));
+        buf_put(out, h, m * sizeof(float));
+    }
+    free(h);
+}
+
+static void get_device(const Tail *t, Rd *r, float *dst, size_t n) {
+    const void *p = rd_view(r, n * sizeof(float));
+    if (p) t->ops->upload(dst, p, n * sizeof(float));
+}
+
+#define TAIL_STATE_MAGIC 0x4c494154u  // "TAIL"
+
+void tail_state_save(const Tail *t, Buf *out) {
+    buf_put_u64(out, TAIL_STATE_MAGIC);
+    buf_put_u64(out, t->n_params);
+    buf_put_u64(out, t->n_tail_params);
+    buf_put_u64(out, t->adam_steps);
+    put_device(t, out, t->params, t->n_params);
+    put_device(t, out, t->m, t->n_params);
+    put_device(t, out, t->v, t->n_params);
+}
+
+int tail_state_load(Tail *t, Rd *r, CtError *err) {
+    if (rd_u64(r) != TAIL_STATE_MAGIC) return ct_errorf(err, "checkpoint: no trainable-tail state");
+    uint64_t n = rd_u64(r), nt = rd_u64(r);
+    if (n != t->n_params || nt != t->n_tail_params)
+        return ct_errorf(err, "checkpoint: %llu parameters (%llu in unfrozen stages), the tail has %zu (%zu)",
+                         (unsigned long long)n, (unsigned long long)nt, t->n_params, t->n_tail_params);
+    uint64_t steps = rd_u64(r);
+    if (r->bad || r->n - r->off < 3 * n * sizeof(float)) return ct_errorf(err, "checkpoint: truncated tail state");
+    t->adam_steps = steps;
+    get_device(t, r, t->params, n);
+    get_device(t, r, t->m, n);
+    get_device(t, r, t->v, n);
+    return 0;
 }

@@ -30,6 +30,7 @@
 #include "nn/graph.h"
 #include "train/adam.h"
 #include "train/head.h"
+#include "util/buf.h"
 #include "util/util.h"
 
 // A named parameter tensor: torchvision's name ("features.24.weight",
@@ -68,6 +69,8 @@ typedef struct {
     size_t n_params, n_tail_params;  // all; the tail's (the first n_tail_params)
     float *params, *grads, *m, *v;   // (n_params) each, one block
     uint64_t adam_steps;
+    float *xin;     // (max_batch, in_numel): the input of tail_forward_host, in backend memory
+    float *logits_host;  // (max_batch, 2): the last logits read back
     float *dx;      // (max_batch, in_numel): gradient at the cut input after tail_backward
     float **act;    // act[j + 1]: output of tail layer j; act[0] the cut input of the last forward
     float **dact;   // the same tensors' gradients
@@ -110,5 +113,23 @@ double tail_backward(Tail *t, const uint8_t *labels, size_t batch_rows, size_t *
 void tail_zero_grads(Tail *t);
 // One Adam/AdamW step: tail parameters at lr_tail, head at lr_head.
 void tail_adam_step(Tail *t, const AdamSpec *spec, double lr_tail, double lr_head);
+
+// ---- the host side: what the trainer uses ----
+// Memory given to and taken from these is host memory; parameters, moments
+// and activations stay in the backend's.
+
+// Rows x_host (n, in_numel) into the tail's input buffer, then
+// tail_forward_rows. Returns the logits in backend memory, or NULL with err.
+const float *tail_forward_host(Tail *t, const float *x_host, size_t n, size_t row0, int train, uint64_t seed,
+                               uint64_t iteration, CtError *err);
+// After an eval forward of n rows: the sum of the rows' losses, the count
+// of rows whose argmax is the label, and P(class 1) of each row into prob.
+double tail_evaluate_rows(Tail *t, const uint8_t *labels, size_t n, size_t *correct, float *prob);
+// Every parameter finite.
+int tail_params_finite(const Tail *t);
+// Parameters, Adam moments and step, for checkpoints; and back into a tail
+// planned alike (errors say what does not match).
+void tail_state_save(const Tail *t, Buf *out);
+int tail_state_load(Tail *t, Rd *r, CtError *err);
 
 #endif
