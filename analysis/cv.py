@@ -23,10 +23,10 @@ import numpy as np
 
 from analysis import metrics, stats
 
-AXES = [("model", "model"), ("batch_size", "batch size"), ("schedule", "schedule"), ("base_lr", "base lr"),
+AXES = [("model", "model"), ("unfreeze", "unfrozen stages"), ("batch_size", "batch size"), ("schedule", "schedule"), ("base_lr", "base lr"),
         ("max_lr", "max lr"), ("half_cycle", "half cycle"), ("gamma", "gamma"), ("epochs", "epochs")]
 
-CSV_KEYS = ["config", "model", "batch_size", "schedule", "base_lr", "max_lr", "half_cycle", "gamma", "epochs",
+CSV_KEYS = ["config", "model", "unfreeze", "batch_size", "schedule", "base_lr", "max_lr", "half_cycle", "gamma", "epochs",
             "n_runs", "folds", "seeds", "val_auc_mean", "val_auc_sd", "val_auc_lo", "val_auc_hi",
             "val_acc_mean", "val_acc_sd", "val_acc_lo", "val_acc_hi", "test_auc_mean", "test_auc_sd",
             "test_auc_lo", "test_auc_hi", "test_auc_ensemble", "test_auc_ensemble_lo", "test_auc_ensemble_hi",
@@ -41,7 +41,8 @@ def _half_cycle(t):
 
 def config_label(t):
     sched = t.clr_mode if t.clr_mode != "exp_range" else f"exp_range γ={t.gamma:g}"
-    return (f"{t.model} b{t.batch_size} {sched} lr {t.base_lr:g}–{t.max_lr:g} half {_half_cycle(t)} "
+    tail = f" unfreeze {t.unfreeze}" if t.unfreeze else ""
+    return (f"{t.model}{tail} b{t.batch_size} {sched} lr {t.base_lr:g}–{t.max_lr:g} half {_half_cycle(t)} "
             f"e{t.epochs}")
 
 
@@ -51,7 +52,7 @@ class Config:
         self.trials = trials
         t = trials[0]
         self.label = config_label(t)
-        self.values = {"model": t.model, "batch_size": t.batch_size, "schedule": t.clr_mode,
+        self.values = {"model": t.model, "unfreeze": t.unfreeze, "batch_size": t.batch_size, "schedule": t.clr_mode,
                        "base_lr": t.base_lr, "max_lr": t.max_lr, "half_cycle": _half_cycle(t),
                        "gamma": t.gamma, "epochs": t.epochs}
         self.runs = []

@@ -14,7 +14,7 @@ import math
 
 # Hyperparameter columns: key, terminal header. Left out where constant.
 HYPER_COLUMNS = [
-    ("fold", "fold"), ("seed", "seed"), ("batch_size", "batch"), ("clr_mode", "schedule"), ("base_lr", "base_lr"),
+    ("unfreeze", "unfreeze"), ("fold", "fold"), ("seed", "seed"), ("batch_size", "batch"), ("clr_mode", "schedule"), ("base_lr", "base_lr"),
     ("max_lr", "max_lr"), ("step_iters", "step(it)"), ("gamma", "gamma"), ("epochs", "epochs"),
 ]
 
@@ -27,7 +27,7 @@ CSV_KEYS = [
     "prevalence", "ppv_at_prevalence", "ppv_at_prevalence_lo", "ppv_at_prevalence_hi",
     "npv_at_prevalence", "npv_at_prevalence_lo", "npv_at_prevalence_hi",
     "brier", "ece", "cal_intercept", "cal_slope", "hl_p", "hl_unreliable",
-    "fold", "seed", "batch_size", "clr_mode", "base_lr", "max_lr", "step_iters", "step_size_epochs", "gamma",
+    "unfreeze", "fold", "seed", "batch_size", "clr_mode", "base_lr", "max_lr", "step_iters", "step_size_epochs", "gamma",
     "epochs", "status", "epochs_done", "final_epoch", "final_val_acc", "same_run_as", "wall_seconds", "error",
     "selected", "best_overall",
 ]
@@ -52,7 +52,7 @@ def rows(sev, by="rank"):
             "rank": e.rank, "trial_id": t.trial_id, "model": t.model, "selection_rule": sev.rule,
             "selected_epoch": e.selected_epoch, "test_epoch": e.eval_epoch if e.done else None,
             "val_auc": _v(e.val_auc), "val_acc": _v(e.val_acc), "val_loss": _v(e.val_loss),
-            "fold": t.fold, "seed": t.seed, "batch_size": t.batch_size,
+            "unfreeze": t.unfreeze, "fold": t.fold, "seed": t.seed, "batch_size": t.batch_size,
             "clr_mode": t.clr_mode, "base_lr": t.base_lr, "max_lr": t.max_lr,
             "step_iters": t.step_iters if t.iters_per_epoch or t.step_size > 0 else None,
             "step_size_epochs": t.step_size_epochs, "gamma": t.gamma, "epochs": t.epochs,

@@ -219,7 +219,7 @@ class Report:
     def _leaderboard(self):
         rows = leaderboard.rows(self.sev)
         vary, const = leaderboard.varying(self.sev, rows)
-        hyper = [("fold", "fold", "num"), ("seed", "seed", "num"), ("batch_size", "batch", "num"),
+        hyper = [("unfreeze", "unfrozen stages", "num"), ("fold", "fold", "num"), ("seed", "seed", "num"), ("batch_size", "batch", "num"),
                  ("clr_mode", "schedule", "str"), ("base_lr", "base lr", "num"), ("max_lr", "max lr", "num"),
                  ("step_iters", "half cycle (it)", "num"), ("gamma", "γ", "num"), ("epochs", "epochs", "num")]
         cols = ([("rank", "#", "num"), ("trial_id", "trial", "str"), ("model", "model", "str"),

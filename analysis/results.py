@@ -103,6 +103,11 @@ class Trial:
         self.step_size_down = float(row.get("step_size_down", 0.0))
         # k-fold index (-1: no k-fold) and the epoch ctsweep selected; schema 2.
         self.fold = int(row.get("fold", -1))
+        # Trailing backbone stages trained with the head (0: the head alone);
+        # absent from folders written before fine-tuning existed.
+        self.unfreeze = int(row.get("unfreeze", 0))
+        self.backbone_lr_scale = None
+        self.cache_bytes_per_image = None
         self.recorded_selected_epoch = _unknown(int(row.get("selected_epoch", -1))) or None
         self.status = row["status"]
         self.error = row["error"]
@@ -196,6 +201,12 @@ class Trial:
                 self.schema_version = _num(a["schema_version"], int) if "schema_version" in a else 1
                 if "fold" in a:
                     self.fold = _num(a["fold"], int)
+                if "unfreeze" in a:
+                    self.unfreeze = _num(a["unfreeze"], int)
+                if "backbone_lr_scale" in a:
+                    self.backbone_lr_scale = _num(a["backbone_lr_scale"])
+                if "cache_bytes_per_image" in a:
+                    self.cache_bytes_per_image = _num(a["cache_bytes_per_image"], int)
                 if "selected_epoch" in a:
                     self.recorded_selected_epoch = _unknown(_num(a["selected_epoch"], int)) or None
                 n_ep = len(ep)
@@ -219,7 +230,7 @@ class Trial:
     def config_key(self):
         """The grid point without fold and seed: the runs of one configuration."""
         return tuple((k, getattr(self, k)) for k in self.HYPER if k not in self.REPEAT) + \
-            (("step_size_down", self.step_size_down),)
+            (("step_size_down", self.step_size_down), ("unfreeze", self.unfreeze))
 
     @property
     def test_at_every_epoch(self):

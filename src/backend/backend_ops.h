@@ -111,6 +111,12 @@ typedef struct BackendOps {
     void (*dropout_forward)(float *y, float *mask, const float *x, size_t rows, size_t width, size_t row0,
                             uint64_t seed, uint64_t iteration, uint32_t layer, double p);
     void (*dropout_backward)(float *dx, const float *dy, const float *mask, size_t count);
+    // Per column of a (rows, width) activation: y = (x - mean) * inv_std
+    // (the head's fixed standardisation); its backward dx = dy * inv_std.
+    // y may alias x, dx may alias dy.
+    void (*standardize_forward)(float *y, const float *x, const float *mean, const float *inv_std, size_t rows,
+                                size_t width);
+    void (*standardize_backward)(float *dx, const float *dy, const float *inv_std, size_t rows, size_t width);
 
     // ---- linear (y = x W^T + b) ----
     void (*linear_forward)(float *y, const float *x, const float *w, const float *b, size_t B, size_t I, size_t O);

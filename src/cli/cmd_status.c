@@ -18,7 +18,7 @@
 
 typedef struct {
     char id[17], model[16], clr_mode[16], status[8];
-    int64_t batch_size, epochs, epochs_done, selected_epoch, fold;
+    int64_t batch_size, epochs, epochs_done, selected_epoch, fold, unfreeze;
     double best_val_acc, test_acc, test_auc;
 } Row;
 
@@ -69,9 +69,11 @@ int cmd_status(int argc, char **argv) {
     hid_t ft = H5Dget_type(d);
     int has_selected = ft >= 0 && H5Tget_member_index(ft, "selected_epoch") >= 0;
     int has_fold = ft >= 0 && H5Tget_member_index(ft, "fold") >= 0;
+    int has_unfreeze = ft >= 0 && H5Tget_member_index(ft, "unfreeze") >= 0;
     if (ft >= 0) H5Tclose(ft);
     if (has_selected) H5Tinsert(t, "selected_epoch", HOFFSET(Row, selected_epoch), H5T_NATIVE_INT64);
     if (has_fold) H5Tinsert(t, "fold", HOFFSET(Row, fold), H5T_NATIVE_INT64);
+    if (has_unfreeze) H5Tinsert(t, "unfreeze", HOFFSET(Row, unfreeze), H5T_NATIVE_INT64);
     hid_t s = H5Dget_space(d);
     hssize_t n = H5Sget_simple_extent_npoints(s);
     Row *rows = calloc(n > 0 ? (size_t)n : 1, sizeof *rows);
@@ -82,20 +84,23 @@ int cmd_status(int argc, char **argv) {
         rc = CT_EXIT_ERROR;
     } else {
         size_t count[4] = {0};
-        int folds = 0;
+        int folds = 0, tails = 0;
         for (hssize_t i = 0; has_fold && i < n; i++) folds |= rows[i].fold >= 0;
-        printf("%-16s  %-8s %5s  %-11s %6s  %s%-7s %5s  %8s %3s %8s %6s\n", "trial", "model", "batch", "schedule",
-               "epochs", folds ? "fold  " : "", "status", "epoch", "best val", "sel", "test acc", "auc");
+        for (hssize_t i = 0; has_unfreeze && i < n; i++) tails |= rows[i].unfreeze > 0;
+        printf("%-16s  %-8s %s%5s  %-11s %6s  %s%-7s %5s  %8s %3s %8s %6s\n", "trial", "model",
+               tails ? "unfreeze " : "", "batch", "schedule", "epochs", folds ? "fold  " : "", "status", "epoch",
+               "best val", "sel", "test acc", "auc");
         for (hssize_t i = 0; i < n; i++) {
             Row *r = &rows[i];
-            char bv[16], ta[16], au[16], sel[24] = "-", fold[24] = "";
+            char bv[16], ta[16], au[16], sel[24] = "-", fold[24] = "", unfreeze[24] = "";
             fmt_metric(bv, sizeof bv, r->best_val_acc);
             fmt_metric(ta, sizeof ta, r->test_acc);
             fmt_metric(au, sizeof au, r->test_auc);
             if (has_selected && r->selected_epoch > 0) snprintf(sel, sizeof sel, "%lld", (long long)r->selected_epoch);
             if (folds) snprintf(fold, sizeof fold, "%4lld  ", (long long)r->fold);
-            printf("%-16.16s  %-8.16s %5lld  %-11.16s %6lld  %s%-7.8s %5lld  %8s %3s %8s %6s\n", r->id, r->model,
-                   (long long)r->batch_size, r->clr_mode, (long long)r->epochs, fold, r->status,
+            if (tails) snprintf(unfreeze, sizeof unfreeze, "%8lld ", (long long)r->unfreeze);
+            printf("%-16.16s  %-8.16s %s%5lld  %-11.16s %6lld  %s%-7.8s %5lld  %8s %3s %8s %6s\n", r->id, r->model,
+                   unfreeze, (long long)r->batch_size, r->clr_mode, (long long)r->epochs, fold, r->status,
                    (long long)r->epochs_done, bv, sel, ta, au);
             const char *st[4] = {"pending", "running", "done", "failed"};
             for (int k = 0; k < 4; k++)

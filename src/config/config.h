@@ -56,6 +56,7 @@ typedef struct {
     BackendOptions backend;   // train.backend, train.precision, train.threads
     size_t feature_batch;     // train.feature_batch: images per backbone forward
     int gpu_share;            // train.gpu_share: workers on one node may share a GPU
+    double backbone_lr_scale; // train.backbone_lr_scale: unfrozen stages train at this times the LR
     // ---- grid (cartesian product) ----
     char models[CONFIG_MAX_LIST][32];
     size_t n_models;
@@ -67,6 +68,8 @@ typedef struct {
     size_t n_clr;
     uint64_t seeds[CONFIG_MAX_LIST];
     size_t n_seeds;
+    size_t unfreeze[CONFIG_MAX_LIST];  // grid.unfreeze: trailing backbone stages that train ([0]: the head alone)
+    size_t n_unfreeze;
     size_t ranks_per_trial;
     // ---- sweep (how the job runs; may change on --resume) ----
     double worker_timeout;  // sweep.worker_timeout: seconds without a message from a busy worker

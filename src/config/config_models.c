@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "config/config_table.h"
 #include "nn/models.h"
 
 int config_model_index(const char *model) {
@@ -66,4 +67,28 @@ const char *config_head_dropout_note(void) {
     static char buf[512];
     if (!buf[0]) per_model_note(buf, sizeof buf, describe_dropout);
     return buf;
+}
+
+// ---- grid.unfreeze ----
+
+int config_check_unfreeze(ConfigCtx *c) {
+    const SweepConfig *cfg = c->cfg;
+    int line = config_key_line(c, "grid.unfreeze");
+    size_t most = 0;
+    for (size_t u = 0; u < cfg->n_unfreeze; u++) most = cfg->unfreeze[u] > most ? cfg->unfreeze[u] : most;
+    if (most == 0) return 0;
+    for (size_t m = 0; m < cfg->n_models; m++) {
+        NNGraph g;
+        CtError e = {{0}};
+        if (model_build(&g, cfg->models[m], &e)) continue;  // grid.model reports it
+        size_t stages = g.n_stages;
+        char names[NN_MAX_STAGES * 18] = "";
+        for (size_t i = 0, off = 0; i < stages && off < sizeof names; i++)
+            off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", i ? ", " : "", g.stages[i].name);
+        graph_free(&g);
+        if (most > stages)
+            return config_fail(c, line, "grid.unfreeze", "%zu stages, but %s has %zu (%s)", most, cfg->models[m],
+                               stages, names);
+    }
+    return 0;
 }

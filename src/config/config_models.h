@@ -14,4 +14,9 @@ const char *config_head_hidden_note(void);
 // "per model: vgg16, vgg19 0.5; resnet34 0" — the default of head.dropout.
 const char *config_head_dropout_note(void);
 
+typedef struct ConfigCtx ConfigCtx;
+// grid.unfreeze against every grid model's stage count, and the head
+// settings that need a frozen backbone. 0, or -1 through config_fail.
+int config_check_unfreeze(ConfigCtx *c);
+
 #endif

@@ -46,6 +46,9 @@ void config_init(SweepConfig *cfg) {
     cfg->feature_batch = 16;
     cfg->seeds[0] = 0;
     cfg->n_seeds = 1;
+    cfg->unfreeze[0] = 0;
+    cfg->n_unfreeze = 1;
+    cfg->backbone_lr_scale = 0.1;
     cfg->ranks_per_trial = 1;
     cfg->worker_timeout = 1800.0;
     cfg->retries = 1;
@@ -439,6 +442,9 @@ const ConfigKey config_keys[] = {
      .help = "Images per backbone forward pass (on the CPU at least one per thread); features do not depend on it."},
     {.path = "train.gpu_share", .type = CK_BOOL, AT(gpu_share),
      .help = "Let workers on one node share a GPU (more workers than GPUs); otherwise that is refused."},
+    {.path = "train.backbone_lr_scale", .type = CK_NUM, AT(backbone_lr_scale), RANGE(0, 1000),
+     .help = "Learning rate of unfrozen backbone stages (grid.unfreeze > 0) as a multiple of the schedule's; "
+             "weight decay applies to them as to the head."},
     {.path = "train.backbone_seed", .type = CK_U64, AT(backbone_seed),
      .help = "Seed of the random backbones of models without weights."},
     // ---- grid ----
@@ -473,6 +479,10 @@ const ConfigKey config_keys[] = {
      .help = "exp_range: factor per iteration; step: factor per decay. Required for those modes."},
     {.path = "grid.seed", LIST(seeds, n_seeds, CK_U64), .min_n = 1, .flags = CKF_UNIQUE,
      .help = "Seeds of head initialisation, shuffling and dropout."},
+    {.path = "grid.unfreeze", LIST(unfreeze, n_unfreeze, CK_SIZE), .min_n = 1, RANGE(0, NN_MAX_STAGES),
+     .flags = CKF_UNIQUE,
+     .help = "Trailing backbone stages that train with the head (VGG: block5, block4, ...; ResNet: layer4, "
+             "layer3, ...); 0 trains the head alone on cached features. BatchNorm stays in inference mode."},
     // ---- parallelism ----
     {.path = "ranks_per_trial", .type = CK_SIZE, AT(ranks_per_trial), RANGE(1, 1024),
      .help = "Worker ranks that train one trial together (data-parallel)."},
@@ -542,5 +552,5 @@ int config_finish(ConfigCtx *c) {
     HeadSpec h = cfg->head;
     h.in_dim = 1;
     if (head_spec_check(&h, &e)) return config_fail(c, config_key_line(c, "head"), "head", "%s", e.msg);
-    return 0;
+    return config_check_unfreeze(c);
 }

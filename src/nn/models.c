@@ -182,6 +182,47 @@ int model_cut_layer(const NNGraph *g, int unfreeze, size_t *cut, CtError *err) {
     return 0;
 }
 
+int model_prefix(NNGraph *g, size_t cut, size_t h, size_t w, CtError *err) {
+    if (cut >= g->n_layers) return ct_errorf(err, "%s: cut at layer %zu of %zu", g->model, cut, g->n_layers);
+    if (cut + 1 == g->n_layers) return 0;
+    NNShape in = {g->in_channels, h, w};
+    if (cut > 0) {
+        NNShape *shapes = ct_calloc(g->n_layers, sizeof *shapes);
+        int rc = graph_infer_shapes(g, h, w, shapes, err);
+        in = shapes[cut - 1];
+        free(shapes);
+        if (rc) return -1;
+    }
+    for (size_t i = cut; i < g->n_layers; i++) {
+        free(g->layers[i].weight);
+        free(g->layers[i].bias);
+        g->layers[i].weight = g->layers[i].bias = NULL;
+    }
+    g->n_layers = cut;
+    size_t keep = 0;
+    while (keep < g->n_stages && g->stages[keep].end <= cut) keep++;
+    g->n_stages = keep;
+    graph_add_adaptive_avgpool(g, "cut", cut == 0 ? NN_INPUT : (int)cut - 1, in.h, in.w);
+    return 0;
+}
+
+int model_tail_cost(const char *name, int unfreeze, size_t h, size_t w, double *macs, size_t *cut_numel,
+                    CtError *err) {
+    NNGraph g;
+    if (model_build(&g, name, err)) return -1;
+    size_t cut = 0;
+    double all = graph_macs(&g, h, w);
+    int rc = model_cut_layer(&g, unfreeze, &cut, err);
+    if (rc == 0) rc = model_prefix(&g, cut, h, w, err);
+    if (rc == 0) {
+        *macs = all - graph_macs(&g, h, w);
+        *cut_numel = graph_output_numel(&g, h, w);
+        if (*cut_numel == 0) rc = ct_errorf(err, "%s: %zux%zu px is too small", name, h, w);
+    }
+    graph_free(&g);
+    return rc;
+}
+
 // ---- weights ----
 
 int model_read_conv_raw(const NNLayer *l, const SafeTensors *st, float *weight, float *bias, float *bn,

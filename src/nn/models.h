@@ -54,6 +54,21 @@ int model_stage_find(const NNGraph *g, const char *stage);
 // Returns -1 with err when unfreeze is negative or exceeds the stage count.
 int model_cut_layer(const NNGraph *g, int unfreeze, size_t *cut, CtError *err);
 
+// The frozen prefix of g for a tail that starts at layer `cut`: layers
+// [cut, n_layers) are dropped and an identity pool (adaptive average pool to
+// its input's own size: each window one element, so the output equals the
+// input bit for bit) is appended, so a backend runs the prefix as it runs a
+// whole backbone and its output is the activation at the cut, flattened
+// (c, h, w). cut 0 leaves the identity pool alone: the preprocessed image.
+// cut == n_layers - 1 (unfreeze 0) leaves g unchanged.
+int model_prefix(NNGraph *g, size_t cut, size_t h, size_t w, CtError *err);
+
+// Multiply-accumulates of one image's forward pass through the trainable
+// tail of `unfreeze` stages (0: the final pool alone, about nothing), and
+// the values per image at its cut (what the cache holds: for 0 the features).
+int model_tail_cost(const char *name, int unfreeze, size_t h, size_t w, double *macs, size_t *cut_numel,
+                    CtError *err);
+
 // ---- graphs and weights ----
 
 // Builds the topology (weights zero). Returns -1 with err for an unknown model.

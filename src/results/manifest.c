@@ -18,7 +18,7 @@ typedef struct {
     int64_t batch_size, epochs;
     char clr_mode[16];
     double base_lr, max_lr, step_size, step_size_epochs, gamma, step_size_down;
-    int64_t seed, fold;
+    int64_t seed, fold, unfreeze;
     char status[8];
     const char *error;
     int64_t best_epoch, selected_epoch;
@@ -53,6 +53,7 @@ static hid_t row_type(void) {
     H5Tinsert(t, "gamma", HOFFSET(TrialRow, gamma), H5T_NATIVE_DOUBLE);
     H5Tinsert(t, "seed", HOFFSET(TrialRow, seed), H5T_NATIVE_INT64);
     H5Tinsert(t, "fold", HOFFSET(TrialRow, fold), H5T_NATIVE_INT64);
+    H5Tinsert(t, "unfreeze", HOFFSET(TrialRow, unfreeze), H5T_NATIVE_INT64);
     H5Tinsert(t, "status", HOFFSET(TrialRow, status), s8);
     H5Tinsert(t, "error", HOFFSET(TrialRow, error), vs);
     H5Tinsert(t, "best_epoch", HOFFSET(TrialRow, best_epoch), H5T_NATIVE_INT64);
@@ -138,6 +139,7 @@ static int write_trials(hid_t f, const ManifestView *m, CtError *err) {
         w->gamma = t->clr.gamma;
         w->seed = (int64_t)t->seed;
         w->fold = t->fold;
+        w->unfreeze = t->unfreeze;
         snprintf(w->status, sizeof w->status, "%s", trial_status_name(r->status));
         w->error = r->error;
         w->best_epoch = (int64_t)r->best_epoch;

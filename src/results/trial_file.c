@@ -10,7 +10,8 @@
 
 #include "results/h5io.h"
 
-// 2: /test/prob [epochs, n_test] (every epoch), fold, selected_epoch.
+// 2: /test/prob [epochs, n_test] (every epoch), fold, selected_epoch,
+// unfreeze, backbone_lr_scale, cache_bytes_per_image.
 #define SCHEMA_VERSION 2
 
 static hid_t epoch_type(void) {
@@ -42,7 +43,9 @@ int trial_file_write(const char *path, const GridTrial *t, const TrialRecord *r,
         h5io_attr_f64(f, "step_size_down", t->clr.step_size_down, err) ||
         h5io_attr_f64(f, "gamma", t->clr.gamma, err) || h5io_attr_i64(f, "seed", (long long)t->seed, err) ||
         h5io_attr_str(f, "status", trial_status_name(r->status), err) || h5io_attr_str(f, "error", r->error, err) ||
-        h5io_attr_i64(f, "fold", t->fold, err) ||
+        h5io_attr_i64(f, "fold", t->fold, err) || h5io_attr_i64(f, "unfreeze", t->unfreeze, err) ||
+        h5io_attr_f64(f, "backbone_lr_scale", t->backbone_lr_scale, err) ||
+        h5io_attr_i64(f, "cache_bytes_per_image", (long long)t->cache_bytes_per_image, err) ||
         h5io_attr_i64(f, "best_epoch", (long long)r->best_epoch, err) ||
         h5io_attr_i64(f, "selected_epoch", (long long)r->selected_epoch, err) ||
         h5io_attr_f64(f, "best_val_acc", r->best_val_acc, err) || h5io_attr_f64(f, "test_acc", r->test_acc, err) ||

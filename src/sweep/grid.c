@@ -43,10 +43,26 @@ static void shared_hash(char out[65], const SweepConfig *c, const char *fingerpr
     sha256_hex(d, 32, out);
 }
 
-static double expected_cost(const ModelShape *m, size_t epochs, size_t batch) {
+static double expected_cost(const ModelShape *m, size_t epochs, size_t batch, double tail_macs) {
     // Head work per epoch is about proportional to the feature size; the
     // backbone pass is shared through the cache, so it does not count here.
-    return (double)m->numel * (double)epochs * (1.0 + 8.0 / (double)batch);
+    // An unfrozen tail's forward and backward (three times its forward) in
+    // the same units (a head does about 512 multiply-adds per feature).
+    return (double)m->numel * (double)epochs * (1.0 + 8.0 / (double)batch) + 3.0 * tail_macs * (double)epochs / 512.0;
+}
+
+// Multiply-adds of the tail of each (model, unfreeze) of the grid, and the
+// values per image its cache entries hold.
+static int grid_tail_costs(double *macs, size_t *cut_numel, const SweepConfig *c, CtError *err) {
+    for (size_t m = 0; m < c->n_models; m++)
+        for (size_t u = 0; u < c->n_unfreeze; u++) {
+            size_t k = m * c->n_unfreeze + u;
+            if (model_tail_cost(c->models[m], (int)c->unfreeze[u], c->image_size, c->image_size, &macs[k],
+                                &cut_numel[k], err))
+                return ct_error_prefix(err, "grid: model %s, unfreeze %zu", c->models[m], c->unfreeze[u]);
+            if (c->unfreeze[u] == 0) macs[k] = 0.0;  // the final pool alone: nothing to speak of
+        }
+    return 0;
 }
 
 // The output shape and multiply-adds of each grid model at the configured
@@ -71,6 +87,7 @@ static const ModelShape *shape_of(const ModelShape *shapes, const SweepConfig *c
 // model's backbone passes (train views, val and test, taken as half the
 // training set), the backbone's counted from its graph at the image size.
 static void slice_costs(Grid *g, const SweepConfig *c, const ModelShape *shapes, size_t n_train) {
+    // (an unfrozen tail's forward and backward are in run->tail_macs)
     double views = c->augment.aug_views > 1 ? (double)c->augment.aug_views : 1.0;
     for (size_t r = 0; r < g->n_runs; r++) {
         GridRun *run = &g->runs[r];
@@ -85,7 +102,7 @@ static void slice_costs(Grid *g, const SweepConfig *c, const ModelShape *shapes,
             in = (double)h.hidden[k];
         }
         macs += in * 2.0;
-        run->slice_cost = backbone + 3.0 * macs * (double)n_train * (double)run->epochs;
+        run->slice_cost = backbone + 3.0 * (macs + run->tail_macs) * (double)n_train * (double)run->epochs;
     }
 }
 
@@ -93,18 +110,27 @@ int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_
     memset(g, 0, sizeof *g);
     shared_hash(g->shared_hash, c, fingerprint);
     size_t n_folds = c->data.kfold ? c->data.kfold : 1;
-    size_t n = c->n_models * c->n_batch_sizes * c->n_clr * c->n_seeds * n_folds * c->n_epochs;
+    size_t n = c->n_models * c->n_unfreeze * c->n_batch_sizes * c->n_clr * c->n_seeds * n_folds * c->n_epochs;
     if (n == 0) return ct_errorf(err, "grid: empty");
     ModelShape shapes[CONFIG_MAX_LIST];
     if (grid_shapes(shapes, c, err)) return -1;
+    double *tail_macs = ct_calloc(c->n_models * c->n_unfreeze, sizeof *tail_macs);
+    size_t *cut_numel = ct_calloc(c->n_models * c->n_unfreeze, sizeof *cut_numel);
+    if (grid_tail_costs(tail_macs, cut_numel, c, err)) {
+        free(tail_macs);
+        free(cut_numel);
+        return -1;
+    }
+    size_t store_bytes = c->feature_store == FSTORE_FP32 ? 4 : 2;
     g->trials = ct_calloc(n, sizeof *g->trials);
     g->runs = ct_calloc(n, sizeof *g->runs);
     size_t t = 0;
-    for (size_t mi = 0; mi < c->n_models; mi++)
+    for (size_t mu = 0; mu < c->n_models * c->n_unfreeze; mu++)  // model, then unfreeze
         for (size_t bi = 0; bi < c->n_batch_sizes; bi++)
             for (size_t ci = 0; ci < c->n_clr; ci++)
                 for (size_t sf = 0; sf < c->n_seeds * n_folds; sf++) {  // seed, then fold
-                    size_t si = sf / n_folds, fi = sf % n_folds;
+                    size_t si = sf / n_folds, fi = sf % n_folds, mi = mu / c->n_unfreeze;
+                    int unfreeze = (int)c->unfreeze[mu % c->n_unfreeze];
                     int fold = c->data.kfold ? (int)fi : -1;
                     // Budgets ascending; a length-dependent schedule gets a run per budget.
                     size_t order[CONFIG_MAX_LIST];
@@ -126,6 +152,8 @@ int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_
                             run->clr = c->clr[ci];
                             run->seed = c->seeds[si];
                             run->fold = fold;
+                            run->unfreeze = unfreeze;
+                            run->tail_macs = tail_macs[mu];
                         }
                         GridTrial *tr = &g->trials[t];
                         tr->index = t;
@@ -137,6 +165,9 @@ int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_
                         tr->clr = c->clr[ci];
                         tr->seed = c->seeds[si];
                         tr->fold = fold;
+                        tr->unfreeze = unfreeze;
+                        tr->backbone_lr_scale = c->backbone_lr_scale;
+                        tr->cache_bytes_per_image = cut_numel[mu] * store_bytes;
                         const ClrSpec *s = &tr->clr;
                         snprintf(tr->canonical, sizeof tr->canonical,
                                  "model=%s|batch=%zu|epochs=%zu|clr=%s,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g|seed=%llu",
@@ -147,6 +178,11 @@ int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_
                             size_t used = strlen(tr->canonical);
                             snprintf(tr->canonical + used, sizeof tr->canonical - used, "|fold=%d", fold);
                         }
+                        if (unfreeze > 0) {
+                            size_t used = strlen(tr->canonical);
+                            snprintf(tr->canonical + used, sizeof tr->canonical - used,
+                                     "|unfreeze=%d|backbone_lr_scale=%.17g", unfreeze, c->backbone_lr_scale);
+                        }
                         Sha256 h;
                         sha256_init(&h);
                         sha256_update(&h, g->shared_hash, 64);
@@ -156,11 +192,14 @@ int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_
                         sha256_hex(d, TRIAL_ID_HEX / 2, tr->id);
                         run->trials[run->n_trials++] = t;
                         run->epochs = tr->epochs;
-                        run->cost = expected_cost(shape_of(shapes, c, run->model), run->epochs, run->batch_size);
+                        run->cost = expected_cost(shape_of(shapes, c, run->model), run->epochs, run->batch_size,
+                                                  run->tail_macs);
                         t++;
                     }
                 }
     g->n_trials = t;
+    free(tail_macs);
+    free(cut_numel);
     slice_costs(g, c, shapes, n_train);
     for (size_t i = 0; i < t; i++)
         for (size_t j = 0; j < i; j++)
@@ -234,16 +273,18 @@ long grid_find(const Grid *g, const char *id) {
 }
 
 void grid_print(FILE *f, const Grid *g) {
-    int folds = g->n_trials && g->trials[0].fold >= 0;
-    fprintf(f, "%-16s  %-8s %5s %6s  %-11s %9s %9s %7s  %4s  %s%s\n", "trial", "model", "batch", "epochs", "schedule",
-            "base_lr", "max_lr", "step", "seed", folds ? "fold  " : "", "run");
+    int folds = g->n_trials && g->trials[0].fold >= 0, tails = 0;
+    for (size_t i = 0; i < g->n_trials; i++) tails |= g->trials[i].unfreeze > 0;
+    fprintf(f, "%-16s  %-8s %s%5s %6s  %-11s %9s %9s %7s  %4s  %s%s\n", "trial", "model", tails ? "unfreeze " : "",
+            "batch", "epochs", "schedule", "base_lr", "max_lr", "step", "seed", folds ? "fold  " : "", "run");
     for (size_t i = 0; i < g->n_trials; i++) {
         const GridTrial *t = &g->trials[i];
         double step = t->clr.step_size > 0 ? t->clr.step_size : t->clr.step_size_epochs;
-        char fold[16] = "";
+        char fold[16] = "", unfreeze[16] = "";
         if (folds) snprintf(fold, sizeof fold, "%4d  ", t->fold);
-        fprintf(f, "%-16s  %-8s %5zu %6zu  %-11s %9.3g %9.3g %6.4g%s  %4llu  %s%zu\n", t->id, t->model, t->batch_size,
-                t->epochs, clr_mode_name(t->clr.mode), t->clr.base_lr, t->clr.max_lr, step,
+        if (tails) snprintf(unfreeze, sizeof unfreeze, "%8d ", t->unfreeze);
+        fprintf(f, "%-16s  %-8s %s%5zu %6zu  %-11s %9.3g %9.3g %6.4g%s  %4llu  %s%zu\n", t->id, t->model, unfreeze,
+                t->batch_size, t->epochs, clr_mode_name(t->clr.mode), t->clr.base_lr, t->clr.max_lr, step,
                 t->clr.step_size > 0 ? "i" : "e", (unsigned long long)t->seed, fold, t->run);
     }
     fprintf(f, "%zu trials in %zu runs\n", g->n_trials, g->n_runs);

@@ -29,6 +29,9 @@ typedef struct {
     ClrSpec clr;
     uint64_t seed;
     int fold;              // k-fold: the fold it validates on; -1 without k-fold
+    int unfreeze;          // trailing backbone stages that train (0: the head alone)
+    double backbone_lr_scale;      // their learning rate over the schedule's (train.backbone_lr_scale)
+    size_t cache_bytes_per_image;  // a cache entry's bytes per image (the activations at the cut, as stored)
     char canonical[1024];  // the hashed description (without the shared part)
 } GridTrial;
 
@@ -39,10 +42,12 @@ typedef struct {
     ClrSpec clr;
     uint64_t seed;
     int fold;                         // -1 without k-fold
+    int unfreeze;
     size_t trials[CONFIG_MAX_LIST];  // trial indices, ascending epochs
     size_t n_trials;
     size_t epochs;                    // the longest budget
     double cost;                      // expected work, for longest-first ordering
+    double tail_macs;                 // multiply-adds of one image through the unfrozen tail (0: none)
     double slice_cost;                // its share of a slice's work (grid_slice): head and backbone
 } GridRun;
 
@@ -56,10 +61,11 @@ typedef struct {
 } Grid;
 
 // Expands cfg's grid for a data set with this fingerprint and n_train
-// training images. Trials are ordered model, batch size, schedule, seed,
-// fold, epochs. With data.split.kfold K the grid gains the axis fold =
+// training images. Trials are ordered model, unfreeze, batch size, schedule,
+// seed, fold, epochs. With data.split.kfold K the grid gains the axis fold =
 // 0..K-1 (its trials' ids hash the fold too); without it every id is what
-// it was before folds existed.
+// it was before folds existed. Likewise a trial with unfreeze > 0 hashes it
+// and train.backbone_lr_scale; one with unfreeze 0 keeps its id.
 int grid_build(Grid *g, const SweepConfig *cfg, const char *dataset_fingerprint, size_t n_train, CtError *err);
 void grid_free(Grid *g);
 // Keeps slice i (0-based) of n: the runs in one contiguous stretch of grid

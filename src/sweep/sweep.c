@@ -492,8 +492,13 @@ static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob
     fs.aug_seed = c->augment_seed;
     fs.backend = c->backend;
     fs.batch = c->feature_batch;
+    fs.unfreeze = run->unfreeze;
     TrainSpec ts;
     memset(&ts, 0, sizeof ts);
+    ts.tail = (TailSpec){.unfreeze = run->unfreeze, .backbone_lr_scale = c->backbone_lr_scale,
+                         .weights = fs.weights, .backbone_seed = c->backbone_seed, .image_size = c->image_size,
+                         .backend = c->backend.kind};
+    snprintf(ts.tail.model, sizeof ts.tail.model, "%s", run->model);
     ts.head = c->head;
     if (!c->head_hidden_set || !c->head_dropout_set) {
         HeadSpec def;
@@ -519,6 +524,9 @@ static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob
                         .should_stop = stop_requested, .ctx = &w,
                         .dp_rank = s->group_rank, .dp_size = s->group_size,
                         .allreduce_f32 = group_allreduce_f32, .allreduce_f64 = group_allreduce_f64};
+    // A CPU tail sums its gradients with the backend's MPI allreduce over the
+    // group; a GPU tail through host memory (the group has no NCCL communicator).
+    if (s->group_size > 1 && c->backend.kind == BACKEND_CPU) hooks.dp_comm = &s->group;
     TrialInputs in = {.cache = s->fc, .features = &fs, .ds = &s->ds, .images = &s->ic, .fold = run->fold};
     s->last_alive = ct_now();
     fcache_set_stop(s->fc, worker_backbone_tick, s);

@@ -99,6 +99,10 @@ static void hash_model(Sha256 *h, const FeatureSpec *fs) {
                      fs->weights, (unsigned long long)(fs->weights[0] ? 0 : fs->backbone_seed), fs->image_size,
                      (int)fs->norm, (int)fs->backend.precision, (int)fs->backend.conv_algo);
     sha256_update(h, buf, (size_t)n);
+    if (fs->unfreeze > 0) {  // the activations at a cut (unfreeze 0 keeps its key)
+        n = snprintf(buf, sizeof buf, "cut=%d|", fs->unfreeze);
+        sha256_update(h, buf, (size_t)n);
+    }
 }
 
 // Whether a request's images are augmented: training views (of a split or
@@ -223,6 +227,12 @@ static int ensure_net(FeatureCache *fc, const FeatureSpec *fs, CtError *err) {
     fc->net = NULL;
     NNGraph g;
     if (model_create(&g, fs->model, fs->weights, fs->backbone_seed, err)) return -1;
+    size_t cut = 0;
+    if (fs->unfreeze > 0 && (model_cut_layer(&g, fs->unfreeze, &cut, err) ||
+                             model_prefix(&g, cut, fs->image_size, fs->image_size, err))) {
+        graph_free(&g);
+        return ct_error_prefix(err, "%s frozen prefix", fs->model);
+    }
     // The CPU backend runs an image per thread, and an image's features do
     // not depend on its batch: a batch smaller than the thread count would
     // only leave cores idle.

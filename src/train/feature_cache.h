@@ -3,7 +3,8 @@
  * reused by every trial of the same model.
  *
  * The backbone is frozen, so each (model, image, augmentation view) needs
- * one forward pass per worker: val and test features once, training
+ * one forward pass per worker (with unfrozen stages: through the frozen
+ * prefix, the entry holding the activations at the cut, keyed by the cut): val and test features once, training
  * features once per view. An entry is keyed by everything that changes the
  * features (model, weights identity, image size, normalisation,
  * augmentation settings and seed, data set fingerprint, split, view). Entries
@@ -38,6 +39,7 @@ typedef struct {
     uint64_t aug_seed;
     BackendOptions backend;
     size_t batch;  // images per backbone forward
+    int unfreeze;  // > 0: activations at the cut before the last `unfreeze` stages (c*h*w per image), not features
 } FeatureSpec;
 
 typedef struct {

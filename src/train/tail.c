@@ -125,6 +125,10 @@ static void layout_work(Tail *t, Carver *c) {
     }
     float *d0 = carve(c, B, hw), *d1 = carve(c, B, hw);
     if (c->base) t->hdh[0] = d0, t->hdh[1] = d1, t->hact[0] = t->act[t->n_layers];
+    if (t->head.standardize) {
+        float *mean = carve(c, t->feat, 1), *inv = carve(c, t->feat, 1), *z = carve(c, B, t->feat);
+        if (c->base) t->std_mean = mean, t->std_inv = inv, t->hstd = z, t->hact[0] = z;
+    }
 }
 
 // ---- planning ----
@@ -215,10 +219,6 @@ int tail_init(Tail *t, const BackendOps *ops, const NNGraph *g, size_t cut, cons
     t->feat = t->layers[t->n_layers - 1].out_numel;
     t->head = *head;
     t->head.in_dim = t->feat;
-    if (t->head.standardize) {
-        tail_free(t);
-        return ct_errorf(err, "tail: head.standardize is not available with unfrozen stages");
-    }
     if (head_spec_check(&t->head, err)) {
         tail_free(t);
         return -1;
@@ -393,6 +393,49 @@ double tail_evaluate_rows(Tail *t, const uint8_t *labels, size_t n, size_t *corr
 // The parameter block's four arrays (params, grads, m, v) through host
 // memory a chunk at a time.
 #define TAIL_CHUNK ((size_t)1 << 20)
+
+int tail_fit_standardize(Tail *t, const float *x_host, size_t n, CtError *err) {
+    if (!t->std_mean) return 0;
+    size_t D = t->feat;
+    double *s = ct_calloc(D, sizeof *s), *s2 = ct_calloc(D, sizeof *s2);
+    float *f = ct_malloc_array(t->max_batch * D, sizeof *f);
+    // The plain final-pool output: identity statistics while it is read.
+    float *mean = ct_calloc(D, sizeof *mean), *inv = ct_malloc_array(D, sizeof *inv);
+    for (size_t i = 0; i < D; i++) inv[i] = 1.0f;
+    t->ops->upload(t->std_mean, mean, D * sizeof(float));
+    t->ops->upload(t->std_inv, inv, D * sizeof(float));
+    int rc = 0;
+    for (size_t r0 = 0; r0 < n && rc == 0; r0 += t->max_batch) {
+        size_t m = n - r0 < t->max_batch ? n - r0 : t->max_batch;
+        if (!tail_forward_host(t, x_host + r0 * t->in_numel, m, 0, 0, 0, 0, err)) {
+            rc = -1;
+            break;
+        }
+        t->ops->download(f, t->act[t->n_layers], m * D * sizeof(float));
+        for (size_t r = 0; r < m; r++)
+            for (size_t i = 0; i < D; i++) {
+                double v = f[r * D + i];
+                s[i] += v;
+                s2[i] += v * v;
+            }
+    }
+    for (size_t i = 0; i < D && rc == 0; i++) {  // as head_fit_standardize
+        double mu = n ? s[i] / (double)n : 0.0;
+        double var = n ? s2[i] / (double)n - mu * mu : 0.0;
+        mean[i] = (float)mu;
+        inv[i] = var > 1e-12 ? (float)(1.0 / sqrt(var)) : 0.0f;
+    }
+    if (rc == 0) {
+        t->ops->upload(t->std_mean, mean, D * sizeof(float));
+        t->ops->upload(t->std_inv, inv, D * sizeof(float));
+    }
+    free(s);
+    free(s2);
+    free(f);
+    free(mean);
+    free(inv);
+    return rc;
+}
 
 int tail_params_finite(const Tail *t) {
     float *h = ct_malloc_array(TAIL_CHUNK, sizeof *h);

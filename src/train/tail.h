@@ -60,6 +60,8 @@ typedef struct {
     float *hact[HEAD_MAX_HIDDEN + 2];   // hact[0] is the final pool's output; hact[n_lin] the logits
     float *hmask[HEAD_MAX_HIDDEN + 1];  // dropout scales of the last training forward
     float *hdh[2];                      // ping-pong activation gradients
+    float *std_mean, *std_inv;          // head.standardize: (feat) each, fixed by tail_fit_standardize
+    float *hstd;                        // (max_batch, feat): the standardised head input
     int dropout_on;                     // the last forward applied dropout
     int input_grad;                     // backward computes dx (1 after tail_init; training from a cache needs none)
     size_t n_rows;                      // rows of the last forward
@@ -125,6 +127,10 @@ const float *tail_forward_host(Tail *t, const float *x_host, size_t n, size_t ro
 // After an eval forward of n rows: the sum of the rows' losses, the count
 // of rows whose argmax is the label, and P(class 1) of each row into prob.
 double tail_evaluate_rows(Tail *t, const uint8_t *labels, size_t n, size_t *correct, float *prob);
+// head.standardize: the statistics of the head's input (the final pool's
+// output under the tail's current parameters, in eval mode) over rows x_host
+// (n, in_numel), fixed from then on as head_fit_standardize fixes a head's.
+int tail_fit_standardize(Tail *t, const float *x_host, size_t n, CtError *err);
 // Every parameter finite.
 int tail_params_finite(const Tail *t);
 // Parameters, Adam moments and step, for checkpoints; and back into a tail

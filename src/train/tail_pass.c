@@ -87,6 +87,8 @@ const float *tail_forward_rows(Tail *t, const float *x, size_t n, size_t row0, i
             ct_error_prefix(err, "tail layer %s", t->layers[j].name);
             return NULL;
         }
+    if (t->hstd)
+        ops->standardize_forward(t->hstd, t->act[t->n_layers], t->std_mean, t->std_inv, n, t->feat);
     t->dropout_on = train && t->head.dropout > 0;
     for (size_t l = 0; l < t->n_lin; l++) {
         size_t I = t->dim[l], O = t->dim[l + 1];
@@ -170,7 +172,10 @@ double tail_backward(Tail *t, const uint8_t *labels, size_t batch_rows, size_t *
         if (l == 0 && t->n_tail_params == 0 && !t->input_grad) break;  // the head alone, nothing upstream
         float *dx = l == 0 ? t->dact[t->n_layers] : t->hdh[1 - cur];
         ops->linear_backward_input(dx, dy, t->hw[l], n, I, O);
-        if (l == 0) break;
+        if (l == 0) {
+            if (t->hstd) ops->standardize_backward(dx, dx, t->std_inv, n, t->feat);
+            break;
+        }
         // h = relu(z) * mask: dz = dh * mask where h > 0.
         ops->relu_backward(dx, dx, t->hact[l], n * I);
         if (t->dropout_on) ops->dropout_backward(dx, dx, t->hmask[l], n * I);

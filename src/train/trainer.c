@@ -7,8 +7,46 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/models.h"
 #include "train/metrics.h"
 #include "util/rng.h"
+
+// ---- the trainable tail ----
+
+// Plans the tail for batches of up to `rows` rows on the spec's backend,
+// its stages from the backbone's weights (or seeded random backbone), its
+// head from spec->seed.
+static int tail_create(TrainState *st, const TrainSpec *spec, const TrainData *data, size_t rows, CtError *err) {
+    const TailSpec *ts = &spec->tail;
+    const BackendOps *ops = backend_ops_get(ts->backend, err);
+    if (!ops) return -1;
+    // The topology only: the tail reads its own stages' weights (the frozen
+    // prefix's were read, and any warning given, where the cache was filled).
+    NNGraph g;
+    if (model_build(&g, ts->model, err)) return -1;
+    size_t cut = 0;
+    int rc = model_cut_layer(&g, ts->unfreeze, &cut, err);
+    st->tail = ct_calloc(1, sizeof *st->tail);
+    if (rc == 0) rc = tail_init(st->tail, ops, &g, cut, &spec->head, rows, ts->image_size, ts->image_size, err);
+    if (rc == 0 && st->tail->in_numel != data->dim) {
+        rc = ct_errorf(err, "%s unfreeze %d: the cut holds %zu values per image, the cached activations %zu",
+                       ts->model, ts->unfreeze, st->tail->in_numel, data->dim);
+    }
+    if (rc == 0) {
+        if (ts->weights && ts->weights[0]) rc = tail_load_safetensors(st->tail, &g, ts->weights, err);
+        else tail_init_random(st->tail, &g, ts->backbone_seed);
+    }
+    graph_free(&g);
+    if (rc) {
+        tail_free(st->tail);  // safe on a tail that failed to plan (it cleans up after itself)
+        free(st->tail);
+        st->tail = NULL;
+        return -1;
+    }
+    st->tail->input_grad = 0;  // training from cached activations: no gradient at the cut
+    tail_reset_head(st->tail, spec->seed);
+    return 0;
+}
 
 int train_state_init(TrainState *st, const TrainSpec *spec, const TrainData *data, CtError *err) {
     memset(st, 0, sizeof *st);
@@ -31,10 +69,14 @@ int train_state_init(TrainState *st, const TrainSpec *spec, const TrainData *dat
     ClrSpec clr = spec->clr;
     if (clr_resolve(&clr, st->iters_per_epoch, err)) return ct_error_prefix(err, "clr");
     size_t eval_rows = spec->batch_size;
-    if (head_init(&st->head, &hs, eval_rows, err)) return -1;
-    if (adam_init(&st->adam, &spec->adam, st->head.n_params)) {
-        head_free(&st->head);
-        return ct_errorf(err, "out of memory for the optimiser state");
+    if (spec->tail.unfreeze > 0) {
+        if (tail_create(st, spec, data, eval_rows, err)) return -1;
+    } else {
+        if (head_init(&st->head, &hs, eval_rows, err)) return -1;
+        if (adam_init(&st->adam, &spec->adam, st->head.n_params)) {
+            head_free(&st->head);
+            return ct_errorf(err, "out of memory for the optimiser state");
+        }
     }
     st->lr_trace = calloc(st->iters_per_epoch, sizeof *st->lr_trace);
     st->val_prob = calloc(data->n_val, sizeof *st->val_prob);
@@ -44,13 +86,17 @@ int train_state_init(TrainState *st, const TrainSpec *spec, const TrainData *dat
         train_state_free(st);
         return ct_errorf(err, "out of memory for the trainer");
     }
-    head_reset_params(&st->head, spec->seed);
+    if (!st->tail) head_reset_params(&st->head, spec->seed);
     st->best_val_acc = -1.0;
     st->initialised = 1;
     return 0;
 }
 
 void train_state_free(TrainState *st) {
+    if (st->tail) {
+        tail_free(st->tail);
+        free(st->tail);
+    }
     head_free(&st->head);
     adam_free(&st->adam);
     free(st->lr_trace);
@@ -89,10 +135,80 @@ static double evaluate(Head *h, const float *x, const uint8_t *y, size_t n, size
     return loss_sum / (double)n;
 }
 
-static int params_finite(const Head *h) {
+// The same through the trainable tail, in batches of its plan's rows.
+static double evaluate_tail(Tail *t, const float *x, const uint8_t *y, size_t n, size_t dim, float *prob, double *acc,
+                            CtError *err) {
+    double loss_sum = 0;
+    size_t correct_sum = 0;
+    for (size_t r0 = 0; r0 < n; r0 += t->max_batch) {
+        size_t m = n - r0 < t->max_batch ? n - r0 : t->max_batch;
+        if (!tail_forward_host(t, x + r0 * dim, m, 0, 0, 0, 0, err)) return NAN;
+        size_t correct;
+        loss_sum += tail_evaluate_rows(t, y + r0, m, &correct, prob + r0);
+        correct_sum += correct;
+    }
+    *acc = (double)correct_sum / (double)n;
+    return loss_sum / (double)n;
+}
+
+static int params_finite(const TrainState *st) {
+    if (st->tail) return tail_params_finite(st->tail);
+    const Head *h = &st->head;
     for (size_t i = 0; i < h->n_params; i++)
         if (!isfinite(h->params[i])) return 0;
     return 1;
+}
+
+static double evaluate_split(TrainState *st, const float *x, const uint8_t *y, size_t n, size_t dim, float *prob,
+                             double *acc, CtError *err) {
+    if (st->tail) return evaluate_tail(st->tail, x, y, n, dim, prob, acc, err);
+    return evaluate(&st->head, x, y, n, dim, prob, acc);
+}
+
+// One training step's forward and backward over this rank's rows
+// [lo, hi) of a batch of m: sums[0] the loss sum, sums[1] the correct count.
+static int shard_step(TrainState *st, const float *xb, const uint8_t *yb, size_t lo, size_t hi, size_t m,
+                      uint64_t seed, double sums[2], CtError *err) {
+    if (st->tail) {
+        tail_zero_grads(st->tail);
+        if (hi == lo) return 0;
+        if (!tail_forward_host(st->tail, xb, hi - lo, lo, 1, seed, st->iter, err)) return -1;
+        size_t c;
+        sums[0] = tail_backward(st->tail, yb, m, &c, err);
+        sums[1] = (double)c;
+        return sums[0] < 0 ? -1 : 0;
+    }
+    Head *h = &st->head;
+    head_zero_grads(h);
+    if (hi > lo) {
+        head_forward_rows(h, xb, hi - lo, lo, 1, seed, st->iter);
+        size_t c;
+        sums[0] = head_loss_backward_shard(h, yb, hi - lo, m, &c, 1);
+        sums[1] = (double)c;
+    }
+    return 0;
+}
+
+// Sums the gradients over the data-parallel group.
+static int reduce_grads(TrainState *st, const TrainHooks *hooks, CtError *err) {
+    if (!st->tail) {
+        hooks->allreduce_f32(hooks->ctx, st->head.grads, st->head.n_params);
+        return 0;
+    }
+    Tail *t = st->tail;
+    if (hooks->dp_comm) return t->ops->allreduce_sum(hooks->dp_comm, t->grads, t->n_params, err);
+    float *h = ct_try_aligned_alloc(t->n_params ? t->n_params : 1, sizeof *h);
+    if (!h) return ct_errorf(err, "out of memory for %zu MiB of gradients", t->n_params * 4 >> 20);
+    t->ops->download(h, t->grads, t->n_params * sizeof *h);
+    hooks->allreduce_f32(hooks->ctx, h, t->n_params);
+    t->ops->upload(t->grads, h, t->n_params * sizeof *h);
+    ct_aligned_free(h);
+    return 0;
+}
+
+static void optimiser_step(TrainState *st, const TrainSpec *spec, double lr) {
+    if (st->tail) tail_adam_step(st->tail, &spec->adam, lr * spec->tail.backbone_lr_scale, lr);
+    else adam_step(&st->adam, st->head.params, st->head.grads, lr);
 }
 
 int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, const TrainHooks *hooks, CtError *err) {
@@ -100,7 +216,6 @@ int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, cons
     if (clr_resolve(&clr, st->iters_per_epoch, err)) return ct_error_prefix(err, "clr");
     const size_t B = spec->batch_size, D = data->dim, ipe = st->iters_per_epoch;
     const size_t epochs = spec->budgets[spec->n_budgets - 1];
-    Head *h = &st->head;
     int dp = hooks && hooks->dp_size > 1 ? hooks->dp_size : 1, dp_rank = dp > 1 ? hooks->dp_rank : 0;
     if (dp > 1 && (!hooks->allreduce_f32 || !hooks->allreduce_f64 || dp_rank < 0 || dp_rank >= dp))
         return ct_errorf(err, "data-parallel training without a valid group");
@@ -141,16 +256,16 @@ int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, cons
             }
             double lr = clr_lr_at(&clr, st->iter, st->total_iters);
             st->lr_trace[it_in_epoch] = lr;
-            head_zero_grads(h);
             double sums[2] = {0, 0};  // loss sum, correct
-            if (hi > lo) {
-                head_forward_rows(h, xb, hi - lo, lo, 1, spec->seed, st->iter);
-                size_t c;
-                sums[0] = head_loss_backward_shard(h, yb, hi - lo, m, &c, 1);
-                sums[1] = (double)c;
+            if (shard_step(st, xb, yb, lo, hi, m, spec->seed, sums, err)) {
+                rc = ct_error_prefix(err, "epoch %zu, iteration %zu", e + 1, it_in_epoch + 1);
+                goto out;
             }
             if (dp > 1) {
-                hooks->allreduce_f32(hooks->ctx, h->grads, h->n_params);
+                if (reduce_grads(st, hooks, err)) {
+                    rc = ct_error_prefix(err, "gradient allreduce");
+                    goto out;
+                }
                 hooks->allreduce_f64(hooks->ctx, sums, 2);
             }
             double loss = sums[0] / (double)m;
@@ -160,13 +275,13 @@ int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, cons
                                it_in_epoch + 1, lr);
                 goto out;
             }
-            adam_step(&st->adam, h->params, h->grads, lr);
+            optimiser_step(st, spec, lr);
             st->run_loss_sum += loss * (double)m;
             st->run_correct += correct;
             st->run_seen += m;
             st->iter++;
         }
-        if (!params_finite(h)) {
+        if (!params_finite(st)) {
             rc = ct_errorf(err, "non-finite weights after epoch %zu", e + 1);
             break;
         }
@@ -175,7 +290,11 @@ int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, cons
         r.lr = st->lr_trace[ipe - 1];
         r.train_loss = st->run_loss_sum / (double)st->run_seen;
         r.train_acc = (double)st->run_correct / (double)st->run_seen;
-        r.val_loss = evaluate(h, data->val, data->y_val, data->n_val, D, st->val_prob, &r.val_acc);
+        r.val_loss = evaluate_split(st, data->val, data->y_val, data->n_val, D, st->val_prob, &r.val_acc, err);
+        if (isnan(r.val_loss) && err->msg[0]) {
+            rc = -1;
+            break;
+        }
         r.val_auc = metrics_auc(st->val_prob, data->y_val, data->n_val);
         if (!isfinite(r.val_loss)) {
             rc = ct_errorf(err, "non-finite val loss after epoch %zu", e + 1);
@@ -191,7 +310,12 @@ int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, cons
         st->run_correct = st->run_seen = 0;
         st->epoch_t0_offset = 0;
         double test_acc;
-        if (data->n_test) evaluate(h, data->test, data->y_test, data->n_test, D, st->test_prob, &test_acc);
+        if (data->n_test &&
+            isnan(evaluate_split(st, data->test, data->y_test, data->n_test, D, st->test_prob, &test_acc, err)) &&
+            err->msg[0]) {
+            rc = -1;
+            break;
+        }
         if (hooks && hooks->on_epoch &&
             hooks->on_epoch(hooks->ctx, &r, st->lr_trace, ipe, st->val_prob, st->test_prob, err)) {
             rc = -1;
@@ -215,11 +339,12 @@ out:
 
 // ---- checkpoints ----
 
-#define STATE_MAGIC 0x31545343u  // "CST1"
+#define STATE_MAGIC 0x31545343u       // "CST1": a head
+#define STATE_MAGIC_TAIL 0x32545343u  // "CST2": a trainable tail and its head
 
 void train_state_save(const TrainState *st, Buf *out) {
-    buf_put_u64(out, STATE_MAGIC);
-    buf_put_u64(out, st->head.n_params);
+    buf_put_u64(out, st->tail ? STATE_MAGIC_TAIL : STATE_MAGIC);
+    buf_put_u64(out, st->tail ? st->tail->n_params : st->head.n_params);
     buf_put_u64(out, st->epoch);
     buf_put_u64(out, st->iter);
     buf_put_f64(out, st->run_loss_sum);
@@ -230,6 +355,10 @@ void train_state_save(const TrainState *st, Buf *out) {
     buf_put_f64(out, st->best_val_acc);
     buf_put_u64(out, st->adam.step);
     buf_put(out, st->lr_trace, st->iters_per_epoch * sizeof *st->lr_trace);
+    if (st->tail) {
+        tail_state_save(st->tail, out);
+        return;
+    }
     buf_put(out, st->head.params, st->head.n_params * sizeof(float));
     buf_put(out, st->adam.m, st->head.n_params * sizeof(float));
     buf_put(out, st->adam.v, st->head.n_params * sizeof(float));
@@ -238,10 +367,16 @@ void train_state_save(const TrainState *st, Buf *out) {
 int train_state_load(TrainState *st, const void *blob, size_t len, CtError *err) {
     Rd r;
     rd_init(&r, blob, len);
-    if (rd_u64(&r) != STATE_MAGIC) return ct_errorf(err, "checkpoint: not a training state");
+    uint64_t magic = rd_u64(&r);
+    if (magic != STATE_MAGIC && magic != STATE_MAGIC_TAIL) return ct_errorf(err, "checkpoint: not a training state");
+    if ((magic == STATE_MAGIC_TAIL) != (st->tail != NULL))
+        return ct_errorf(err, "checkpoint: the state of %s, this trial trains %s",
+                         magic == STATE_MAGIC_TAIL ? "unfrozen stages" : "a head alone",
+                         st->tail ? "unfrozen stages" : "a head alone");
     uint64_t n = rd_u64(&r);
-    if (n != st->head.n_params)
-        return ct_errorf(err, "checkpoint: %llu parameters, the head has %zu", (unsigned long long)n, st->head.n_params);
+    size_t have = st->tail ? st->tail->n_params : st->head.n_params;
+    if (n != have)
+        return ct_errorf(err, "checkpoint: %llu parameters, the trial has %zu", (unsigned long long)n, have);
     size_t epoch = (size_t)rd_u64(&r), iter = (size_t)rd_u64(&r);
     if (iter < epoch * st->iters_per_epoch || iter > st->total_iters || (iter - epoch * st->iters_per_epoch) > st->iters_per_epoch)
         return ct_errorf(err, "checkpoint: position epoch %zu, iteration %zu does not fit this trial", epoch, iter);
@@ -255,6 +390,11 @@ int train_state_load(TrainState *st, const void *blob, size_t len, CtError *err)
     st->best_val_acc = rd_f64(&r);
     st->adam.step = rd_u64(&r);
     rd_get(&r, st->lr_trace, st->iters_per_epoch * sizeof *st->lr_trace);
+    if (st->tail) {
+        if (tail_state_load(st->tail, &r, err)) return -1;
+        if (r.bad || r.off != r.n) return ct_errorf(err, "checkpoint: truncated or oversized training state");
+        return 0;
+    }
     rd_get(&r, st->head.params, n * sizeof(float));
     rd_get(&r, st->adam.m, n * sizeof(float));
     rd_get(&r, st->adam.v, n * sizeof(float));

@@ -20,16 +20,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/backend.h"
 #include "train/adam.h"
 #include "train/clr.h"
 #include "train/head.h"
+#include "train/tail.h"
 #include "util/buf.h"
 #include "util/util.h"
 
 #define TRAIN_MAX_BUDGETS 32
 
+// The trainable tail (unfreeze > 0): the backbone whose last `unfreeze`
+// stages train with the head, from activations at the cut (TrainData.dim is
+// then the cut's c*h*w). Its parameters start from the same weights (or the
+// same seeded random backbone) as the frozen prefix that made the
+// activations, the head from TrainSpec.seed as a head alone would.
+typedef struct {
+    int unfreeze;              // 0: the head alone on features (all of this is ignored)
+    double backbone_lr_scale;  // the unfrozen stages' LR is the schedule's times this
+    char model[32];
+    const char *weights;       // safetensors path; NULL or "": seeded random backbone
+    uint64_t backbone_seed;
+    size_t image_size;
+    BackendKind backend;
+} TailSpec;
+
 typedef struct {
     HeadSpec head;
+    TailSpec tail;
     AdamSpec adam;
     ClrSpec clr;
     size_t batch_size;
@@ -84,12 +102,17 @@ typedef struct {
     // every rank then takes the same optimiser step. Evaluation runs whole
     // on every rank. The hooks run on every rank of the group.
     int dp_rank, dp_size;
+    // A trainable tail's gradients are summed by its backend's allreduce_sum
+    // over dp_comm (what that backend's table says it points to: an MPI_Comm
+    // on the CPU); NULL: through host memory with allreduce_f32.
+    void *dp_comm;
     void (*allreduce_f32)(void *ctx, float *buf, size_t n);
     void (*allreduce_f64)(void *ctx, double *buf, size_t n);
 } TrainHooks;
 
 typedef struct {
-    Head head;
+    Head head;         // unfreeze 0
+    Tail *tail;        // unfreeze > 0 (the head is then the tail's, and Head is unused)
     AdamState adam;
     size_t iters_per_epoch, total_iters;
     size_t epoch;      // epochs completed

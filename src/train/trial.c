@@ -116,10 +116,15 @@ int trial_resume(TrialInputs *in, TrainState *st, const TrainSpec *spec, const T
     if (trial_prepare(in, err)) return -1;
     if (train_state_init(st, spec, &in->data, err)) return -1;
     // Standardisation statistics come from the training features of view 0.
-    if (st->head.mean) {
+    // (With unfrozen stages: of the head's input under the initial tail.)
+    if (st->head.mean || (st->tail && st->tail->std_mean)) {
         const float *x = in->data.train_view(in, 0, err);
         if (!x) return -1;
-        head_fit_standardize(&st->head, x, in->data.n_train);
+        if (st->tail) {
+            if (tail_fit_standardize(st->tail, x, in->data.n_train, err)) return -1;
+        } else {
+            head_fit_standardize(&st->head, x, in->data.n_train);
+        }
     }
     if (blob && train_state_load(st, blob, blob_len, err)) return -1;
     return train_run(st, spec, &in->data, hooks, err);

@@ -671,15 +671,20 @@ def case_status(ctsweep, work):
 def case_chaos(ctsweep, work):
     cfg = write_config(work, "sweep.yaml")
     _, ref = reference(ctsweep, work, cfg)
-    out = os.path.join(work, "chaos")
+    chaos(ctsweep, work, cfg, ref, "chaos", kills_wanted=20)
+
+
+def chaos(ctsweep, work, cfg, ref, name, kills_wanted):
+    """kills_wanted SIGKILLs of the sweep of cfg, whose uninterrupted results are ref."""
+    out = os.path.join(work, name)
     shutil.rmtree(out, ignore_errors=True)
     rng = random.Random(int(os.environ.get("CTSWEEP_CHAOS_SEED", "11")))
     covered = {}
     finished_before = {}
     kills = rounds = cycles = 0
-    # 20 kills that land: when a sweep finishes between kills, its results
+    # kills_wanted kills that land: when a sweep finishes between kills, its results
     # must equal the uninterrupted run's, and a fresh round starts.
-    while kills < 20 and cycles < 80:
+    while kills < kills_wanted and cycles < 4 * kills_wanted:
         cycles += 1
         env = dict(ENV, CTSWEEP_CHECKPOINT_EVERY="1")
         args = [ctsweep, "run", cfg, "-o", out] + (["--resume"] if os.path.exists(os.path.join(out, "sweep.h5")) else [])
@@ -735,7 +740,7 @@ def case_chaos(ctsweep, work):
                f"{len(lost)} finished trial(s) lost or changed")
     r = run(mpirun(3, [ctsweep, "run", cfg, "-o", out] + (["--resume"] if os.path.exists(os.path.join(out, "sweep.h5")) else [])))
     ok_v, msg = validate(ctsweep, out)
-    report(kills == 20 and r.returncode == 0 and ok_v and same(ref, results(out)),
+    report(kills == kills_wanted and r.returncode == 0 and ok_v and same(ref, results(out)),
            f"chaos: {kills} kills in {rounds + 1} round(s); final resume: exit {r.returncode}, {msg}, results "
            f"identical to an uninterrupted run")
     print("kill points covered: " + ", ".join(f"{k} x{v}" for k, v in sorted(covered.items())), flush=True)

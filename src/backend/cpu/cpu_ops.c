@@ -92,6 +92,18 @@ static void global_avgpool_backward(float *dx, const float *dy, size_t n, size_t
 
 // ---- elementwise ----
 
+// As the head standardises (head.c): the same expression, element by element.
+static void standardize_forward(float *y, const float *x, const float *mean, const float *inv_std, size_t rows,
+                                size_t width) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < width; i++) y[r * width + i] = (x[r * width + i] - mean[i]) * inv_std[i];
+}
+
+static void standardize_backward(float *dx, const float *dy, const float *inv_std, size_t rows, size_t width) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < width; i++) dx[r * width + i] = dy[r * width + i] * inv_std[i];
+}
+
 static void add(float *y, const float *a, const float *b, size_t count) {
 #pragma omp parallel for schedule(static) if (count > ((size_t)1 << 20))
     for (size_t i = 0; i < count; i++) y[i] = a[i] + b[i];
@@ -188,6 +200,8 @@ static const BackendOps CPU_OPS = {
     .relu_backward = relu_backward,
     .dropout_forward = dropout_forward,
     .dropout_backward = dropout_backward,
+    .standardize_forward = standardize_forward,
+    .standardize_backward = standardize_backward,
     .linear_forward = cpu_linear_forward,
     .linear_backward_params = cpu_linear_backward_params,
     .linear_backward_input = cpu_linear_backward_input,

@@ -537,7 +537,7 @@ static void print_plan(const CudaNet *net) {
 int cuda_net_create(CudaNet **out, const NNGraph *g, size_t max_batch, size_t h, size_t w,
                     const BackendOptions *opt, CtError *err) {
     *out = NULL;
-    if (g->n_layers < 2) return ct_errorf(err, "%s: empty graph", g->model);
+    if (g->n_layers < 1) return ct_errorf(err, "%s: empty graph", g->model);
     const NNLayer *last = &g->layers[g->n_layers - 1];
     if (last->kind != NN_ADAPTIVE_AVGPOOL && last->kind != NN_GLOBAL_AVGPOOL)
         return ct_errorf(err, "%s: the CUDA backend expects the graph to end in an average pool", g->model);

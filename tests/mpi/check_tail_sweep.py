@@ -1,0 +1,221 @@
+"""Sweeps that fine-tune the last backbone stages (grid.unfreeze), end to end
+under MPI (ctest label mpi).
+
+usage: check_tail_sweep.py CTSWEEP WORK CASE
+CASE:
+  learn     phantoms, ResNet-34 and VGG16 with their last stage unfrozen:
+            the best val accuracy reaches 0.9; the trial files record
+            unfreeze, backbone_lr_scale and cache_bytes_per_image (the
+            activations at the cut: 256x3x3 and 512x3x3 floats at 48 px)
+  frozen    unfreeze [0, 1] with train.backbone_lr_scale 0: the unfrozen
+            stages do not move, so each unfreeze-1 trial (prefix to the cut,
+            tail from the cut) must follow its unfreeze-0 twin (whole
+            backbone, head on features), epoch for epoch, to float rounding
+            (BatchNorm folded per step in the tail, once in the prefix), which
+            Adam's normalised steps amplify over the epochs: val
+            probabilities within 1e-3 after the first epoch and 5e-3 after
+            the last, val and train loss within 1e-3 relative
+  ranks     a grid of unfreeze [0, 1]: 1, 2 and 3 ranks give bit-identical
+            per-epoch metrics, learning rates and probabilities; the
+            unfreeze-0 trials keep the ids and the results of the same
+            trials in a configuration that does not mention unfreeze
+            (check_sweep.py's reference run); status shows the unfreeze
+            column; validate passes
+  kill      SIGKILL of the whole job at random moments with a checkpoint
+            every batch or so, --resume after each (checkpoints hold the
+            unfrozen stages, the head and both Adam moments): every file
+            validates after every kill and the final results equal an
+            uninterrupted run
+  chaos     the chaos case of check_sweep.py on the unfreeze grid: 10
+            SIGKILLs, half at random moments and half injected inside the
+            master's file commits, resuming after each
+"""
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import check_sweep as cs  # noqa: E402
+
+TAIL_CONFIG = """
+data:
+  phantoms: {count: 64, size: 64, seed: 2}
+  split: {fractions: [0.6, 0.2, 0.2], seed: 1}
+  image_size: 48
+  augment: {rotate_deg: 10, rotate_prob: 0.5, flip: lr, flip_prob: 0.5}
+  aug_views: 2
+head: {standardize: true}
+train: {feature_batch: 16, backbone_lr_scale: 0.01}
+grid:
+  model: [resnet34, vgg16]
+  unfreeze: [0, 1]
+  epochs: [2, 4]
+  batch_size: [8]
+  clr:
+    - {mode: triangular, base_lr: 1.0e-4, max_lr: 1.0e-3, step_size_epochs: 1}
+"""
+
+LEARN_CONFIG = """
+data:
+  phantoms: {count: 200, size: 112, seed: 1}
+  split: {fractions: [0.8, 0.1, 0.1], seed: 0}
+  image_size: 48
+head: {standardize: true}
+train: {feature_batch: 16, backbone_lr_scale: %s}
+grid:
+  model: [resnet34, vgg16]
+  unfreeze: [1]
+  epochs: [12]
+  batch_size: [16]
+  clr:
+    - {mode: triangular, base_lr: 1.0e-4, max_lr: 1.0e-3, step_size_epochs: 2}
+"""
+
+
+def write(work, name, text):
+    path = os.path.join(work, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def tail_reference(ctsweep, work):
+    cfg = write(work, "tail.yaml", TAIL_CONFIG)
+    out = os.path.join(work, "tail_ref")
+    if not os.path.exists(os.path.join(out, "sweep.h5")):
+        shutil.rmtree(out, ignore_errors=True)
+        r = cs.run(cs.mpirun(1, [ctsweep, "run", cfg, "-o", out]))
+        assert r.returncode == 0, r.stderr
+    return cfg, out, cs.results(out)
+
+
+def attrs(out):
+    a = {}
+    for f in sorted(os.listdir(os.path.join(out, "trials"))):
+        if f.endswith(".h5"):
+            with h5py.File(os.path.join(out, "trials", f), "r") as h:
+                a[f] = dict(h.attrs)
+    return a
+
+
+def case_learn(ctsweep, work):
+    cfg = write(work, "learn.yaml", LEARN_CONFIG % "0.01")
+    out = os.path.join(work, "learn")
+    shutil.rmtree(out, ignore_errors=True)
+    r = cs.run(cs.mpirun(3, [ctsweep, "run", cfg, "-o", out]))
+    cs.report(r.returncode == 0, f"fine-tuning sweep: exit {r.returncode} {r.stderr.strip().splitlines()[-1:]}")
+    want_bytes = {"resnet34": 256 * 3 * 3 * 4, "vgg16": 512 * 3 * 3 * 4}
+    for f, a in attrs(out).items():
+        with h5py.File(os.path.join(out, "trials", f), "r") as h:
+            val = h["epochs"]["val_acc"]
+        cs.report(a["status"] == "done" and max(val) >= 0.9,
+                  f"{a['model']} unfreeze {a['unfreeze']}: best val accuracy {max(val):.3f} (>= 0.9 wanted), "
+                  f"per epoch {[round(float(v), 2) for v in val]}")
+        cs.report(a["unfreeze"] == 1 and a["backbone_lr_scale"] == 0.01 and
+                  a["cache_bytes_per_image"] == want_bytes[a["model"]],
+                  f"{a['model']}: unfreeze {a['unfreeze']}, backbone_lr_scale {a['backbone_lr_scale']}, "
+                  f"cache_bytes_per_image {a['cache_bytes_per_image']} (want {want_bytes[a['model']]})")
+
+
+def case_frozen(ctsweep, work):
+    cfg = write(work, "frozen.yaml", TAIL_CONFIG.replace("backbone_lr_scale: 0.01", "backbone_lr_scale: 0")
+                .replace("epochs: [2, 4]", "epochs: [4]").replace("aug_views: 2", "aug_views: 1"))
+    out = os.path.join(work, "tail_frozen")
+    shutil.rmtree(out, ignore_errors=True)
+    r = cs.run(cs.mpirun(2, [ctsweep, "run", cfg, "-o", out]))
+    cs.report(r.returncode == 0, f"backbone_lr_scale 0 sweep: exit {r.returncode} {r.stderr.strip().splitlines()[-1:]}")
+    runs = {}
+    for f, a in attrs(out).items():
+        with h5py.File(os.path.join(out, "trials", f), "r") as h:
+            runs[(a["model"], a["unfreeze"])] = (h["epochs"]["val_loss"][...], h["val/prob"][...],
+                                                 h["epochs"]["train_loss"][...])
+    for model in ("resnet34", "vgg16"):
+        if (model, 0) not in runs or (model, 1) not in runs:
+            cs.report(False, f"{model}: both unfreeze 0 and 1 trials expected, found {sorted(runs)}")
+            continue
+        (l0, p0, t0), (l1, p1, t1) = runs[(model, 0)], runs[(model, 1)]
+        dl = float(np.max(np.abs(l0 - l1) / np.abs(l0)))
+        dp = float(np.max(np.abs(p0 - p1)))
+        dp1 = float(np.max(np.abs(p0[0] - p1[0])))
+        dt = float(np.max(np.abs(t0 - t1) / np.abs(t0)))
+        cs.report(dl < 1e-3 and dp1 < 1e-3 and dp < 5e-3 and dt < 1e-3,
+                  f"{model}: unfreeze 1 with frozen stages follows unfreeze 0 over {len(l0)} epochs: val loss "
+                  f"{dl:.2e}, train loss {dt:.2e} relative (< 1e-3), val probabilities {dp1:.2e} after epoch 1 "
+                  f"(< 1e-3), {dp:.2e} at worst (< 5e-3)")
+
+
+def case_ranks(ctsweep, work):
+    cfg, _, ref = tail_reference(ctsweep, work)
+    cs.report(len(ref) == 8 and all(v[4] == "done" for v in ref.values()), f"1 rank: {len(ref)} trials done")
+    for n in (2, 3):
+        out = os.path.join(work, f"tail_ranks{n}")
+        shutil.rmtree(out, ignore_errors=True)
+        r = cs.run(cs.mpirun(n, [ctsweep, "run", cfg, "-o", out]))
+        ok_v, msg = cs.validate(ctsweep, out)
+        cs.report(r.returncode == 0 and ok_v and cs.same(ref, cs.results(out)),
+                  f"{n} ranks: exit {r.returncode}, {msg}, results bit-identical to 1 rank")
+    # The unfreeze-0 trials are those of a configuration without unfreeze.
+    plain_cfg = cs.write_config(work, "sweep.yaml")
+    _, plain = cs.reference(ctsweep, work, plain_cfg)
+    a = attrs(os.path.join(work, "tail_ref"))
+    frozen = {f for f, x in a.items() if x["unfreeze"] == 0}
+    shared = frozen & plain.keys()
+    cs.report(len(frozen) == 4 and shared == frozen and cs.same({k: ref[k] for k in shared},
+                                                                 {k: plain[k] for k in shared}),
+              f"unfreeze 0: {len(shared)} of {len(frozen)} trials have the ids of the configuration without "
+              f"unfreeze, and its results bit for bit")
+    st = cs.run([ctsweep, "status", os.path.join(work, "tail_ref")]).stdout
+    head = st.splitlines()[0].split() if st else []
+    cs.report("unfreeze" in head, f"status shows the unfreeze column: {head}")
+
+
+def case_kill(ctsweep, work):
+    cfg, _, ref = tail_reference(ctsweep, work)
+    out = os.path.join(work, "tail_kill")
+    shutil.rmtree(out, ignore_errors=True)
+    rng = random.Random(int(os.environ.get("CTSWEEP_KILL_SEED", "5")))
+    env = dict(cs.ENV, CTSWEEP_CHECKPOINT_EVERY="0.5")
+    for k in range(4):
+        delay = rng.uniform(3.0, 12.0)
+        args = [ctsweep, "run", cfg, "-o", out] + (["--resume"] if os.path.exists(os.path.join(out, "sweep.h5")) else [])
+        p = subprocess.Popen(cs.mpirun(3, args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                             start_new_session=True)
+        try:
+            p.wait(timeout=delay)
+            killed = False
+        except subprocess.TimeoutExpired:
+            cs.kill_job(p)
+            killed = True
+        ok_v, msg = cs.validate(ctsweep, out) if os.path.exists(os.path.join(out, "sweep.h5")) else (True, ["none yet"])
+        ckpts = len(os.listdir(os.path.join(out, "checkpoints"))) if os.path.isdir(os.path.join(out, "checkpoints")) else 0
+        cs.report(ok_v, f"kill {k + 1} at {delay:.1f}s ({'killed' if killed else 'had finished'}): {msg}, "
+                  f"{ckpts} checkpoint file(s)")
+    r = cs.run(cs.mpirun(3, [ctsweep, "run", cfg, "-o", out, "--resume"]))
+    ok_v, msg = cs.validate(ctsweep, out)
+    cs.report(r.returncode == 0 and ok_v and cs.same(ref, cs.results(out)),
+              f"final resume: exit {r.returncode}, {msg}, results identical to an uninterrupted run")
+
+
+def case_chaos(ctsweep, work):
+    cfg, _, ref = tail_reference(ctsweep, work)
+    cs.chaos(ctsweep, work, cfg, ref, "tail_chaos", kills_wanted=10)
+
+
+def main():
+    ctsweep, work, case = sys.argv[1], sys.argv[2], sys.argv[3]
+    isa = subprocess.run([ctsweep, "--version"], capture_output=True, text=True).stdout.split("ISA ")[-1].strip(" )\n")
+    print(f"oneDNN ISA: {isa} (ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')})")
+    work = os.path.join(work, isa)
+    os.makedirs(work, exist_ok=True)
+    {"learn": case_learn, "frozen": case_frozen, "ranks": case_ranks, "kill": case_kill, "chaos": case_chaos}[case](ctsweep, work)
+    print(f"{cs.PASSED} passed, {cs.FAILED} failed")
+    sys.exit(1 if cs.FAILED else 0)
+
+
+if __name__ == "__main__":
+    main()
