@@ -35,6 +35,7 @@
 #include "results/outdir_lock.h"
 #include "results/trial_file.h"
 #include "sweep/grid.h"
+#include "sweep/id_format.h"
 #include "sweep/outdir_claim.h"
 #include "sweep/master_stats.h"
 #include "sweep/placement.h"
@@ -485,6 +486,7 @@ static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob
     snprintf(fs.model, sizeof fs.model, "%s", run->model);
     int mi = config_model_index(run->model);
     snprintf(fs.weights, sizeof fs.weights, "%s", mi >= 0 ? c->weights[mi] : "");
+    snprintf(fs.weights_sha256, sizeof fs.weights_sha256, "%s", grid_weights_sha256(&s->grid, run->model));
     fs.backbone_seed = c->backbone_seed;
     fs.image_size = c->image_size;
     fs.norm = c->normalize;
@@ -1272,7 +1274,7 @@ static int check_resume_config(Sweep *s, CtError *err) {
     free(b);
     if (nk) return ct_errorf(err, "%s: --resume with a different configuration (%zu difference%s: %s); only new grid "
                              "values may be added", path, nk, nk > 1 ? "s" : "", keys);
-    return 0;
+    return id_format_check(path, &s->grid, &s->cfg, "resume", err);
 }
 
 // ---- entry ----
@@ -1653,6 +1655,11 @@ int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs, int break_
     image_cache_free(&s->ic);
     size_t n_train = s->ds.count[SPLIT_TRAIN][0] + s->ds.count[SPLIT_TRAIN][1];
     if (grid_build(&s->grid, &s->cfg, s->ds.fingerprint, n_train, &err)) goto fail;
+    for (size_t i = 0; i < n_dirs; i++) {
+        char src_manifest[4200];
+        snprintf(src_manifest, sizeof src_manifest, "%s/sweep.h5", dirs[i]);
+        if (id_format_check(src_manifest, &s->grid, &s->cfg, "merge", &err)) goto fail;
+    }
     master_index(s);
     s->rec = ct_calloc(s->grid.n_trials, sizeof *s->rec);
     for (size_t t = 0; t < s->grid.n_trials; t++) trial_record_for(s, &s->grid.trials[t], &s->rec[t]);

@@ -5,7 +5,7 @@
  * The backbone is frozen, so each (model, image, augmentation view) needs
  * one forward pass per worker: val and test features once, training
  * features once per view. An entry is keyed by everything that changes the
- * features (model, weights identity, image size, normalisation,
+ * features (model, weights content, image size, normalisation,
  * augmentation settings and seed, data set fingerprint, split, view). Entries
  * live within a memory budget; beyond it a request is computed into a
  * scratch buffer per split and not kept, so a tight budget costs time, never
@@ -22,6 +22,7 @@
 #include "data/dataset.h"
 #include "data/image_cache.h"
 #include "data/resize.h"
+#include "nn/weights_digest.h"
 
 typedef enum { FSTORE_FP32 = 0, FSTORE_FP16, FSTORE_BF16 } FeatureStore;
 
@@ -31,6 +32,7 @@ const char *feature_store_name(FeatureStore s);
 typedef struct {
     char model[32];
     char weights[4096];   // safetensors path, "" = seeded random backbone
+    char weights_sha256[WEIGHTS_DIGEST_HEX + 1];  // its content's SHA-256 (weights_digest): required with weights
     uint64_t backbone_seed;
     size_t image_size;
     NormMode norm;
