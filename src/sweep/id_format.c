@@ -73,7 +73,8 @@ int id_format_check(const char *path, const Grid *g, const SweepConfig *cfg, con
         for (size_t m = 0; m < g->n_models && !rc; m++) {
             char was[WEIGHTS_DIGEST_HEX + 1];
             weights_lookup(stored ? stored : "", g->weights_model[m], was);
-            // A model without weights then or now differs in the configuration, which is compared first.
+            // A model without weights then or now differs in the configuration,
+            // which is compared first.
             if (!was[0] || !g->weights_sha256[m][0] || strcmp(was, g->weights_sha256[m]) == 0) continue;
             rc = ct_errorf(err, "%s: weights.%s (%s) changed since the sweep ran (SHA-256 %.16s, was %.16s): %s "
                            "cannot reuse its trials; run into a new folder",
