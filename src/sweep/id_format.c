@@ -78,7 +78,8 @@ int id_format_check(const char *path, const Grid *g, const SweepConfig *cfg, con
             if (!was[0] || !g->weights_sha256[m][0] || strcmp(was, g->weights_sha256[m]) == 0) continue;
             rc = ct_errorf(err, "%s: weights.%s (%s) changed since the sweep ran (SHA-256 %.16s, was %.16s): %s "
                            "cannot reuse its trials; run into a new folder",
-                           path, g->weights_model[m], config_weights(cfg, g->weights_model[m]), g->weights_sha256[m], was, what);
+                           path, g->weights_model[m], config_weights(cfg, g->weights_model[m]), g->weights_sha256[m],
+                           was, what);
         }
     }
     free(stored);
