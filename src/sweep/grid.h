@@ -2,8 +2,8 @@
  * grid.h — the sweep's trials: the cartesian product of the grid lists,
  * each trial identified by a short hash of its canonical hyperparameters,
  * everything else that changes its result (data, preprocessing, head,
- * optimiser, backbone) and the results format version, so reruns dedupe and
- * resume. Trials that differ only in `epochs` form one run: the schedule
+ * optimiser, backbone and its weights' content) and the id format version,
+ * so reruns dedupe and resume. Trials that differ only in `epochs` form one run: the schedule
  * does not depend on the run length (except `cosine`), so each budget's
  * result is a prefix of the longest one.
  */
