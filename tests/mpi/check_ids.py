@@ -1,6 +1,6 @@
 """Trial ids across builds and weights files (ctest label mpi).
 
-usage: check_ids.py CTSWEEP WORK
+usage: check_ids.py CTSWEEP WORK [trained]
 
 - The demo's ids and those of an augmented configuration without weights
   are the ones earlier builds made (pinned here, computed before ids hashed
@@ -16,6 +16,12 @@ usage: check_ids.py CTSWEEP WORK
   whose content changed since are refused naming the key and the file; a
   format-1 folder without weights resumes as before. validate accepts
   folders without trial_id_format.
+
+With `trained` (label torch: the weights are torchvision's randomly
+initialised ResNet-34 written by tests/torch/reference.py): a sweep trained
+for real with the weights at one path, then moved and renamed, makes the
+same trial files with bit-identical results; one tensor value changed gives
+every trial a new id.
 """
 import glob
 import hashlib
@@ -27,7 +33,7 @@ import sys
 import h5py
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from check_sweep import DEMO_IDS, ENV, mpirun, report, run, validate  # noqa: E402
+from check_sweep import DEMO_IDS, ENV, mpirun, report, results, run, same, validate  # noqa: E402
 import check_sweep  # noqa: E402
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
@@ -176,12 +182,48 @@ def check_weights(ctsweep, work):
            f"--resume of a format-1 folder without weights: exit {r.returncode}, {errors(r) or 'all 4 trials kept'}")
 
 
+def check_trained(ctsweep, work):
+    sys.path.insert(0, os.path.join(REPO, "tests", "torch"))
+    import reference
+    import torch
+    first = os.path.join(work, "resnet34.safetensors")
+    m = reference.build_model("resnet34", 3)
+    reference.save_weights(m, "resnet34", first)
+    small = (CONFIG % "weights: {resnet34: %s}").replace("model: [resnet34, vgg16]", "model: [resnet34]")
+    outs = {}
+    for name in ("first", "moved", "changed"):
+        if name == "moved":
+            moved = os.path.join(work, "moved", "renamed.safetensors")
+            os.makedirs(os.path.dirname(moved), exist_ok=True)
+            shutil.move(first, moved)
+            path = moved
+        elif name == "changed":
+            with torch.no_grad():
+                m.layer4[1].conv2.weight[0, 0, 0, 0] += 0.5
+            reference.save_weights(m, "resnet34", first)
+            path = first
+        else:
+            path = first
+        cfg = write(os.path.join(work, f"trained-{name}.yaml"), small % path)
+        out = outs[name] = os.path.join(work, f"trained-{name}")
+        shutil.rmtree(out, ignore_errors=True)
+        r = run(mpirun(2, [ctsweep, "run", cfg, "-o", out]))
+        report(r.returncode == 0, f"trained with the weights ({name}): exit {r.returncode} {errors(r)}")
+    a, b, c = (results(outs[k]) for k in ("first", "moved", "changed"))
+    report(len(a) == 2 and same(a, b), f"the weights moved and renamed: the same trial files {sorted(b)} with "
+           "bit-identical results")
+    report(len(c) == 2 and not set(a) & set(c), f"one weight changed: new ids {sorted(c)}")
+
+
 def main():
     ctsweep, work = sys.argv[1], sys.argv[2]
     os.makedirs(work, exist_ok=True)
-    check_pinned(ctsweep, work)
-    check_augment_listed_once()
-    check_weights(ctsweep, work)
+    if sys.argv[3:] == ["trained"]:
+        check_trained(ctsweep, work)
+    else:
+        check_pinned(ctsweep, work)
+        check_augment_listed_once()
+        check_weights(ctsweep, work)
     print(f"{check_sweep.PASSED} passed, {check_sweep.FAILED} failed")
     sys.exit(1 if check_sweep.FAILED else 0)
 
