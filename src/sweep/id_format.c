@@ -43,7 +43,24 @@ int id_format_write(hid_t f, const Grid *g, CtError *err) {
     return rc;
 }
 
-// ---- the check ----
+// ---- the checks ----
+
+int id_format_weights_same(const char *path, const Grid *g) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return 0;
+    }
+    int64_t format = GRID_ID_FORMAT_PATHS;
+    if (H5Aexists(f, "trial_id_format") > 0) h5io_read_attr_num(f, "trial_id_format", H5T_NATIVE_INT64, &format);
+    char *stored = h5io_read_attr_str(f, "weights_sha256"), *now = weights_text(g);
+    H5Fclose(f);
+    H5Eclear2(H5E_DEFAULT);
+    int same = format == GRID_ID_FORMAT && strcmp(stored ? stored : "", now) == 0;
+    free(stored);
+    free(now);
+    return same;
+}
 
 int id_format_check(const char *path, const Grid *g, const SweepConfig *cfg, const char *what, CtError *err) {
     int64_t format = GRID_ID_FORMAT_PATHS;  // folders from before the attribute

@@ -30,4 +30,9 @@ int id_format_write(hid_t f, const Grid *g, CtError *err);
 // 0, or -1 with err = "PATH: why; what to do" (one line).
 int id_format_check(const char *path, const Grid *g, const SweepConfig *cfg, const char *what, CtError *err);
 
+// 1 when the manifest at path records ids of this format and the same
+// weights content as this grid (the same models with weights files, the
+// same SHA-256 each): the weights paths may then differ (files moved).
+int id_format_weights_same(const char *path, const Grid *g);
+
 #endif

@@ -1232,14 +1232,15 @@ static int check_resume_config(Sweep *s, CtError *err) {
     }
     SweepConfig old;
     CtError perr = {{0}};
-    int rc = config_parse(&old, st.config_path && st.config_path[0] ? st.config_path : path, st.yaml,
-                          strlen(st.yaml), &perr);
+    int rc = config_parse_stored(&old, st.config_path && st.config_path[0] ? st.config_path : path, st.yaml,
+                                 strlen(st.yaml), &perr);
     stored_sweep_free(&st);
     if (rc) return ct_errorf(err, "%s: the stored configuration no longer loads (%s)", path, perr.msg);
     // The phantom root is resolved at run time; compare it as configured.
     if (!old.data_root_set) snprintf(old.data.root, sizeof old.data.root, "%s", s->cfg.data.root);
     char *a = print_config(&old), *b = print_config(&s->cfg);
     config_free(&old);
+    int weights_same = id_format_weights_same(path, &s->grid);
     // Line by line outside the grid section (comments aside): name the
     // differing keys by their dotted path, from the indentation.
     char keys[768] = "";
@@ -1258,7 +1259,8 @@ static int check_resume_config(Sweep *s, CtError *err) {
             for (size_t d = depth + 1; d < 8; d++) path_keys[d][0] = '\0';
         }
         int in_grid = strcmp(path_keys[0], "grid") == 0 || strcmp(path_keys[0], "sweep") == 0;  // sweep: how, not what
-        if (!in_grid && (!la || !lb || strcmp(la, lb) != 0)) {
+        int moved = weights_same && strcmp(path_keys[0], "weights") == 0;  // the same content elsewhere
+        if (!in_grid && !moved && (!la || !lb || strcmp(la, lb) != 0)) {
             if (nk < 8) {
                 size_t used = strlen(keys);
                 used += (size_t)snprintf(keys + used, sizeof keys - used, "%s", nk ? ", " : "");

@@ -9,7 +9,8 @@ usage: check_ids.py CTSWEEP WORK [trained]
   (augment_spec_hash in src/data/augment.c).
 - A sweep with a weights file (workers simulated: the file is never loaded)
   records trial_id_format 2 and the file's SHA-256 (hashlib as reference);
-  the weights moved elsewhere give the same ids (dry run).
+  the weights moved elsewhere give the same ids (dry run), and --resume
+  with the configuration naming their new path keeps every trial.
 - --resume: the same folder continues; a folder of format 1 with weights
   (the attributes removed, as builds before them wrote it) is refused with
   one error line and nothing rewritten, and so is a merge of it; weights
@@ -126,10 +127,17 @@ def check_weights(ctsweep, work):
     moved = os.path.join(work, "elsewhere", "renamed.safetensors")
     os.makedirs(os.path.dirname(moved), exist_ok=True)
     shutil.move(weights, moved)
-    rc, moved_ids = dry_ids(ctsweep, write(os.path.join(work, "moved.yaml"), CONFIG % f"weights: {{vgg16: {moved}}}"),
-                            os.path.join(work, "moved"))
-    shutil.move(moved, weights)
+    moved_cfg = write(os.path.join(work, "moved.yaml"), CONFIG % f"weights: {{vgg16: {moved}}}")
+    rc, moved_ids = dry_ids(ctsweep, moved_cfg, os.path.join(work, "moved"))
     report(rc == 0 and moved_ids == ids, "the weights moved and renamed: the same ids")
+    moved_out = os.path.join(work, "weights-moved")
+    shutil.rmtree(moved_out, ignore_errors=True)
+    shutil.copytree(out, moved_out)
+    r = run(mpirun(2, [ctsweep, "run", moved_cfg, "-o", moved_out, "--resume"]), env=SIM)
+    report(r.returncode == 0 and "resume: 4 trials already done" in r.stdout,
+           f"--resume with the weights moved (the configuration naming the new path): exit {r.returncode}, "
+           f"{errors(r) or 'all 4 trials kept'}")
+    shutil.move(moved, weights)
 
     r = run(mpirun(2, [ctsweep, "run", cfg, "-o", out, "--resume"]), env=SIM)
     report(r.returncode == 0 and "resume: 4 trials already done" in r.stdout,
