@@ -187,8 +187,14 @@ static int parse_path(ConfigCtx *c, const ConfigKey *k, const char *text, int li
     else snprintf(joined, sizeof joined, "%s/%s", c->dir, text);
     config_show_text(shown, sizeof shown, text, strlen(text));
     struct stat st;
-    if (stat(joined, &st) != 0)
+    if (stat(joined, &st) != 0) {
+        // A stored configuration names the weights where they were then.
+        if (c->stored && strncmp(k->path, "weights.", 8) == 0 && strlen(joined) < k->size) {
+            memcpy(field, joined, strlen(joined) + 1);
+            return 0;
+        }
         return config_fail(c, line, key, "%s (%s): %s", shown, joined, strerror(errno));
+    }
     if ((k->flags & CKF_DIR) && !S_ISDIR(st.st_mode)) return config_fail(c, line, key, "%s is not a folder", joined);
     if ((k->flags & CKF_FILE) && !S_ISREG(st.st_mode))
         return config_fail(c, line, key, "%s is not a regular file", joined);
@@ -472,12 +478,13 @@ static void table_self_check(void) {
     }
 }
 
-int config_parse(SweepConfig *cfg, const char *name, const char *text, size_t len, CtError *err) {
+static int parse_text(SweepConfig *cfg, const char *name, const char *text, size_t len, int stored, CtError *err) {
     table_self_check();
     config_init(cfg);
     if (!name) name = "(config)";
     ConfigCtx c;
     memset(&c, 0, sizeof c);
+    c.stored = stored;
     c.name = name;
     c.cfg = cfg;
     c.err = err;
@@ -539,6 +546,14 @@ int config_parse(SweepConfig *cfg, const char *name, const char *text, size_t le
     if (len) memcpy(cfg->yaml, text, len);
     cfg->yaml[len] = 0;
     return 0;
+}
+
+int config_parse(SweepConfig *cfg, const char *name, const char *text, size_t len, CtError *err) {
+    return parse_text(cfg, name, text, len, 0, err);
+}
+
+int config_parse_stored(SweepConfig *cfg, const char *name, const char *text, size_t len, CtError *err) {
+    return parse_text(cfg, name, text, len, 1, err);
 }
 
 int config_load(SweepConfig *cfg, const char *path, CtError *err) {

@@ -99,6 +99,10 @@ int config_load(SweepConfig *cfg, const char *path, CtError *err);
 // Same from a string; name is used in messages and its folder resolves
 // relative paths. For tests and fuzzing.
 int config_parse(SweepConfig *cfg, const char *name, const char *text, size_t len, CtError *err);
+// The same for a configuration stored with results, to compare with the
+// current one: a weights file that is no longer where it names it is kept
+// as named (weights are compared by content, which the results record).
+int config_parse_stored(SweepConfig *cfg, const char *name, const char *text, size_t len, CtError *err);
 void config_free(SweepConfig *cfg);
 
 // The resolved configuration (every key, defaults filled in) as YAML that

@@ -127,6 +127,7 @@ struct ConfigCtx {
     SweepConfig *cfg;
     CtError *err;
     int line[CONFIG_MAX_KEYS];  // 1-based line where each row was given, 0 when not
+    int stored;                 // config_parse_stored: a weights file may be gone
 };
 
 // "name:line: key: message" into c->err; returns -1.

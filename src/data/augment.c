@@ -13,6 +13,7 @@
 #include "data/augment.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "util/rng.h"
@@ -48,6 +49,15 @@ int augment_spec_is_identity(const AugmentSpec *s) {
     int zoom = s->zoom_prob > 0 && !(s->zoom_min == 1.0 && s->zoom_max == 1.0);
     int noise = s->noise_prob > 0 && s->noise_std != 0;
     return !(rotate || flip || zoom || noise);
+}
+
+void augment_spec_hash(Sha256 *h, const AugmentSpec *s, int with_views) {
+    char buf[512];
+    int n = snprintf(buf, sizeof buf, "%.17g,%.17g,%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g", s->rotate_deg,
+                     s->rotate_prob, s->flip_axis, s->flip_prob, s->zoom_min, s->zoom_max, s->zoom_prob, s->noise_std,
+                     s->noise_prob);
+    if (with_views) n += snprintf(buf + n, sizeof buf - (size_t)n, ",%u", s->aug_views);
+    sha256_update(h, buf, (size_t)n);
 }
 
 // Written as !(lo <= v && v <= hi) so NaN fails too.

@@ -50,6 +50,7 @@
 #include <stdint.h>
 
 #include "data/resize.h"
+#include "util/sha256.h"
 #include "util/util.h"
 
 // Flip axes: 0 mirrors columns (left-right, along the width), 1 mirrors
@@ -103,6 +104,14 @@ AugmentSpec augment_spec_default(void);
 // 1 when no view can differ from the plain tensor (every operation has
 // probability 0 or no effect).
 int augment_spec_is_identity(const AugmentSpec *s);
+// The settings' canonical text into h: rotate_deg, rotate_prob, flip_axis,
+// flip_prob, zoom_min, zoom_max, zoom_prob, noise_std, noise_prob
+// ("%.17g", the axis "%d", comma-separated), then ",aug_views" ("%u") when
+// with_views. Trial ids (with views) and feature cache keys (without: they
+// key each view) hash exactly these bytes, so this is the one place that
+// lists the fields. A new field changes every trial id: append it only
+// when it differs from its default, so that existing ids stay.
+void augment_spec_hash(Sha256 *h, const AugmentSpec *s, int with_views);
 // 0, or -1 with err naming the field: "augment.rotate_prob = 1.5 is
 // outside [0, 1]". NaN and infinities are refused.
 int augment_spec_validate(const AugmentSpec *s, CtError *err);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "results/h5io.h"
+#include "sweep/id_format.h"
 
 typedef struct {
     char trial_id[TRIAL_ID_HEX + 1];
@@ -195,6 +196,7 @@ int manifest_write(const char *outdir, const ManifestView *m, CtError *err) {
     grid_slice_label(m->grid, slice, sizeof slice);
     if (slice[0] && h5io_attr_str(f, "slice", slice, err)) goto fail;
     if (m->merged_from && h5io_attr_str(f, "merged_from", m->merged_from, err)) goto fail;
+    if (id_format_write(f, m->grid, err)) goto fail;
     hid_t closing = f;
     f = -1;
     if (h5io_close_and_rename(closing, tmp, path, 1, err)) goto fail;

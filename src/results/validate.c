@@ -4,10 +4,12 @@
 #include "results/validate.h"
 
 #include <hdf5.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "results/h5io.h"
+#include "sweep/grid.h"
 #include "util/util.h"
 
 typedef struct {
@@ -217,6 +219,17 @@ int validate_outdir(const char *outdir, FILE *out, int *n_files) {
     (*n_files)++;
     int version = file_version(&c, f);
     check_entries(&c, f, e, n, "sweep", version);
+    // Absent: format 1, from before the ids hashed the weights' content (a
+    // value of the wrong type is the schema's problem above).
+    int64_t id_format = GRID_ID_FORMAT_PATHS;
+    if (H5Aexists(f, "trial_id_format") > 0 &&
+        h5io_read_attr_num(f, "trial_id_format", H5T_NATIVE_INT64, &id_format) == 0 &&
+        (id_format < GRID_ID_FORMAT_PATHS || id_format > GRID_ID_FORMAT)) {
+        char got[32], want[32];
+        snprintf(got, sizeof got, "%lld", (long long)id_format);
+        snprintf(want, sizeof want, "%d to %d", GRID_ID_FORMAT_PATHS, GRID_ID_FORMAT);
+        problem(&c, "trial_id_format %s: this ctsweep knows formats %s", got, want);
+    }
     hsize_t np, nl, ns, ng, nf, x;
     dims_of(f, "dataset/path", &np, &x);
     dims_of(f, "dataset/label", &nl, &x);

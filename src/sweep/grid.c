@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/augment.h"
 #include "nn/models.h"
 #include "train/head.h"
 #include "util/sha256.h"
@@ -15,17 +16,20 @@
 
 // Everything every trial shares that changes results. Any change here gives
 // every trial a new id, so a resumed sweep never reuses a stale result.
-static void shared_hash(char out[65], const SweepConfig *c, const char *fingerprint) {
+// Without weights files the bytes are format 1's (GRID_V1_WEIGHT_SLOTS empty
+// paths at the end); with them, the text says v2 and each trial hashes its
+// own model's weights (trial_weights).
+static void shared_hash(char out[65], const Grid *g, const SweepConfig *c, const char *fingerprint) {
     Sha256 h;
     sha256_init(&h);
     char buf[2048];
-    int n = snprintf(buf, sizeof buf,
-                     "ctsweep-trial-v%d|data=%s|size=%zu|norm=%d|aug=%.17g,%.17g,%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%u|"
-                     "aug_seed=%llu|head_hidden_set=%d|head_dropout_set=%d|hidden=",
-                     GRID_FORMAT_VERSION, fingerprint, c->image_size, (int)c->normalize, c->augment.rotate_deg,
-                     c->augment.rotate_prob, c->augment.flip_axis, c->augment.flip_prob, c->augment.zoom_min,
-                     c->augment.zoom_max, c->augment.zoom_prob, c->augment.noise_std, c->augment.noise_prob,
-                     c->augment.aug_views, (unsigned long long)c->augment_seed, c->head_hidden_set, c->head_dropout_set);
+    int n = snprintf(buf, sizeof buf, "ctsweep-trial-v%d|data=%s|size=%zu|norm=%d|aug=",
+                     g->weights_named ? GRID_ID_FORMAT : GRID_ID_FORMAT_PATHS, fingerprint, c->image_size,
+                     (int)c->normalize);
+    sha256_update(&h, buf, (size_t)n);
+    augment_spec_hash(&h, &c->augment, 1);
+    n = snprintf(buf, sizeof buf, "|aug_seed=%llu|head_hidden_set=%d|head_dropout_set=%d|hidden=",
+                 (unsigned long long)c->augment_seed, c->head_hidden_set, c->head_dropout_set);
     sha256_update(&h, buf, (size_t)n);
     for (size_t i = 0; i < c->head.n_hidden; i++) {
         n = snprintf(buf, sizeof buf, "%zu,", c->head.hidden[i]);
@@ -36,11 +40,40 @@ static void shared_hash(char out[65], const SweepConfig *c, const char *fingerpr
                  c->adam.beta2, c->adam.eps, (int)c->feature_store, (int)c->backend.precision,
                  (unsigned long long)c->backbone_seed);
     sha256_update(&h, buf, (size_t)n);
-    for (size_t m = 0; m < model_count() && m < CONFIG_MAX_MODELS; m++)
-        sha256_update(&h, c->weights[m], strlen(c->weights[m]) + 1);
+    if (!g->weights_named)
+        for (size_t m = 0; m < GRID_V1_WEIGHT_SLOTS; m++) sha256_update(&h, "", 1);
     uint8_t d[32];
     sha256_final(&h, d);
     sha256_hex(d, 32, out);
+}
+
+// ---- weights ----
+
+// The content digest of each grid model's weights file, once per grid.
+static int grid_weights(Grid *g, const SweepConfig *c, CtError *err) {
+    for (size_t m = 0; m < CONFIG_MAX_MODELS; m++) g->weights_named |= c->weights[m][0] != '\0';
+    g->n_models = c->n_models;
+    for (size_t m = 0; m < c->n_models; m++) {
+        snprintf(g->weights_model[m], sizeof g->weights_model[m], "%s", c->models[m]);
+        const char *path = config_weights(c, c->models[m]);
+        if (path[0] && weights_digest(path, g->weights_sha256[m], err))
+            return ct_error_prefix(err, "%s: weights.%s", c->path, c->models[m]);
+    }
+    return 0;
+}
+
+// Format 2: the trial's own model's weights join its canonical text.
+static void trial_weights(GridTrial *tr, const Grid *g) {
+    if (!g->weights_named) return;
+    const char *d = grid_weights_sha256(g, tr->model);
+    size_t used = strlen(tr->canonical);
+    snprintf(tr->canonical + used, sizeof tr->canonical - used, "|weights=%s", d[0] ? d : "random");
+}
+
+const char *grid_weights_sha256(const Grid *g, const char *model) {
+    for (size_t m = 0; m < g->n_models; m++)
+        if (strcmp(g->weights_model[m], model) == 0) return g->weights_sha256[m];
+    return "";
 }
 
 static double expected_cost(const ModelShape *m, size_t epochs, size_t batch, double tail_macs) {
@@ -108,7 +141,8 @@ static void slice_costs(Grid *g, const SweepConfig *c, const ModelShape *shapes,
 
 int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_train, CtError *err) {
     memset(g, 0, sizeof *g);
-    shared_hash(g->shared_hash, c, fingerprint);
+    if (grid_weights(g, c, err)) return -1;
+    shared_hash(g->shared_hash, g, c, fingerprint);
     size_t n_folds = c->data.kfold ? c->data.kfold : 1;
     size_t n = c->n_models * c->n_unfreeze * c->n_batch_sizes * c->n_clr * c->n_seeds * n_folds * c->n_epochs;
     if (n == 0) return ct_errorf(err, "grid: empty");
@@ -183,6 +217,7 @@ int grid_build(Grid *g, const SweepConfig *c, const char *fingerprint, size_t n_
                             snprintf(tr->canonical + used, sizeof tr->canonical - used,
                                      "|unfreeze=%d|backbone_lr_scale=%.17g", unfreeze, c->backbone_lr_scale);
                         }
+                        trial_weights(tr, g);
                         Sha256 h;
                         sha256_init(&h);
                         sha256_update(&h, g->shared_hash, 64);

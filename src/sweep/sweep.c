@@ -35,6 +35,7 @@
 #include "results/outdir_lock.h"
 #include "results/trial_file.h"
 #include "sweep/grid.h"
+#include "sweep/id_format.h"
 #include "sweep/outdir_claim.h"
 #include "sweep/master_stats.h"
 #include "sweep/placement.h"
@@ -485,6 +486,7 @@ static void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob
     snprintf(fs.model, sizeof fs.model, "%s", run->model);
     int mi = config_model_index(run->model);
     snprintf(fs.weights, sizeof fs.weights, "%s", mi >= 0 ? c->weights[mi] : "");
+    snprintf(fs.weights_sha256, sizeof fs.weights_sha256, "%s", grid_weights_sha256(&s->grid, run->model));
     fs.backbone_seed = c->backbone_seed;
     fs.image_size = c->image_size;
     fs.norm = c->normalize;
@@ -1238,14 +1240,15 @@ static int check_resume_config(Sweep *s, CtError *err) {
     }
     SweepConfig old;
     CtError perr = {{0}};
-    int rc = config_parse(&old, st.config_path && st.config_path[0] ? st.config_path : path, st.yaml,
-                          strlen(st.yaml), &perr);
+    int rc = config_parse_stored(&old, st.config_path && st.config_path[0] ? st.config_path : path, st.yaml,
+                                 strlen(st.yaml), &perr);
     stored_sweep_free(&st);
     if (rc) return ct_errorf(err, "%s: the stored configuration no longer loads (%s)", path, perr.msg);
     // The phantom root is resolved at run time; compare it as configured.
     if (!old.data_root_set) snprintf(old.data.root, sizeof old.data.root, "%s", s->cfg.data.root);
     char *a = print_config(&old), *b = print_config(&s->cfg);
     config_free(&old);
+    int weights_same = id_format_weights_same(path, &s->grid);
     // Line by line outside the grid section (comments aside): name the
     // differing keys by their dotted path, from the indentation.
     char keys[768] = "";
@@ -1264,7 +1267,8 @@ static int check_resume_config(Sweep *s, CtError *err) {
             for (size_t d = depth + 1; d < 8; d++) path_keys[d][0] = '\0';
         }
         int in_grid = strcmp(path_keys[0], "grid") == 0 || strcmp(path_keys[0], "sweep") == 0;  // sweep: how, not what
-        if (!in_grid && (!la || !lb || strcmp(la, lb) != 0)) {
+        int moved = weights_same && strcmp(path_keys[0], "weights") == 0;  // the same content elsewhere
+        if (!in_grid && !moved && (!la || !lb || strcmp(la, lb) != 0)) {
             if (nk < 8) {
                 size_t used = strlen(keys);
                 used += (size_t)snprintf(keys + used, sizeof keys - used, "%s", nk ? ", " : "");
@@ -1280,7 +1284,7 @@ static int check_resume_config(Sweep *s, CtError *err) {
     free(b);
     if (nk) return ct_errorf(err, "%s: --resume with a different configuration (%zu difference%s: %s); only new grid "
                              "values may be added", path, nk, nk > 1 ? "s" : "", keys);
-    return 0;
+    return id_format_check(path, &s->grid, &s->cfg, "resume", err);
 }
 
 // ---- entry ----
@@ -1661,6 +1665,11 @@ int sweep_merge(const char *outdir, char *const *dirs, size_t n_dirs, int break_
     image_cache_free(&s->ic);
     size_t n_train = s->ds.count[SPLIT_TRAIN][0] + s->ds.count[SPLIT_TRAIN][1];
     if (grid_build(&s->grid, &s->cfg, s->ds.fingerprint, n_train, &err)) goto fail;
+    for (size_t i = 0; i < n_dirs; i++) {
+        char src_manifest[4200];
+        snprintf(src_manifest, sizeof src_manifest, "%s/sweep.h5", dirs[i]);
+        if (id_format_check(src_manifest, &s->grid, &s->cfg, "merge", &err)) goto fail;
+    }
     master_index(s);
     s->rec = ct_calloc(s->grid.n_trials, sizeof *s->rec);
     for (size_t t = 0; t < s->grid.n_trials; t++) trial_record_for(s, &s->grid.trials[t], &s->rec[t]);

@@ -93,10 +93,15 @@ size_t fcache_used_bytes(const FeatureCache *fc) { return fc->used; }
 
 // ---- keys ----
 
+// The weights by content: the same file under another path shares entries,
+// a file replaced in place does not.
 static void hash_model(Sha256 *h, const FeatureSpec *fs) {
-    char buf[4400];
+    if (fs->weights[0] && strlen(fs->weights_sha256) != WEIGHTS_DIGEST_HEX)
+        fatal("feature cache: %s: weights %s without their digest", fs->model, fs->weights);
+    char buf[512];
     int n = snprintf(buf, sizeof buf, "model=%s|weights=%s|seed=%llu|size=%zu|norm=%d|prec=%d|algo=%d|", fs->model,
-                     fs->weights, (unsigned long long)(fs->weights[0] ? 0 : fs->backbone_seed), fs->image_size,
+                     fs->weights[0] ? fs->weights_sha256 : "",
+                     (unsigned long long)(fs->weights[0] ? 0 : fs->backbone_seed), fs->image_size,
                      (int)fs->norm, (int)fs->backend.precision, (int)fs->backend.conv_algo);
     sha256_update(h, buf, (size_t)n);
     if (fs->unfreeze > 0) {  // the activations at a cut (unfreeze 0 keeps its key)
@@ -126,10 +131,10 @@ static void entry_key(uint8_t key[32], const FeatureSpec *fs, const DataSet *ds,
     // The pool's keys differ from the splits': the same images, other rows.
     const char *what = sel < DATA_SPLITS ? "train" : "pool";
     if (sel_augmented(fs, sel)) {
-        const AugmentSpec *a = &fs->aug;
-        n = snprintf(buf, sizeof buf, "|%s|view=%u|aug=%.17g,%.17g,%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g|seed=%llu",
-                     what, view, a->rotate_deg, a->rotate_prob, a->flip_axis, a->flip_prob, a->zoom_min, a->zoom_max,
-                     a->zoom_prob, a->noise_std, a->noise_prob, (unsigned long long)fs->aug_seed);
+        n = snprintf(buf, sizeof buf, "|%s|view=%u|aug=", what, view);
+        sha256_update(&h, buf, (size_t)n);
+        augment_spec_hash(&h, &fs->aug, 0);
+        n = snprintf(buf, sizeof buf, "|seed=%llu", (unsigned long long)fs->aug_seed);
     } else if (sel < DATA_SPLITS) {
         n = snprintf(buf, sizeof buf, "|split=%d|clean", sel);
     } else {

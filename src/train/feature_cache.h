@@ -6,7 +6,7 @@
  * one forward pass per worker (with unfrozen stages: through the frozen
  * prefix, the entry holding the activations at the cut, keyed by the cut): val and test features once, training
  * features once per view. An entry is keyed by everything that changes the
- * features (model, weights identity, image size, normalisation,
+ * features (model, weights content, image size, normalisation,
  * augmentation settings and seed, data set fingerprint, split, view). Entries
  * live within a memory budget; beyond it a request is computed into a
  * scratch buffer per split and not kept, so a tight budget costs time, never
@@ -23,6 +23,7 @@
 #include "data/dataset.h"
 #include "data/image_cache.h"
 #include "data/resize.h"
+#include "nn/weights_digest.h"
 
 typedef enum { FSTORE_FP32 = 0, FSTORE_FP16, FSTORE_BF16 } FeatureStore;
 
@@ -32,6 +33,7 @@ const char *feature_store_name(FeatureStore s);
 typedef struct {
     char model[32];
     char weights[4096];   // safetensors path, "" = seeded random backbone
+    char weights_sha256[WEIGHTS_DIGEST_HEX + 1];  // its content's SHA-256 (weights_digest): required with weights
     uint64_t backbone_seed;
     size_t image_size;
     NormMode norm;
