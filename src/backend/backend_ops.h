@@ -62,6 +62,7 @@ typedef struct {
 
 typedef struct BackendOps {
     const char *name;
+    int host_memory;  // alloc gives host memory (the CPU): nothing to upload, nothing to keep resident
 
     // ---- memory ----
     void *(*alloc)(size_t bytes);  // NULL when out of memory; zeroed

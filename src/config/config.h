@@ -57,6 +57,7 @@ typedef struct {
     size_t feature_batch;     // train.feature_batch: images per backbone forward
     int gpu_share;            // train.gpu_share: workers on one node may share a GPU
     double backbone_lr_scale; // train.backbone_lr_scale: unfrozen stages train at this times the LR
+    size_t gpu_cache_mb;      // train.gpu_cache_mb: the cut-point activations kept in GPU memory
     // ---- grid (cartesian product) ----
     char models[CONFIG_MAX_LIST][32];
     size_t n_models;

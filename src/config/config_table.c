@@ -49,6 +49,7 @@ void config_init(SweepConfig *cfg) {
     cfg->unfreeze[0] = 0;
     cfg->n_unfreeze = 1;
     cfg->backbone_lr_scale = 0.1;
+    cfg->gpu_cache_mb = 4096;
     cfg->ranks_per_trial = 1;
     cfg->worker_timeout = 1800.0;
     cfg->retries = 1;
@@ -445,6 +446,10 @@ const ConfigKey config_keys[] = {
     {.path = "train.backbone_lr_scale", .type = CK_NUM, AT(backbone_lr_scale), RANGE(0, 1000),
      .help = "Learning rate of unfrozen backbone stages (grid.unfreeze > 0) as a multiple of the schedule's; "
              "weight decay applies to them as to the head."},
+    {.path = "train.gpu_cache_mb", .type = CK_SIZE, AT(gpu_cache_mb), RANGE(0, 1 << 24),
+     .help = "With unfrozen stages on the GPU: MiB of GPU memory for a trial's activations at the cut (val, "
+             "test, then the training view in use); what does not fit is sent from host memory a batch at a "
+             "time. Results do not depend on it."},
     {.path = "train.backbone_seed", .type = CK_U64, AT(backbone_seed),
      .help = "Seed of the random backbones of models without weights."},
     // ---- grid ----

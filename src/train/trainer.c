@@ -135,14 +135,72 @@ static double evaluate(Head *h, const float *x, const uint8_t *y, size_t n, size
     return loss_sum / (double)n;
 }
 
-// The same through the trainable tail, in batches of its plan's rows.
-static double evaluate_tail(Tail *t, const float *x, const uint8_t *y, size_t n, size_t dim, float *prob, double *acc,
-                            CtError *err) {
+// ---- the activations at the cut in backend memory (train.gpu_cache_mb) ----
+
+typedef struct {
+    const BackendOps *ops;  // NULL: everything is sent from host memory a batch at a time
+    size_t budget, used;
+    float *val, *test, *train;  // backend copies, or NULL where they did not fit
+    size_t train_floats;
+    long train_view;  // the view `train` holds, -1 none
+} DeviceCache;
+
+static float *dc_keep(DeviceCache *dc, const float *host, size_t floats) {
+    size_t bytes;
+    if (!dc->ops || floats == 0 || ct_mul_size(&bytes, floats, sizeof(float)) || bytes > dc->budget - dc->used)
+        return NULL;
+    float *p = dc->ops->alloc(bytes);
+    if (!p) return NULL;  // the device is full: spill to host memory
+    dc->ops->upload(p, host, bytes);
+    dc->used += bytes;
+    return p;
+}
+
+static void dc_drop(DeviceCache *dc, float **p, size_t floats) {
+    if (!*p) return;
+    dc->ops->free(*p);
+    dc->used -= floats * sizeof(float);
+    *p = NULL;
+}
+
+// Val and test first (read every epoch), then room for a training view.
+static void dc_init(DeviceCache *dc, const TrainState *st, const TrainSpec *spec, const TrainData *data) {
+    memset(dc, 0, sizeof *dc);
+    dc->train_view = -1;
+    if (!st->tail || (st->tail->ops->host_memory && !spec->tail.device_cache_always)) return;
+    dc->ops = st->tail->ops;
+    dc->budget = spec->tail.device_cache_bytes;
+    dc->val = dc_keep(dc, data->val, data->n_val * data->dim);
+    if (data->n_test) dc->test = dc_keep(dc, data->test, data->n_test * data->dim);
+}
+
+// The epoch's training rows: kept when they fit (in the previous view's room).
+static void dc_train_view(DeviceCache *dc, const float *xtr, uint32_t view, size_t floats) {
+    if (!dc->ops || (dc->train && dc->train_view == (long)view)) return;
+    dc_drop(dc, &dc->train, dc->train_floats);
+    dc->train = dc_keep(dc, xtr, floats);
+    dc->train_floats = floats;
+    dc->train_view = dc->train ? (long)view : -1;
+}
+
+static void dc_free(DeviceCache *dc, const TrainData *data) {
+    if (!dc->ops) return;
+    dc_drop(dc, &dc->val, data->n_val * data->dim);
+    dc_drop(dc, &dc->test, data->n_test * data->dim);
+    dc_drop(dc, &dc->train, dc->train_floats);
+}
+
+// The same through the trainable tail, in batches of its plan's rows, from
+// the split's backend copy (dev) or from host memory (x).
+static double evaluate_tail(Tail *t, const float *x, const float *dev, const uint8_t *y, size_t n, size_t dim,
+                            float *prob, double *acc, CtError *err) {
     double loss_sum = 0;
     size_t correct_sum = 0;
     for (size_t r0 = 0; r0 < n; r0 += t->max_batch) {
         size_t m = n - r0 < t->max_batch ? n - r0 : t->max_batch;
-        if (!tail_forward_host(t, x + r0 * dim, m, 0, 0, 0, 0, err)) return NAN;
+        const float *logits = dev ? tail_forward_rows(t, dev + r0 * dim, m, 0, 0, 0, 0, err)
+                                  : tail_forward_host(t, x + r0 * dim, m, 0, 0, 0, 0, err);
+        if (!logits) return NAN;
         size_t correct;
         loss_sum += tail_evaluate_rows(t, y + r0, m, &correct, prob + r0);
         correct_sum += correct;
@@ -159,20 +217,32 @@ static int params_finite(const TrainState *st) {
     return 1;
 }
 
-static double evaluate_split(TrainState *st, const float *x, const uint8_t *y, size_t n, size_t dim, float *prob,
-                             double *acc, CtError *err) {
-    if (st->tail) return evaluate_tail(st->tail, x, y, n, dim, prob, acc, err);
+static double evaluate_split(TrainState *st, const float *x, const float *dev, const uint8_t *y, size_t n, size_t dim,
+                             float *prob, double *acc, CtError *err) {
+    if (st->tail) return evaluate_tail(st->tail, x, dev, y, n, dim, prob, acc, err);
     return evaluate(&st->head, x, y, n, dim, prob, acc);
 }
 
 // One training step's forward and backward over this rank's rows
 // [lo, hi) of a batch of m: sums[0] the loss sum, sums[1] the correct count.
-static int shard_step(TrainState *st, const float *xb, const uint8_t *yb, size_t lo, size_t hi, size_t m,
-                      uint64_t seed, double sums[2], CtError *err) {
+// The rows are xb (gathered in host memory), or with a backend copy of the
+// training view, rows[lo..hi) of dev gathered there.
+static int shard_step(TrainState *st, const float *xb, const float *dev, const uint32_t *rows, size_t dim,
+                      const uint8_t *yb, size_t lo, size_t hi, size_t m, uint64_t seed, double sums[2],
+                      CtError *err) {
     if (st->tail) {
-        tail_zero_grads(st->tail);
+        Tail *t = st->tail;
+        tail_zero_grads(t);
         if (hi == lo) return 0;
-        if (!tail_forward_host(st->tail, xb, hi - lo, lo, 1, seed, st->iter, err)) return -1;
+        const float *logits;
+        if (dev) {
+            for (size_t k = lo; k < hi; k++)
+                t->ops->copy(t->xin + (k - lo) * dim, dev + (size_t)rows[k] * dim, dim * sizeof(float));
+            logits = tail_forward_rows(t, t->xin, hi - lo, lo, 1, seed, st->iter, err);
+        } else {
+            logits = tail_forward_host(t, xb, hi - lo, lo, 1, seed, st->iter, err);
+        }
+        if (!logits) return -1;
         size_t c;
         sums[0] = tail_backward(st->tail, yb, m, &c, err);
         sums[1] = (double)c;
@@ -228,6 +298,8 @@ int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, cons
         free(yb);
         return ct_errorf(err, "out of memory for a batch");
     }
+    DeviceCache dc;
+    dc_init(&dc, st, spec, data);
     int rc = 0;
     while (st->epoch < epochs) {
         size_t e = st->epoch;  // 0-based epoch in progress
@@ -237,6 +309,7 @@ int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, cons
             rc = -1;
             break;
         }
+        dc_train_view(&dc, xtr, (uint32_t)(e % data->aug_views), data->n_train * D);
         epoch_order(st->perm, data->n_train, spec->seed, e);
         size_t it_in_epoch = st->iter - e * ipe;
         for (; it_in_epoch < ipe; it_in_epoch++) {
@@ -251,13 +324,13 @@ int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, cons
             size_t lo = m * (size_t)dp_rank / (size_t)dp, hi = m * (size_t)(dp_rank + 1) / (size_t)dp;
             for (size_t k = lo; k < hi; k++) {
                 uint32_t src = st->perm[r0 + k];
-                memcpy(xb + (k - lo) * D, xtr + (size_t)src * D, D * sizeof(float));
+                if (!dc.train) memcpy(xb + (k - lo) * D, xtr + (size_t)src * D, D * sizeof(float));
                 yb[k - lo] = data->y_train[src];
             }
             double lr = clr_lr_at(&clr, st->iter, st->total_iters);
             st->lr_trace[it_in_epoch] = lr;
             double sums[2] = {0, 0};  // loss sum, correct
-            if (shard_step(st, xb, yb, lo, hi, m, spec->seed, sums, err)) {
+            if (shard_step(st, xb, dc.train, st->perm + r0, D, yb, lo, hi, m, spec->seed, sums, err)) {
                 rc = ct_error_prefix(err, "epoch %zu, iteration %zu", e + 1, it_in_epoch + 1);
                 goto out;
             }
@@ -290,7 +363,7 @@ int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, cons
         r.lr = st->lr_trace[ipe - 1];
         r.train_loss = st->run_loss_sum / (double)st->run_seen;
         r.train_acc = (double)st->run_correct / (double)st->run_seen;
-        r.val_loss = evaluate_split(st, data->val, data->y_val, data->n_val, D, st->val_prob, &r.val_acc, err);
+        r.val_loss = evaluate_split(st, data->val, dc.val, data->y_val, data->n_val, D, st->val_prob, &r.val_acc, err);
         if (isnan(r.val_loss) && err->msg[0]) {
             rc = -1;
             break;
@@ -311,7 +384,7 @@ int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, cons
         st->epoch_t0_offset = 0;
         double test_acc;
         if (data->n_test &&
-            isnan(evaluate_split(st, data->test, data->y_test, data->n_test, D, st->test_prob, &test_acc, err)) &&
+            isnan(evaluate_split(st, data->test, dc.test, data->y_test, data->n_test, D, st->test_prob, &test_acc, err)) &&
             err->msg[0]) {
             rc = -1;
             break;
@@ -332,6 +405,7 @@ int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, cons
         if (hooks && hooks->epoch_reported) hooks->epoch_reported(hooks->ctx, st->epoch);
     }
 out:
+    dc_free(&dc, data);
     ct_aligned_free(xb);
     free(yb);
     return rc;

@@ -43,6 +43,13 @@ typedef struct {
     uint64_t backbone_seed;
     size_t image_size;
     BackendKind backend;
+    // Bytes of backend memory for the trial's activations at the cut (val,
+    // test, then the training view in use), so batches are gathered there
+    // instead of sent from host memory; what does not fit is sent a batch
+    // at a time. Only backends whose memory is not the host's use it (a
+    // test may force it on the CPU: device_cache_always).
+    size_t device_cache_bytes;
+    int device_cache_always;
 } TailSpec;
 
 typedef struct {

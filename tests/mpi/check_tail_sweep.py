@@ -21,6 +21,11 @@ CASE:
             trials in a configuration that does not mention unfreeze
             (check_sweep.py's reference run); status shows the unfreeze
             column; validate passes
+  groups    ranks_per_trial 2 on 3 ranks: each batch split over two ranks,
+            the tail's and head's gradients summed by the CPU backend's
+            allreduce (MPI): close to one rank per trial (sums in another
+            order, amplified by Adam as in `frozen`: probabilities and
+            losses within 5e-3), the same bits when run again
   kill      SIGKILL of the whole job at random moments with a checkpoint
             every batch or so, --resume after each (checkpoints hold the
             unfrozen stages, the head and both Adam moments): every file
@@ -174,6 +179,29 @@ def case_ranks(ctsweep, work):
     cs.report("unfreeze" in head, f"status shows the unfreeze column: {head}")
 
 
+def case_groups(ctsweep, work):
+    cfg, _, ref = tail_reference(ctsweep, work)
+    gcfg = write(work, "tail_groups.yaml", TAIL_CONFIG + "ranks_per_trial: 2\n")
+    outs = []
+    for k in range(2):
+        out = os.path.join(work, f"tail_groups{k}")
+        shutil.rmtree(out, ignore_errors=True)
+        r = cs.run(cs.mpirun(3, [ctsweep, "run", gcfg, "-o", out]))
+        ok_v, msg = cs.validate(ctsweep, out)
+        res = cs.results(out)
+        worst = 0.0
+        for key in ref:
+            if key in res:
+                for x, y in zip(ref[key][:4], res[key][:4]):
+                    if np.size(x):
+                        worst = max(worst, float(np.max(np.abs(np.asarray(x, float) - np.asarray(y, float)))))
+        cs.report(r.returncode == 0 and ok_v and sorted(res) == sorted(ref) and worst <= 5e-3,
+                  f"ranks_per_trial 2, run {k + 1}: exit {r.returncode}, {msg}, max difference from one rank per "
+                  f"trial {worst:.2e} (limit 5e-3)")
+        outs.append(res)
+    cs.report(cs.same(outs[0], outs[1]), "ranks_per_trial 2 twice: bit-identical")
+
+
 def case_kill(ctsweep, work):
     cfg, _, ref = tail_reference(ctsweep, work)
     out = os.path.join(work, "tail_kill")
@@ -212,7 +240,7 @@ def main():
     print(f"oneDNN ISA: {isa} (ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')})")
     work = os.path.join(work, isa)
     os.makedirs(work, exist_ok=True)
-    {"learn": case_learn, "frozen": case_frozen, "ranks": case_ranks, "kill": case_kill, "chaos": case_chaos}[case](ctsweep, work)
+    {"learn": case_learn, "frozen": case_frozen, "ranks": case_ranks, "groups": case_groups, "kill": case_kill, "chaos": case_chaos}[case](ctsweep, work)
     print(f"{cs.PASSED} passed, {cs.FAILED} failed")
     sys.exit(1 if cs.FAILED else 0)
 

@@ -176,6 +176,7 @@ static int allreduce_sum(void *comm, float *buf, size_t n, CtError *err) {
 
 static const BackendOps CPU_OPS = {
     .name = "cpu",
+    .host_memory = 1,
     .alloc = host_alloc,
     .free = host_free,
     .upload = host_copy,
