@@ -104,9 +104,10 @@ void tail_reset_head(Tail *t, uint64_t seed);
 // t->ops->download / upload, never directly.
 const TailTensor *tail_find_tensor(const Tail *t, const char *name);
 
-// Forward over n rows of cut activations x (n, in_numel), kept in the tail
-// for backward (x must stay valid until then). train: dropout with masks
-// keyed by (seed, iteration). Returns the logits (n, 2) or NULL with err.
+// Forward over n rows of cut activations x (n, in_numel) in backend
+// memory, kept in the tail for backward (x must stay valid until then).
+// train: dropout with masks keyed by (seed, iteration). Returns the logits
+// (n, 2) in backend memory, or NULL with err (a backend's failure too).
 const float *tail_forward(Tail *t, const float *x, size_t n, int train, uint64_t seed, uint64_t iteration,
                           CtError *err);
 // The same for rows [row0, row0 + n) of a larger batch (a data-parallel
@@ -115,7 +116,8 @@ const float *tail_forward_rows(Tail *t, const float *x, size_t n, size_t row0, i
                                uint64_t iteration, CtError *err);
 // Softmax cross-entropy of the last forward against labels; the gradient of
 // (sum of losses) / batch_rows accumulated into every parameter's gradient,
-// t->dx overwritten with that of the cut input (unless t->input_grad is 0). Returns the sum of losses
+// t->dx (backend memory) overwritten with that of the cut input (unless
+// t->input_grad is 0). labels are host memory. Returns the sum of losses
 // (negative with err on a backend failure).
 double tail_backward(Tail *t, const uint8_t *labels, size_t batch_rows, size_t *correct, CtError *err);
 void tail_zero_grads(Tail *t);
