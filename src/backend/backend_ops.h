@@ -18,8 +18,8 @@
  *    Everything else may run asynchronously, in call order.
  *  - Errors: members that return an int report their failure in err; the
  *    others cannot fail on the CPU, and on the GPU keep their first failure
- *    for the next member that reports one (then `check`), so a caller
- *    calls check at the end of a pass.
+ *    for the next member that reports errors, or for `check`, which a
+ *    caller calls at the end of a pass (softmax_xent returns NaN then).
  *  - Parameter gradients accumulate (+=): zero them before a step.
  *    Activation gradients overwrite (=).
  *  - Results are bit-identical whatever the thread count (CPU) and whatever
@@ -27,7 +27,10 @@
  *    primitives created while the library sees one thread, spread over
  *    threads an image at a time; sums over the batch (weight and bias
  *    gradients) add the per-image parts in image order; linear layers split
- *    their work into fixed column blocks (cpu_linear.c).
+ *    their work into fixed column blocks (cpu_linear.c). On the GPU a run
+ *    repeats itself bit for bit (deterministic cuDNN algorithms, no
+ *    atomics) for a given batch size; its sums run in other orders than the
+ *    CPU's (tests/gpu/test_gpu_backend_ops.c states by how much).
  *  - Dropout masks come from the counter RNG keyed by (seed, iteration,
  *    layer, element of the whole batch), the same bits on every backend and
  *    rank count.
