@@ -469,6 +469,7 @@ int main(int argc, char **argv) {
         {3, 64, 64, 3, 1, 1, 14, 14, 1, 0},   // VGG-like
         {2, 3, 6, 7, 2, 3, 15, 13, 1, 0},     // a stem: 7x7 stride 2 padding 3
         {6, 32, 32, 3, 1, 1, 2, 2, 1, 1},     // ResNet layer4 at 64 px: 2x2 maps
+        {3, 6, 6, 3, 1, 1, 5, 9, 0, 1},       // a shortcut without ReLU
     };
     for (size_t i = 0; i < sizeof convs / sizeof *convs; i++) test_conv(&convs[i]);
     for (int ties = 0; ties < 2; ties++) {
