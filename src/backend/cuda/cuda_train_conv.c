@@ -174,8 +174,9 @@ static int choose(BackendConv *c, size_t n, ConvAlgos *out, CtError *err) {
                              "of workspace", c->name, n, DIR_NAME[dir], cap / 1048576.0);
         if (out->ws[dir] > most) most = out->ws[dir];
     }
-    out->n = n;
-    return cuda_train_ctx_workspace(c->ctx, most, err);
+    if (cuda_train_ctx_workspace(c->ctx, most, err)) return -1;
+    out->n = n;  // only once the workspace fits them
+    return 0;
 }
 
 // The descriptors set to batch n and that batch's algorithms.
