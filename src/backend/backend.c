@@ -1,14 +1,18 @@
 /*
- * backend.c — option parsing and dispatch of the backend interface to the
- * compiled-in implementations (cuda only in builds with CTSWEEP_HAVE_CUDA).
+ * backend.c — option parsing and dispatch of the backend interface and the
+ * operation tables to the compiled-in implementations (cuda only in builds
+ * with CTSWEEP_HAVE_CUDA): the one file that knows which backends exist.
  */
 #include "backend/backend.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend_ops.h"
 #include "backend/cpu/cpu_net.h"
+#include "backend/cpu/cpu_ops.h"
 #ifdef CTSWEEP_HAVE_CUDA
+#include "backend/cuda/cuda_backend_ops.h"
 #include "backend/cuda/cuda_net.h"
 #endif
 
@@ -109,3 +113,20 @@ void backend_net_free(BackendNet *net) {
 }
 
 const char *backend_cpu_isa(void) { return cpu_net_isa_name(); }
+
+// ---- operation tables ----
+
+const BackendOps *backend_ops_get(BackendKind kind, CtError *err) {
+    switch (kind) {
+    case BACKEND_CPU: return cpu_ops();
+    case BACKEND_CUDA:
+#ifdef CTSWEEP_HAVE_CUDA
+        return cuda_backend_ops(err);
+#else
+        ct_errorf(err, "backend 'cuda' is not available in this build (no CUDA operation table)");
+        return NULL;
+#endif
+    }
+    ct_errorf(err, "backend kind %d is unknown", (int)kind);
+    return NULL;
+}

@@ -3,14 +3,23 @@
  * table of function pointers per backend (the idea of ggml's
  * ggml_backend_i): the trainable tail (src/train/tail.c) plans and runs its
  * layers through this table alone, so the same executor trains on the CPU
- * (oneDNN, src/backend/cpu/cpu_ops.c) and, once its table is filled, on the
- * GPU (cuDNN, cuBLAS, the kernels of cuda_ops.cu, NCCL), without a
+ * (oneDNN, src/backend/cpu/cpu_ops.c) and on the GPU (cuDNN, cuBLAS, our
+ * kernels, NCCL: src/backend/cuda/cuda_backend_ops.c), without a
  * `kind == ...` test or an #ifdef in any layer.
  *
  * Conventions, for every implementation:
  *  - Tensors are float32 in the backend's memory (alloc/upload/download),
  *    activations NCHW row-major, convolution weights OIHW, linear weights
- *    (out, in) as torch.nn.Linear stores them.
+ *    (out, in) as torch.nn.Linear stores them. Only the host pointers a
+ *    member names as such (upload's and download's `host`, softmax_xent's
+ *    labels, loss and count) are host memory.
+ *  - Memory calls are synchronous for the host: once upload returns the
+ *    host buffer may be reused, once download returns it holds the data.
+ *    Everything else may run asynchronously, in call order.
+ *  - Errors: members that return an int report their failure in err; the
+ *    others cannot fail on the CPU, and on the GPU keep their first failure
+ *    for the next member that reports errors, or for `check`, which a
+ *    caller calls at the end of a pass (softmax_xent returns NaN then).
  *  - Parameter gradients accumulate (+=): zero them before a step.
  *    Activation gradients overwrite (=).
  *  - Results are bit-identical whatever the thread count (CPU) and whatever
@@ -18,12 +27,16 @@
  *    primitives created while the library sees one thread, spread over
  *    threads an image at a time; sums over the batch (weight and bias
  *    gradients) add the per-image parts in image order; linear layers split
- *    their work into fixed column blocks (cpu_linear.c).
+ *    their work into fixed column blocks (cpu_linear.c). On the GPU a run
+ *    repeats itself bit for bit (deterministic cuDNN algorithms, no
+ *    atomics) for a given batch size; its sums run in other orders than the
+ *    CPU's (tests/gpu/test_gpu_backend_ops.c states by how much).
  *  - Dropout masks come from the counter RNG keyed by (seed, iteration,
  *    layer, element of the whole batch), the same bits on every backend and
  *    rank count.
- *  - BatchNorm is folded into the convolution weights by the caller (frozen
- *    statistics, inference mode): the table has no BatchNorm.
+ *  - BatchNorm (frozen statistics, inference mode) is folded into the
+ *    convolution weights by the caller through bn_fold, and its gradients
+ *    unfolded through bn_unfold_grads: the convolutions know no BatchNorm.
  */
 #ifndef CTSWEEP_BACKEND_OPS_H
 #define CTSWEEP_BACKEND_OPS_H
@@ -132,17 +145,39 @@ typedef struct BackendOps {
     double (*softmax_xent)(float *dlogits /* (n, 2) */, size_t *correct, const float *logits /* (n, 2) */,
                            const uint8_t *labels, size_t n, size_t batch_rows);
 
+    // ---- BatchNorm folding (per output channel, scale in double) ----
+    // wf = w * s, bf = beta - mean * s with s = gamma / sqrt(var + eps).
+    void (*bn_fold)(float *wf /* (cout, per) */, float *bf /* (cout) */, const float *w /* (cout, per) */,
+                    const float *gamma, const float *beta, const float *mean, const float *var /* (cout) each */,
+                    size_t cout, size_t per, double eps);
+    // From the folded weights' gradients gwf (cout, per) and gbf (cout) to
+    // those of w, gamma and beta, accumulated: gw += gwf * s;
+    // ggamma += (sum over the channel of gwf * w - gbf * mean) / sqrt(var + eps);
+    // gbeta += gbf.
+    void (*bn_unfold_grads)(float *gw /* (cout, per) */, float *ggamma, float *gbeta /* (cout) */,
+                            const float *gwf, const float *gbf, const float *w, const float *gamma, const float *mean,
+                            const float *var, size_t cout, size_t per, double eps);
+
     // ---- optimiser ----
     void (*adam_step)(const BackendAdamStep *s, float *params, const float *grads, float *m, float *v, size_t n);
 
     // ---- collectives ----
-    // Sums buf over the ranks of comm in place: an MPI_Comm * on the CPU; on
-    // the GPU the NCCL communicator (src/backend/cuda/cuda_nccl.c).
+    // Sums buf over the ranks of comm in place, the result on every rank when
+    // it returns. comm is an MPI_Comm * on the CPU; on the GPU it is the
+    // CudaNccl * that cuda_nccl_create returned (src/backend/cuda/cuda_nccl.h),
+    // itself, not a pointer to it.
     int (*allreduce_sum)(void *comm, float *buf, size_t n, CtError *err);
+
+    // ---- errors ----
+    // 0, or -1 with the first failure since the last check of a member that
+    // returns no error (a GPU reports a kernel's fault at a later call).
+    int (*check)(CtError *err);
 } BackendOps;
 
-// The table of a backend; NULL with err when this build or this backend has
-// none (the CUDA table's slot: its operations live in src/backend/cuda).
+// The table of a backend (defined in src/backend/backend.c, the one file
+// that knows which backends this build has); NULL with err when this build
+// has none for the kind, or, for cuda, no usable device is visible. The
+// CUDA table works on the device current when each call is made.
 const BackendOps *backend_ops_get(BackendKind kind, CtError *err);
 
 #endif

@@ -284,70 +284,110 @@ const TailTensor *tail_find_tensor(const Tail *t, const char *name) {
 // The graph layer behind tail layer j (its name and shape, not its weights).
 static const NNLayer *graph_layer(const Tail *t, const NNGraph *g, size_t j) { return &g->layers[t->cut + j]; }
 
+// Parameters are written through host staging buffers and the backend's
+// upload: the parameter and work blocks are backend memory.
+
 int tail_load_safetensors(Tail *t, const NNGraph *g, const char *path, CtError *err) {
     SafeTensors st;
     if (st_open(&st, path, err)) return -1;
+    const BackendOps *ops = t->ops;
     int rc = 0;
-    float *bn = NULL;
+    float *w = NULL, *bias = NULL, *bn = NULL;
     for (size_t j = 0; j < t->n_layers && rc == 0; j++) {
         TailLayer *L = &t->layers[j];
         if (L->kind != NN_CONV) continue;
-        bn = ct_realloc(bn, 4 * L->cout * sizeof *bn);
-        rc = model_read_conv_raw(graph_layer(t, g, j), &st, L->w, L->has_bn ? L->bf : L->b, bn, err);
-        if (rc || !L->has_bn) continue;
+        size_t nw = L->cout * L->cin * L->k * L->k, fb = L->cout * sizeof(float);
+        w = ct_realloc(w, nw * sizeof *w);
+        bias = ct_realloc(bias, fb);
+        bn = ct_realloc(bn, 4 * fb);
+        rc = model_read_conv_raw(graph_layer(t, g, j), &st, w, bias, bn, err);
+        if (rc) continue;
+        ops->upload(L->w, w, nw * sizeof *w);
+        if (!L->has_bn) {
+            ops->upload(L->b, bias, fb);
+            continue;
+        }
         // The tail trains gamma and beta; a convolution bias before the
-        // BatchNorm stays frozen (torchvision's ResNets have none).
-        memcpy(L->gamma, bn, L->cout * sizeof(float));
-        memcpy(L->b, bn + L->cout, L->cout * sizeof(float));
-        memcpy(L->mean, bn + 2 * L->cout, L->cout * sizeof(float));
-        memcpy(L->var, bn + 3 * L->cout, L->cout * sizeof(float));
-        for (size_t o = 0; o < L->cout; o++) L->mean[o] -= L->bf[o];
+        // BatchNorm stays frozen (torchvision's ResNets have none), inside
+        // the running mean.
+        float *mean = bn + 2 * L->cout;
+        for (size_t o = 0; o < L->cout; o++) mean[o] -= bias[o];
+        ops->upload(L->gamma, bn, fb);
+        ops->upload(L->b, bn + L->cout, fb);
+        ops->upload(L->mean, mean, fb);
+        ops->upload(L->var, bn + 3 * L->cout, fb);
     }
-    free(bn);
     for (size_t l = 0; l < t->n_lin && rc == 0; l++) {
         char name[48];
         snprintf(name, sizeof name, "head.%zu.weight", l);
         if (!st_find(&st, name)) continue;
         size_t ws[2] = {t->dim[l + 1], t->dim[l]}, bs[1] = {t->dim[l + 1]};
-        rc = st_read_f32(&st, name, ws, 2, t->hw[l], err);
+        w = ct_realloc(w, ws[0] * ws[1] * sizeof *w);
+        bias = ct_realloc(bias, bs[0] * sizeof *bias);
+        rc = st_read_f32(&st, name, ws, 2, w, err);
         snprintf(name, sizeof name, "head.%zu.bias", l);
-        if (rc == 0) rc = st_read_f32(&st, name, bs, 1, t->hb[l], err);
+        if (rc == 0) rc = st_read_f32(&st, name, bs, 1, bias, err);
+        if (rc) break;
+        ops->upload(t->hw[l], w, ws[0] * ws[1] * sizeof *w);
+        ops->upload(t->hb[l], bias, bs[0] * sizeof *bias);
     }
+    free(w);
+    free(bias);
+    free(bn);
     st_close(&st);
+    if (rc == 0) rc = ops->check(err);
     if (rc) ct_error_prefix(err, "tail of %s", g->model);
     return rc;
 }
 
 void tail_init_random(Tail *t, const NNGraph *g, uint64_t seed) {
+    const BackendOps *ops = t->ops;
     for (size_t j = 0; j < t->n_layers; j++) {
         TailLayer *L = &t->layers[j];
         if (L->kind != NN_CONV) continue;
+        size_t nw = L->cout * L->cin * L->k * L->k, fb = L->cout * sizeof(float);
+        float *w = ct_malloc_array(nw, sizeof *w), *bias = ct_malloc_array(L->cout, sizeof *bias);
         if (!L->has_bn) {
-            model_init_conv_raw(g, t->cut + j, seed, L->w, L->b, NULL);
+            model_init_conv_raw(g, t->cut + j, seed, w, bias, NULL);
+            ops->upload(L->w, w, nw * sizeof *w);
+            ops->upload(L->b, bias, fb);
+            free(w);
+            free(bias);
             continue;
         }
+        // gamma, beta, running mean and variance; a bias the convolution may
+        // draw is not trained (and is 0 for torchvision's ResNets).
         float *bn = ct_malloc_array(4 * L->cout, sizeof *bn);
-        model_init_conv_raw(g, t->cut + j, seed, L->w, L->bf, bn);
-        memcpy(L->gamma, bn, L->cout * sizeof(float));
-        memcpy(L->b, bn + L->cout, L->cout * sizeof(float));
-        memcpy(L->mean, bn + 2 * L->cout, L->cout * sizeof(float));
-        memcpy(L->var, bn + 3 * L->cout, L->cout * sizeof(float));
+        model_init_conv_raw(g, t->cut + j, seed, w, bias, bn);
+        ops->upload(L->w, w, nw * sizeof *w);
+        ops->upload(L->gamma, bn, fb);
+        ops->upload(L->b, bn + L->cout, fb);
+        ops->upload(L->mean, bn + 2 * L->cout, fb);
+        ops->upload(L->var, bn + 3 * L->cout, fb);
+        free(w);
+        free(bias);
         free(bn);
     }
     tail_reset_head(t, seed);
 }
 
 void tail_reset_head(Tail *t, uint64_t seed) {
+    size_t most = 0;
+    for (size_t l = 0; l < t->n_lin; l++)
+        if (t->dim[l + 1] * (t->dim[l] + 1) > most) most = t->dim[l + 1] * (t->dim[l] + 1);
+    float *h = ct_malloc_array(most ? most : 1, sizeof *h);
     for (size_t l = 0; l < t->n_lin; l++) {
         // kaiming_uniform_(a=sqrt(5)) and the bias rule both give +-1/sqrt(fan_in),
         // from the head's own streams (head_reset_params draws the same).
         double bound = 1.0 / sqrt((double)t->dim[l]);
         RngStream rs;
         rng_stream_init(&rs, seed, RNG_INIT_HEAD, (uint32_t)l, 0, 0);
-        size_t nw = t->dim[l + 1] * t->dim[l];
-        for (size_t i = 0; i < nw; i++) t->hw[l][i] = (float)((2.0 * rng_uniform(&rs) - 1.0) * bound);
-        for (size_t i = 0; i < t->dim[l + 1]; i++) t->hb[l][i] = (float)((2.0 * rng_uniform(&rs) - 1.0) * bound);
+        size_t nw = t->dim[l + 1] * t->dim[l], nb = t->dim[l + 1];
+        for (size_t i = 0; i < nw + nb; i++) h[i] = (float)((2.0 * rng_uniform(&rs) - 1.0) * bound);
+        t->ops->upload(t->hw[l], h, nw * sizeof *h);
+        t->ops->upload(t->hb[l], h + nw, nb * sizeof *h);
     }
+    free(h);
 }
 
 void tail_zero_grads(Tail *t) { t->ops->zero(t->grads, t->n_params * sizeof(float)); }

@@ -16,7 +16,10 @@
  * Memory (llm.c): parameters, gradients and Adam moments of tail and head
  * in one block, in that order (tail layers, then head W0, b0, W1, b1, ...);
  * activations, their gradients and the folded weights in a second; both
- * sized for max_batch at creation; nothing is allocated per step.
+ * sized for max_batch at creation; nothing is allocated per step. Both
+ * blocks are the backend's memory (device memory on a GPU): every pointer
+ * in Tail and TailTensor that names a tensor points there, except
+ * logits_host; the host side below moves data across.
  * Gradient conventions: parameter gradients accumulate (tail_zero_grads
  * clears them), the gradient at the cut input is overwritten.
  */
@@ -37,7 +40,7 @@
 // "layer4.0.bn1.bias") or "head.<linear index>.weight|bias".
 typedef struct {
     char name[64];
-    float *param, *grad;  // views into the parameter block
+    float *param, *grad;  // views into the parameter block: backend memory (ops->download to read)
     size_t numel;
 } TailTensor;
 
@@ -89,6 +92,8 @@ typedef struct {
 int tail_init(Tail *t, const BackendOps *ops, const NNGraph *g, size_t cut, const HeadSpec *head, size_t max_batch,
               size_t h, size_t w, CtError *err);
 void tail_free(Tail *t);
+// Parameters are written through host staging and the backend's upload, so
+// these work on any backend.
 // Tail parameters from a safetensors file with torchvision names; head
 // tensors "head.<i>.weight|bias" too when the file has them (else unchanged).
 int tail_load_safetensors(Tail *t, const NNGraph *g, const char *path, CtError *err);
@@ -96,11 +101,15 @@ int tail_load_safetensors(Tail *t, const NNGraph *g, const char *path, CtError *
 // identity BatchNorm); head as torch.nn.Linear's default (head_reset_params).
 void tail_init_random(Tail *t, const NNGraph *g, uint64_t seed);
 void tail_reset_head(Tail *t, uint64_t seed);
+// The tensor of that name, or NULL. Its param and grad point into the
+// backend's memory (device memory on a GPU): read and write them through
+// t->ops->download / upload, never directly.
 const TailTensor *tail_find_tensor(const Tail *t, const char *name);
 
-// Forward over n rows of cut activations x (n, in_numel), kept in the tail
-// for backward (x must stay valid until then). train: dropout with masks
-// keyed by (seed, iteration). Returns the logits (n, 2) or NULL with err.
+// Forward over n rows of cut activations x (n, in_numel) in backend
+// memory, kept in the tail for backward (x must stay valid until then).
+// train: dropout with masks keyed by (seed, iteration). Returns the logits
+// (n, 2) in backend memory, or NULL with err (a backend's failure too).
 const float *tail_forward(Tail *t, const float *x, size_t n, int train, uint64_t seed, uint64_t iteration,
                           CtError *err);
 // The same for rows [row0, row0 + n) of a larger batch (a data-parallel
@@ -109,7 +118,8 @@ const float *tail_forward_rows(Tail *t, const float *x, size_t n, size_t row0, i
                                uint64_t iteration, CtError *err);
 // Softmax cross-entropy of the last forward against labels; the gradient of
 // (sum of losses) / batch_rows accumulated into every parameter's gradient,
-// t->dx overwritten with that of the cut input (unless t->input_grad is 0). Returns the sum of losses
+// t->dx (backend memory) overwritten with that of the cut input (unless
+// t->input_grad is 0). labels are host memory. Returns the sum of losses
 // (negative with err on a backend failure).
 double tail_backward(Tail *t, const uint8_t *labels, size_t batch_rows, size_t *correct, CtError *err);
 void tail_zero_grads(Tail *t);

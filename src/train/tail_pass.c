@@ -1,52 +1,32 @@
 /*
  * tail_pass.c — forward and backward passes of the trainable tail through
  * the backend's operation table, BatchNorm folding before the forward and
- * unfolding of its gradients after the backward.
+ * unfolding of its gradients after the backward (the table's bn ops), and
+ * the table's error check at the end of each pass.
  *
  * A tensor read by two layers (a ResNet block's input feeds its first
  * convolution and its shortcut) gets the sum of both gradients: the first
  * contribution in reverse layer order is written in place, later ones go
  * through a scratch buffer and an add, always in the same order.
  */
-#include <math.h>
-#include <string.h>
-
 #include "nn/models.h"
 #include "train/tail.h"
 #include "train/tail_layer.h"
 
 // ---- BatchNorm ----
 
-// wf = w * s, bf = beta - mean * s with s = gamma / sqrt(var + eps) per
-// output channel, the scale in double as model_fold_bn computes it.
-static void fold_bn(TailLayer *L) {
-    size_t per = L->cin * L->k * L->k;
-    for (size_t o = 0; o < L->cout; o++) {
-        double s = L->gamma[o] / sqrt((double)L->var[o] + MODEL_BN_EPS);
-        const float *w = L->w + o * per;
-        float *wf = L->wf + o * per;
-        for (size_t i = 0; i < per; i++) wf[i] = (float)(w[i] * s);
-        L->bf[o] = (float)((0.0f - L->mean[o]) * s + L->b[o]);
-    }
+// The weights the backend runs: the BatchNorm folded into the convolution
+// (its weights and statistics live in backend memory, so the backend folds).
+static void fold_bn(const Tail *t, TailLayer *L) {
+    t->ops->bn_fold(L->wf, L->bf, L->w, L->gamma, L->b, L->mean, L->var, L->cout, L->cin * L->k * L->k,
+                    MODEL_BN_EPS);
 }
 
 // From the gradients of the folded weights (gwf, gbf) to those of w, gamma
-// and beta: dw = dwf * s; dgamma = (sum dwf * w - dbf * mean) / sqrt(var + eps);
-// dbeta = dbf.
-static void unfold_bn_grads(TailLayer *L, const float *gwf, const float *gbf) {
-    size_t per = L->cin * L->k * L->k;
-    for (size_t o = 0; o < L->cout; o++) {
-        double r = 1.0 / sqrt((double)L->var[o] + MODEL_BN_EPS), s = L->gamma[o] * r;
-        const float *gw = gwf + o * per, *w = L->w + o * per;
-        float *dw = L->gw + o * per;
-        double dot = 0.0;
-        for (size_t i = 0; i < per; i++) {
-            dot += (double)gw[i] * w[i];
-            dw[i] += (float)(gw[i] * s);
-        }
-        L->ggamma[o] += (float)((dot - (double)gbf[o] * L->mean[o]) * r);
-        L->gb[o] += gbf[o];
-    }
+// and beta.
+static void unfold_bn_grads(const Tail *t, TailLayer *L, const float *gwf, const float *gbf) {
+    t->ops->bn_unfold_grads(L->gw, L->ggamma, L->gb, gwf, gbf, L->w, L->gamma, L->mean, L->var, L->cout,
+                            L->cin * L->k * L->k, MODEL_BN_EPS);
 }
 
 // ---- forward ----
@@ -57,7 +37,7 @@ static int layer_forward(Tail *t, TailLayer *L, size_t j, size_t n, CtError *err
     float *y = t->act[j + 1];
     switch (L->kind) {
     case NN_CONV:
-        if (L->has_bn) fold_bn(L);
+        if (L->has_bn) fold_bn(t, L);
         return ops->conv_forward(L->conv, y, x, L->has_bn ? L->wf : L->w, L->has_bn ? L->bf : L->b,
                                  L->res >= 0 ? t->act[L->res] : NULL, n, err);
     case NN_MAXPOOL: return ops->maxpool_forward(L->pool, y, x, n, err);
@@ -100,6 +80,7 @@ const float *tail_forward_rows(Tail *t, const float *x, size_t n, size_t row0, i
             ops->dropout_forward(y, t->hmask[l + 1], y, n, O, row0, seed, iteration, (uint32_t)(l + 1), t->head.dropout);
     }
     t->n_rows = n;
+    if (ops->check(err)) return NULL;
     return t->hact[t->n_lin];
 }
 
@@ -132,7 +113,7 @@ static int layer_backward(Tail *t, TailLayer *L, size_t j, size_t n, CtError *er
             ops->zero(t->gwf, L->cout * L->cin * L->k * L->k * sizeof(float));
             ops->zero(t->gbf, L->cout * sizeof(float));
             rc = ops->conv_backward_weights(L->conv, t->gwf, t->gbf, dy, x, n, err);
-            if (rc == 0) unfold_bn_grads(L, t->gwf, t->gbf);
+            if (rc == 0) unfold_bn_grads(t, L, t->gwf, t->gbf);
         } else {
             rc = ops->conv_backward_weights(L->conv, L->gw, L->gb, dy, x, n, err);
         }
@@ -181,11 +162,11 @@ double tail_backward(Tail *t, const uint8_t *labels, size_t batch_rows, size_t *
         if (t->dropout_on) ops->dropout_backward(dx, dx, t->hmask[l], n * I);
         cur = 1 - cur;
     }
-    if (t->n_tail_params == 0 && !t->input_grad) return loss;
+    if (t->n_tail_params == 0 && !t->input_grad) return ops->check(err) ? -1.0 : loss;
     for (size_t i = 0; i < t->n_layers; i++) t->fresh[i] = 1;
     t->fresh[t->n_layers] = 0;
     for (size_t j = t->n_layers; j-- > 0;)
         if (layer_backward(t, &t->layers[j], j, n, err)) return -1.0;
     if (t->input_grad && t->fresh[0]) fatal("tail: nothing read the cut input");
-    return loss;
+    return ops->check(err) ? -1.0 : loss;
 }

@@ -25,11 +25,12 @@
 #      (not needed where the machine has Open MPI, HDF5, oneDNN, libfyaml)
 #   4. configure and build with -DCTSWEEP_CUDA=ON              120 s / 270 s
 #   5. Open MPI from the prefix launches ranks (--dry-run)       5 s /  60 s
-#   6. ctest -L gpu (the CUDA backend against the CPU's)       120 s / 240 s
+#   6. ctest -L gpu (the CUDA backend against the CPU's: ops,  150 s / 270 s
+#      operation table, models, a 20-step trainable-tail run)
 #   7. a 4-trial phantom sweep, backend cuda, mpirun -n 3       40 s / 120 s
 #   8. the same sweep with ranks_per_trial: 2 (NCCL)            40 s / 120 s
 #   9. bench/backbone --backend cuda beside PyTorch             60 s / 150 s
-#   expected in all: 414 s, under 8 minutes.
+#   expected in all: 444 s, under 8 minutes.
 # The exit status is the number of failed checks (0: all passed; at most 76),
 # or 77 with the single line "SKIP: no CUDA device visible (REASON)" (also
 # written to $OUT/summary.txt) within seconds when there is no GPU.
@@ -626,7 +627,7 @@ fi
 step_end
 
 # ---- 6. ctest -L gpu ----
-step_begin 6 "ctest -L gpu" 120 240
+step_begin 6 "ctest -L gpu" 150 270
 if ! step_has_time; then
   :
 elif [ $built = 1 ]; then

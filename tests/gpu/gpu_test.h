@@ -91,4 +91,15 @@ static inline GpuCmp gpu_compare(const float *a, const float *ref, size_t n) {
                    c_.err, (double)(bound), c_.mismatches, (size_t)(n));                                      \
     } while (0)
 
+// Counts a check that a equals ref bit for bit and prints one line.
+#define GPU_EXPECT_SAME(a, ref, n, ...)                                                                         \
+    do {                                                                                                       \
+        GpuCmp c_ = gpu_compare((a), (ref), (n));                                                              \
+        char what_[256];                                                                                       \
+        snprintf(what_, sizeof what_, __VA_ARGS__);                                                            \
+        CHECK(c_.mismatches == 0, "%s: %zu of %zu elements differ (worst element %zu: %.9g vs %.9g)", what_,    \
+              c_.mismatches, (size_t)(n), c_.worst, c_.got, c_.want);                                         \
+        if (c_.mismatches == 0) printf("ok   %s: bit-identical (%zu elements)\n", what_, (size_t)(n));          \
+    } while (0)
+
 #endif

@@ -1,7 +1,8 @@
 /*
  * cpu_ops.c — the CPU backend's operation table (backend_ops.h): oneDNN
  * convolution and max pool (cpu_conv.c), sgemm linear layers
- * (cpu_linear.c), the Adam step (cpu_adam.c), and here the small
+ * (cpu_linear.c), the Adam step (cpu_adam.c), BatchNorm folding
+ * (cpu_bn.c), and here the small
  * operations in plain C: average pools, residual add, ReLU, dropout,
  * softmax cross-entropy, host memory and the MPI gradient allreduce.
  *
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_adam.h"
+#include "backend/cpu/cpu_bn.h"
 #include "backend/cpu/cpu_conv.h"
 #include "backend/cpu/cpu_linear.h"
 #include "util/rng.h"
@@ -172,6 +174,14 @@ static int allreduce_sum(void *comm, float *buf, size_t n, CtError *err) {
     return 0;
 }
 
+// ---- errors ----
+
+// Every CPU member that can fail says so at once.
+static int check(CtError *err) {
+    (void)err;
+    return 0;
+}
+
 // ---- the table ----
 
 static const BackendOps CPU_OPS = {
@@ -207,8 +217,11 @@ static const BackendOps CPU_OPS = {
     .linear_backward_params = cpu_linear_backward_params,
     .linear_backward_input = cpu_linear_backward_input,
     .softmax_xent = cpu_softmax_xent,
+    .bn_fold = cpu_bn_fold,
+    .bn_unfold_grads = cpu_bn_unfold_grads,
     .adam_step = cpu_adam_step,
     .allreduce_sum = allreduce_sum,
+    .check = check,
 };
 
 const BackendOps *cpu_ops(void) { return &CPU_OPS; }
