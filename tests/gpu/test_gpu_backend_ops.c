@@ -276,6 +276,25 @@ static void test_elementwise(void) {
     free(a), free(b), free(y), free(dx);
 }
 
+// The head's fixed standardisation (head.standardize with unfrozen stages).
+static void test_standardize(size_t rows, size_t width) {
+    size_t n = rows * width;
+    float *x = normal(n, 60, 3.0f), *dy = normal(n, 61, 1.0f), *mean = normal(width, 62, 1.0f);
+    float *inv = normal(width, 63, 1.0f), *y = hnew(n), *dx = hnew(n);
+    inv[0] = 0.0f;  // a constant feature
+    float *gx = dput(x, n), *gdy = dput(dy, n), *gm = dput(mean, width), *gi = dput(inv, width);
+    float *gy = dput(y, n), *gdx = dput(dx, n);
+    CPU->standardize_forward(y, x, mean, inv, rows, width);
+    GPU->standardize_forward(gy, gx, gm, gi, rows, width);
+    CPU->standardize_backward(dx, dy, inv, rows, width);
+    GPU->standardize_backward(gdx, gdy, gi, rows, width);
+    float *hy = dget(gy, n), *hdx = dget(gdx, n);
+    GPU_EXPECT_SAME(hy, y, n, "standardize forward %zux%zu", rows, width);
+    GPU_EXPECT_SAME(hdx, dx, n, "standardize backward %zux%zu", rows, width);
+    GPU->free(gx), GPU->free(gdy), GPU->free(gm), GPU->free(gi), GPU->free(gy), GPU->free(gdx);
+    free(x), free(dy), free(mean), free(inv), free(y), free(dx), free(hy), free(hdx);
+}
+
 static void test_dropout(size_t rows, size_t width, size_t row0, double p, int in_place) {
     size_t n = rows * width;
     float *x = normal(n, 50, 1.0f), *dy = normal(n, 51, 1.0f), *y = hnew(n), *mask = hnew(n), *dx = hnew(n);
@@ -482,6 +501,7 @@ int main(int argc, char **argv) {
     test_avgpool(2, 8, 14, 14, 7, 7);   // VGG at 224 px
     test_avgpool(5, 16, 7, 7, 1, 1);    // ResNet's global pool
     test_elementwise();
+    test_standardize(7, 513);
     test_dropout(5, 37, 3, 0.4, 0);
     test_dropout(32, 4096, 0, 0.5, 1);
     test_linear(16, 2048, 512);

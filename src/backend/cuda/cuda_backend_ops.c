@@ -180,6 +180,17 @@ static void dropout_backward(float *dx, const float *dy, const float *mask, size
     if (c) defer_launch(cuda_t_mul(dx, dy, mask, count, c->stream), "dropout backward");
 }
 
+static void standardize_forward(float *y, const float *x, const float *mean, const float *inv_std, size_t rows,
+                                size_t width) {
+    CudaTrainCtx *c = ctx_or_defer();
+    if (c) defer_launch(cuda_t_standardize_forward(y, x, mean, inv_std, rows, width, c->stream), "standardize");
+}
+
+static void standardize_backward(float *dx, const float *dy, const float *inv_std, size_t rows, size_t width) {
+    CudaTrainCtx *c = ctx_or_defer();
+    if (c) defer_launch(cuda_t_standardize_backward(dx, dy, inv_std, rows, width, c->stream), "standardize backward");
+}
+
 // ---- linear (cuBLAS) ----
 
 static void linear_forward(float *y, const float *x, const float *w, const float *b, size_t B, size_t I, size_t O) {
@@ -327,6 +338,8 @@ static const BackendOps CUDA_OPS = {
     .relu_backward = relu_backward,
     .dropout_forward = dropout_forward,
     .dropout_backward = dropout_backward,
+    .standardize_forward = standardize_forward,
+    .standardize_backward = standardize_backward,
     .linear_forward = linear_forward,
     .linear_backward_params = linear_backward_params,
     .linear_backward_input = linear_backward_input,

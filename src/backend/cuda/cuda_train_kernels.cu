@@ -297,6 +297,33 @@ extern "C" int cuda_t_mul(float *dx, const float *dy, const float *mask, size_t 
     return launched();
 }
 
+// The head's fixed standardisation per column of a (rows, width) matrix, as
+// the CPU table computes it: (x - mean) * inv_std in float, then its backward.
+__global__ void standardize_fwd(float *y, const float *x, const float *mean, const float *inv_std, size_t width,
+                                size_t count) {
+    GRID_STRIDE(i, count) y[i] = __fmul_rn(__fsub_rn(x[i], mean[i % width]), inv_std[i % width]);
+}
+
+__global__ void standardize_bwd(float *dx, const float *dy, const float *inv_std, size_t width, size_t count) {
+    GRID_STRIDE(i, count) dx[i] = __fmul_rn(dy[i], inv_std[i % width]);
+}
+
+extern "C" int cuda_t_standardize_forward(float *y, const float *x, const float *mean, const float *inv_std,
+                                          size_t rows, size_t width, cudaStream_t stream) {
+    size_t count = rows * width;
+    if (count == 0) return 0;
+    standardize_fwd<<<blocks_for(count), THREADS, 0, stream>>>(y, x, mean, inv_std, width, count);
+    return launched();
+}
+
+extern "C" int cuda_t_standardize_backward(float *dx, const float *dy, const float *inv_std, size_t rows,
+                                           size_t width, cudaStream_t stream) {
+    size_t count = rows * width;
+    if (count == 0) return 0;
+    standardize_bwd<<<blocks_for(count), THREADS, 0, stream>>>(dx, dy, inv_std, width, count);
+    return launched();
+}
+
 extern "C" int cuda_t_bn_fold(float *wf, float *bf, const float *w, const float *gamma, const float *beta,
                               const float *mean, const float *var, size_t cout, size_t per, double eps,
                               cudaStream_t stream) {

@@ -52,6 +52,11 @@ int cuda_t_add(float *y, const float *a, const float *b, size_t count, cudaStrea
 int cuda_t_relu_backward(float *dx, const float *dy, const float *y, size_t count, cudaStream_t stream);
 // dx = dy * mask (dx may alias dy)
 int cuda_t_mul(float *dx, const float *dy, const float *mask, size_t count, cudaStream_t stream);
+// y = (x - mean) * inv_std per column of (rows, width); dx = dy * inv_std
+int cuda_t_standardize_forward(float *y, const float *x, const float *mean, const float *inv_std, size_t rows,
+                               size_t width, cudaStream_t stream);
+int cuda_t_standardize_backward(float *dx, const float *dy, const float *inv_std, size_t rows, size_t width,
+                                cudaStream_t stream);
 // BatchNorm folding and gradient unfolding as cpu_bn.c, bit for bit
 int cuda_t_bn_fold(float *wf, float *bf, const float *w, const float *gamma, const float *beta, const float *mean,
                    const float *var, size_t cout, size_t per, double eps, cudaStream_t stream);
