@@ -20,7 +20,10 @@ CASE:
             unfreeze-0 trials keep the ids and the results of the same
             trials in a configuration that does not mention unfreeze
             (check_sweep.py's reference run); status shows the unfreeze
-            column; validate passes
+            column; validate passes; with the activations at the cut kept in
+            backend memory and batches gathered there (the GPU's
+            train.gpu_cache_mb path, forced on the CPU by
+            CTSWEEP_DEVICE_CACHE_ON_CPU) the results are the same bits
   groups    ranks_per_trial 2 on 3 ranks: each batch split over two ranks,
             the tail's and head's gradients summed by the CPU backend's
             allreduce (MPI): close to one rank per trial (sums in another
@@ -31,7 +34,7 @@ CASE:
             unfrozen stages, the head and both Adam moments): every file
             validates after every kill and the final results equal an
             uninterrupted run
-  chaos     the chaos case of check_sweep.py on the unfreeze grid: 10
+  chaos     the chaos case of check_sweep.py on the unfreeze grid: 8
             SIGKILLs, half at random moments and half injected inside the
             master's file commits, resuming after each
 """
@@ -164,6 +167,12 @@ def case_ranks(ctsweep, work):
         ok_v, msg = cs.validate(ctsweep, out)
         cs.report(r.returncode == 0 and ok_v and cs.same(ref, cs.results(out)),
                   f"{n} ranks: exit {r.returncode}, {msg}, results bit-identical to 1 rank")
+    out = os.path.join(work, "tail_devcache")
+    shutil.rmtree(out, ignore_errors=True)
+    r = cs.run(cs.mpirun(2, [ctsweep, "run", cfg, "-o", out]), env=dict(cs.ENV, CTSWEEP_DEVICE_CACHE_ON_CPU="1"))
+    cs.report(r.returncode == 0 and cs.same(ref, cs.results(out)),
+              f"activations kept in backend memory, batches gathered there: exit {r.returncode}, results "
+              f"bit-identical to the host path")
     # The unfreeze-0 trials are those of a configuration without unfreeze.
     plain_cfg = cs.write_config(work, "sweep.yaml")
     _, plain = cs.reference(ctsweep, work, plain_cfg)
@@ -231,7 +240,7 @@ def case_kill(ctsweep, work):
 
 def case_chaos(ctsweep, work):
     cfg, _, ref = tail_reference(ctsweep, work)
-    cs.chaos(ctsweep, work, cfg, ref, "tail_chaos", kills_wanted=10)
+    cs.chaos(ctsweep, work, cfg, ref, "tail_chaos", kills_wanted=8)
 
 
 def main():
