@@ -29,9 +29,9 @@ CASE:
             allreduce (MPI): close to one rank per trial (sums in another
             order, amplified by Adam as in `frozen`: probabilities and
             losses within 5e-3), the same bits when run again
-  kill      SIGKILL of the whole job at random moments with a checkpoint
-            every batch or so, --resume after each (checkpoints hold the
-            unfrozen stages, the head and both Adam moments): every file
+  kill      SIGKILL of the whole job 0-2 s after each run writes a checkpoint
+            (every 0.3 s: mid-epoch states holding the unfrozen stages, the
+            head and both Adam moments), --resume after each: every file
             validates after every kill and the final results equal an
             uninterrupted run
   chaos     the chaos case of check_sweep.py on the unfreeze grid: 8
@@ -43,6 +43,7 @@ import random
 import shutil
 import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -211,27 +212,41 @@ def case_groups(ctsweep, work):
     cs.report(cs.same(outs[0], outs[1]), "ranks_per_trial 2 twice: bit-identical")
 
 
+def count_checkpoints(out):
+    d = os.path.join(out, "checkpoints")
+    return len([f for f in os.listdir(d) if f.endswith(".h5")]) if os.path.isdir(d) else 0
+
+
 def case_kill(ctsweep, work):
     cfg, _, ref = tail_reference(ctsweep, work)
     out = os.path.join(work, "tail_kill")
     shutil.rmtree(out, ignore_errors=True)
     rng = random.Random(int(os.environ.get("CTSWEEP_KILL_SEED", "5")))
-    env = dict(cs.ENV, CTSWEEP_CHECKPOINT_EVERY="0.5")
+    env = dict(cs.ENV, CTSWEEP_CHECKPOINT_EVERY="0.3")
+    resumed_from = 0
     for k in range(4):
-        delay = rng.uniform(3.0, 12.0)
         args = [ctsweep, "run", cfg, "-o", out] + (["--resume"] if os.path.exists(os.path.join(out, "sweep.h5")) else [])
         p = subprocess.Popen(cs.mpirun(3, args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                              start_new_session=True)
-        try:
-            p.wait(timeout=delay)
-            killed = False
-        except subprocess.TimeoutExpired:
+        # Kill once this run has written a checkpoint of its own (a tail's
+        # state mid-run), a random moment later.
+        before = {f: os.path.getmtime(os.path.join(out, "checkpoints", f))
+                  for f in (os.listdir(os.path.join(out, "checkpoints")) if os.path.isdir(os.path.join(out, "checkpoints")) else [])}
+        t0, fresh = time.time(), False
+        while p.poll() is None and time.time() - t0 < 300 and not fresh:
+            d = os.path.join(out, "checkpoints")
+            fresh = os.path.isdir(d) and any(f.endswith(".h5") and before.get(f) != os.path.getmtime(os.path.join(d, f))
+                                             for f in os.listdir(d))
+            time.sleep(0.1)
+        time.sleep(rng.uniform(0.0, 2.0))
+        killed = p.poll() is None
+        if killed:
             cs.kill_job(p)
-            killed = True
+        resumed_from += count_checkpoints(out) > 0
         ok_v, msg = cs.validate(ctsweep, out) if os.path.exists(os.path.join(out, "sweep.h5")) else (True, ["none yet"])
-        ckpts = len(os.listdir(os.path.join(out, "checkpoints"))) if os.path.isdir(os.path.join(out, "checkpoints")) else 0
-        cs.report(ok_v, f"kill {k + 1} at {delay:.1f}s ({'killed' if killed else 'had finished'}): {msg}, "
-                  f"{ckpts} checkpoint file(s)")
+        cs.report(ok_v, f"kill {k + 1} ({'killed' if killed else 'had finished'}) {time.time() - t0:.1f}s in, after "
+                  f"a checkpoint: {msg}, {count_checkpoints(out)} checkpoint file(s) to resume from")
+    cs.report(resumed_from >= 2, f"{resumed_from} of 4 kills left checkpoints of a run in progress to resume from")
     r = cs.run(cs.mpirun(3, [ctsweep, "run", cfg, "-o", out, "--resume"]))
     ok_v, msg = cs.validate(ctsweep, out)
     cs.report(r.returncode == 0 and ok_v and cs.same(ref, cs.results(out)),
