@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "config/grid.h"
 #include "data/dataset.h"
 #include "fuzz_tmp.h"
 #include "results/checkpoint.h"
@@ -38,7 +39,6 @@
 #include "results/trial_file.h"
 #include "results/validate.h"
 #include "results_edit.h"
-#include "sweep/grid.h"
 #include "util/buf.h"
 #include "util/util.h"
 
