@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend_ops.h"
 #include "data/folds.h"
 #include "sweep/protocol.h"
 #include "sweep/quiet_wait.h"
@@ -151,8 +152,12 @@ static void group_allreduce_f32(void *ctx, float *buf, size_t n) {
         return;
     }
 #endif
-    if (MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, w->s->group) != MPI_SUCCESS)
-        fatal("MPI_Allreduce of %zu gradients failed", n);
+    // Host memory: the CPU backend's allreduce over the group's communicator
+    // (the one a CPU tail's gradients take through TrainHooks.dp_comm), so
+    // the MPI reduction of gradients lives in the backend.
+    CtError err = {{0}};
+    const BackendOps *cpu = backend_ops_get(BACKEND_CPU, &err);
+    if (!cpu || cpu->allreduce_sum(&w->s->group, buf, n, &err)) fatal("%s", err.msg);
 }
 
 static void group_allreduce_f64(void *ctx, double *buf, size_t n) {
