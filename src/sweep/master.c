@@ -113,6 +113,8 @@ void write_manifest(Sweep *s, const char *state) {
     s->last_manifest = ct_now();
 }
 
+// ---- progress ----
+
 // One live line on a terminal (rewritten in place twice a second), a plain
 // line every 15 seconds otherwise (set CTSWEEP_PROGRESS=live or lines to choose).
 // Under mpirun or srun a rank's stdout is a forwarding pseudo-terminal even
@@ -155,6 +157,8 @@ void progress_clear(Sweep *s) {
     if (s->progress_shown) printf("\r\033[K");
     s->progress_shown = 0;
 }
+
+// ---- the workers' reports ----
 
 void master_epoch(Sweep *s, size_t run, const EpochRecord *r, const double *lr, size_t n_iters,
                          const float *vp, const float *tp, int rank) {
@@ -321,6 +325,8 @@ void master_end(Sweep *s, size_t run, int outcome, const char *error, double wal
     if (ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
 }
 
+// ---- the queue ----
+
 // Pending runs, the costliest first: one of the worker's cached model while
 // there are any; else one of a model no other worker holds, so that each
 // model's features are computed by one worker while there are models enough
@@ -351,6 +357,8 @@ long pick_run(const Sweep *s, const char *pending, const char *model, char (*mod
         r = pick_run_from(s, pending, model, model_of, self, 0);
     return r;
 }
+
+// ---- the loop ----
 
 // A busy worker silent for sweep.worker_timeout is hung (a GPU fault, a read
 // stuck on a shared file system) or lost. Everything that arrived is already

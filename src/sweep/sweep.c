@@ -39,7 +39,6 @@ void sweep_install_signals(void) {
     if (stopsig_install()) ct_warn("could not start the signal thread: SIGTERM, SIGUSR1 and SIGINT end the run at once");
 }
 
-
 // ---- shared set-up ----
 
 int path_exists(const char *p) {

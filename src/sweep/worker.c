@@ -22,7 +22,7 @@
 #include "backend/cuda/cuda_nccl.h"
 #endif
 
-// ---- hooks ----
+// ---- helpers ----
 
 static int stop_requested(void *ctx) {
     (void)ctx;
@@ -42,6 +42,8 @@ static double checkpoint_every(void) {
 static void run_budgets(const Sweep *s, const GridRun *run, size_t *budgets) {
     for (size_t k = 0; k < run->n_trials; k++) budgets[k] = s->grid.trials[run->trials[k]].epochs;
 }
+
+// ---- reports ----
 
 typedef struct {
     Sweep *s;
@@ -142,6 +144,8 @@ static int w_on_budget(void *ctx, size_t budget, const float *tp, size_t best, d
     return 0;
 }
 
+// ---- data-parallel groups ----
+
 static void group_allreduce_f32(void *ctx, float *buf, size_t n) {
     WorkerCtx *w = ctx;
 #ifdef CTSWEEP_HAVE_CUDA
@@ -173,6 +177,8 @@ static void group_allreduce_f64(void *ctx, double *buf, size_t n) {
     if (MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, w->s->group) != MPI_SUCCESS)
         fatal("MPI_Allreduce failed");
 }
+
+// ---- backbone passes ----
 
 // Called before each batch of a backbone pass: tells the master now and then
 // that this worker is alive (a pass over a large data set sends nothing
@@ -255,6 +261,8 @@ static void worker_simulate(Sweep *s, size_t run_index, double ms) {
     free(vp);
     free(tp);
 }
+
+// ---- runs ----
 
 // Runs one run of the grid on this rank; reports through the hooks.
 void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob_len) {
