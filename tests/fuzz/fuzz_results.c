@@ -12,7 +12,7 @@
  * runs (done; running with a checkpoint; failed; pending with a
  * checkpoint), and each input is a list of edits (results_edit.h) applied
  * to a fresh copy of it before the readers run. The readers are driven as
- * the resume path drives them (src/sweep/sweep.c, master_resume): a
+ * the resume path drives them (src/sweep/resume.c, master_resume): a
  * TrialRecord initialised with the trial's budget and split sizes, then the
  * checkpoint the trial file names.
  *
