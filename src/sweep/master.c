@@ -433,7 +433,8 @@ void master_loop(Sweep *s, char *pending) {
             epoch_msg_free(&m);
         } else if (st.MPI_TAG == MSG_BUDGET) {
             BudgetMsg m;
-            if (budget_msg_decode(&r, &m) || m.run >= s->grid.n_runs) fatal("malformed BUDGET message from rank %d", src);
+            if (budget_msg_decode(&r, &m) || m.run >= s->grid.n_runs)
+                fatal("malformed BUDGET message from rank %d", src);
             if (m.n_test != s->n_split[SPLIT_TEST])
                 fatal("BUDGET message from rank %d on %s holds %zu test probabilities; the data set has %zu test images",
                       src, s->hosts ? s->hosts[src] : "?", m.n_test, s->n_split[SPLIT_TEST]);
