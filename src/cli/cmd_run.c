@@ -9,7 +9,7 @@
 
 #include "cli/commands.h"
 #include "config/config.h"
-#include "sweep/grid.h"
+#include "config/grid.h"
 #include "sweep/sweep.h"
 
 static void run_usage(FILE *f) {

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "results/h5io.h"
-#include "sweep/id_format.h"
+#include "results/id_format.h"
 
 typedef struct {
     char trial_id[TRIAL_ID_HEX + 1];

@@ -13,9 +13,9 @@
 #define CTSWEEP_RESULTS_MANIFEST_H
 
 #include "config/config.h"
+#include "config/grid.h"
 #include "data/dataset.h"
 #include "results/records.h"
-#include "sweep/grid.h"
 
 #define MANIFEST_SCHEMA_VERSION 2  // 2: /dataset/group, /dataset/fold; fold, selected_epoch in /trials
 

@@ -9,6 +9,7 @@
 
 #include "results/selection.h"
 #include "train/metrics.h"
+#include "util/util.h"
 
 static const char *STATUS[] = {"pending", "running", "done", "failed"};
 

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "train/trainer.h"
+#include "results/epoch_record.h"
 
 typedef enum { TRIAL_PENDING = 0, TRIAL_RUNNING, TRIAL_DONE, TRIAL_FAILED } TrialStatus;
 

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "train/trainer.h"
+#include "results/epoch_record.h"
 
 // How the rule reads in the tools' output.
 #define SELECTION_RULE "highest val AUC, ties by lower val loss, then the earlier epoch"

@@ -16,8 +16,8 @@
 
 #include <stdint.h>
 
+#include "config/grid.h"
 #include "results/records.h"
-#include "sweep/grid.h"
 
 typedef struct {
     size_t epoch, iteration;  // position of the saved state

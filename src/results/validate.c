@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/grid.h"
 #include "results/h5io.h"
-#include "sweep/grid.h"
 #include "util/util.h"
 
 typedef struct {

@@ -13,6 +13,7 @@
 
 #ifdef CTSWEEP_HAVE_CUDA
 #include "backend/cuda/cuda_device.h"
+#include "backend/cuda/cuda_nccl.h"
 #endif
 
 void placement_node(NodePlace *p, int rank, int size) {
@@ -101,4 +102,54 @@ int placement_bind_gpu(const NodePlace *p, int rank, int size, const SweepConfig
                        config_path, host, p->workers_here, i, j, all[j]);
     free(all);
     return rc;
+}
+
+// ---- worker groups ----
+
+void placement_group(MPI_Comm *group, int *group_rank, int *group_size, int rank, int size, size_t ranks_per_trial) {
+    size_t G = ranks_per_trial ? ranks_per_trial : 1;
+    int color = size == 1 ? 0 : rank == 0 ? MPI_UNDEFINED : (rank - 1) / (int)G;
+    MPI_Comm_split(MPI_COMM_WORLD, color, rank, group);
+    *group_rank = 0;
+    *group_size = 1;
+    if (*group != MPI_COMM_NULL) {
+        MPI_Comm_rank(*group, group_rank);
+        MPI_Comm_size(*group, group_size);
+    }
+}
+
+int placement_group_nccl(void **nccl, MPI_Comm group, int group_rank, int group_size, int rank,
+                         const SweepConfig *cfg, CtError *err) {
+    *nccl = NULL;
+#ifdef CTSWEEP_HAVE_CUDA
+    int ok = 1;
+    if (cfg->backend.kind == BACKEND_CUDA && group_size > 1 && group != MPI_COMM_NULL) {
+        CudaNccl *nc = NULL;
+        int r = cuda_nccl_create(&nc, group, 0, NULL, err);  // set-up 900 s, teardown 20 s
+        if (r == CUDA_NCCL_SHARED_GPU) {
+            if (group_rank == 0) ct_info("rank %d: %s; the group reduces with MPI", rank, err->msg);
+            err->msg[0] = '\0';
+        } else if (r != 0) {
+            ok = 0;
+        }
+        *nccl = nc;
+    }
+    return ok ? 0 : -1;
+#else
+    (void)group, (void)group_rank, (void)group_size, (void)rank, (void)cfg, (void)err;
+    return 0;
+#endif
+}
+
+void placement_group_free(MPI_Comm *group, void **nccl, int rank) {
+#ifdef CTSWEEP_HAVE_CUDA
+    if (*nccl) {
+        CtError nerr = {{0}};
+        if (cuda_nccl_free(*nccl, &nerr)) fprintf(stderr, "ctsweep: warning: rank %d: %s\n", rank, nerr.msg);
+    }
+#else
+    (void)rank;
+#endif
+    *nccl = NULL;
+    if (*group != MPI_COMM_NULL && *group != 0) MPI_Comm_free(group);
 }

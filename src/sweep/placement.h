@@ -9,6 +9,8 @@
  * GPUs: each worker binds one by its place among the node's workers, modulo
  * the devices it sees; two workers on one GPU are refused unless
  * train.gpu_share is true; the master binds none.
+ * Groups: the workers form groups of ranks_per_trial consecutive ranks that
+ * train one trial data-parallel; a group of GPU workers reduces through NCCL.
  */
 #ifndef CTSWEEP_SWEEP_PLACEMENT_H
 #define CTSWEEP_SWEEP_PLACEMENT_H
@@ -46,5 +48,21 @@ int placement_bind_gpu(const NodePlace *p, int rank, int size, const SweepConfig
 // Two entries of uuids (n of them, "" = no GPU) that are equal: returns 1 and
 // their indices, else 0.
 int placement_find_shared(const char (*uuids)[64], int n, int *a, int *b);
+
+// ---- worker groups ----
+
+// Collective over MPI_COMM_WORLD: this rank's group of ranks_per_trial
+// (>= 1) workers, its rank and size in it. The master is in none (group
+// MPI_COMM_NULL, rank 0, size 1); with one rank, that rank is a group of one.
+void placement_group(MPI_Comm *group, int *group_rank, int *group_size, int rank, int size, size_t ranks_per_trial);
+// Collective over the group (call on every rank; nothing happens outside a
+// CUDA group of more than one rank): the group's NCCL communicator into
+// *nccl; it stays NULL when the group's ranks share a GPU (they reduce with
+// MPI then; said once). Returns 0, or -1 with err. Without the CUDA backend
+// in the build: 0, *nccl NULL.
+int placement_group_nccl(void **nccl, MPI_Comm group, int group_rank, int group_size, int rank,
+                         const SweepConfig *cfg, CtError *err);
+// The group's communicators (collective over the group).
+void placement_group_free(MPI_Comm *group, void **nccl, int rank);
 
 #endif

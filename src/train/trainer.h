@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "results/epoch_record.h"
 #include "train/adam.h"
 #include "train/clr.h"
 #include "train/head.h"
@@ -76,12 +77,6 @@ typedef struct {
     const float *(*train_view)(void *ctx, uint32_t view, CtError *err);
     void *ctx;
 } TrainData;
-
-typedef struct {
-    size_t epoch;  // 1-based
-    double lr;     // rate used by the epoch's last iteration
-    double train_loss, train_acc, val_loss, val_acc, val_auc, seconds;
-} EpochRecord;
 
 typedef struct {
     // Called after each epoch with its record, the learning rate of each of

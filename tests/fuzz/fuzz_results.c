@@ -12,7 +12,7 @@
  * runs (done; running with a checkpoint; failed; pending with a
  * checkpoint), and each input is a list of edits (results_edit.h) applied
  * to a fresh copy of it before the readers run. The readers are driven as
- * the resume path drives them (src/sweep/sweep.c, master_resume): a
+ * the resume path drives them (src/sweep/resume.c, master_resume): a
  * TrialRecord initialised with the trial's budget and split sizes, then the
  * checkpoint the trial file names.
  *
@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "config/grid.h"
 #include "data/dataset.h"
 #include "fuzz_tmp.h"
 #include "results/checkpoint.h"
@@ -38,7 +39,6 @@
 #include "results/trial_file.h"
 #include "results/validate.h"
 #include "results_edit.h"
-#include "sweep/grid.h"
 #include "util/buf.h"
 #include "util/util.h"
 

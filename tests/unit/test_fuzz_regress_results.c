@@ -27,13 +27,13 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "config/grid.h"
 #include "data/dataset.h"
 #include "results/checkpoint.h"
 #include "results/h5io.h"
 #include "results/manifest.h"
 #include "results/trial_file.h"
 #include "results/validate.h"
-#include "sweep/grid.h"
 #include "util/buf.h"
 
 #include "check.h"

@@ -22,8 +22,8 @@
 
 #include "check.h"
 #include "config/config.h"
+#include "config/grid.h"
 #include "data/augment.h"
-#include "sweep/grid.h"
 #include "util/sha256.h"
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"

@@ -13,13 +13,13 @@
  * when the grid's models have weights files, `weights_sha256`: one line
  * "MODEL SHA256" per such model.
  */
-#ifndef CTSWEEP_SWEEP_ID_FORMAT_H
-#define CTSWEEP_SWEEP_ID_FORMAT_H
+#ifndef CTSWEEP_RESULTS_ID_FORMAT_H
+#define CTSWEEP_RESULTS_ID_FORMAT_H
 
 #include <hdf5.h>
 
 #include "config/config.h"
-#include "sweep/grid.h"
+#include "config/grid.h"
 #include "util/util.h"
 
 // Writes the attributes on the manifest's root (f). 0, or -1 with err.

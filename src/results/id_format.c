@@ -3,7 +3,7 @@
  * weights' content, written and read back here side by side (see
  * id_format.h).
  */
-#include "sweep/id_format.h"
+#include "results/id_format.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -7,8 +7,8 @@
  * does not depend on the run length (except `cosine`), so each budget's
  * result is a prefix of the longest one.
  */
-#ifndef CTSWEEP_SWEEP_GRID_H
-#define CTSWEEP_SWEEP_GRID_H
+#ifndef CTSWEEP_CONFIG_GRID_H
+#define CTSWEEP_CONFIG_GRID_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /*
  * grid.c — grid expansion, trial ids and runs.
  */
-#include "sweep/grid.h"
+#include "config/grid.h"
 
 #include <stdint.h>
 #include <stdio.h>
