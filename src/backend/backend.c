@@ -12,7 +12,11 @@
 #include "backend/cpu/cpu_net.h"
 #include "backend/cpu/cpu_ops.h"
 #ifdef CTSWEEP_HAVE_CUDA
+#include <mpi.h>
+
 #include "backend/cuda/cuda_backend_ops.h"
+#include "backend/cuda/cuda_device.h"
+#include "backend/cuda/cuda_nccl.h"
 #include "backend/cuda/cuda_net.h"
 #endif
 
@@ -129,4 +133,49 @@ const BackendOps *backend_ops_get(BackendKind kind, CtError *err) {
     }
     ct_errorf(err, "backend kind %d is unknown", (int)kind);
     return NULL;
+}
+
+// ---- devices and data-parallel groups ----
+
+int backend_bind_gpu(int worker_index, char *name, size_t name_len, char *uuid, size_t uuid_len, CtError *err) {
+#ifdef CTSWEEP_HAVE_CUDA
+    return cuda_bind_local_rank(worker_index, name, name_len, uuid, uuid_len, err) < 0 ? -1 : 0;
+#else
+    (void)worker_index, (void)name, (void)name_len, (void)uuid, (void)uuid_len;
+    return ct_errorf(err, "train.backend: cuda, but this ctsweep was built without the CUDA backend");
+#endif
+}
+
+int backend_group_create(void **out, BackendKind kind, void *mpi_comm, CtError *err) {
+    *out = NULL;
+    if (kind != BACKEND_CUDA) return 0;
+#ifdef CTSWEEP_HAVE_CUDA
+    CudaNccl *nc = NULL;
+    int r = cuda_nccl_create(&nc, *(MPI_Comm *)mpi_comm, 0, NULL, err);  // set-up 900 s, teardown 20 s
+    *out = nc;
+    return r == CUDA_NCCL_SHARED_GPU ? BACKEND_GROUP_SHARED_GPU : r;
+#else
+    (void)mpi_comm;
+    return ct_errorf(err, "train.backend: cuda, but this ctsweep was built without the CUDA backend");
+#endif
+}
+
+int backend_group_allreduce_host(void *group, void *buf, size_t n, int f64, CtError *err) {
+#ifdef CTSWEEP_HAVE_CUDA
+    CudaNccl *c = group;
+    if (cuda_nccl_reserve(c, n, err)) return -1;
+    return f64 ? cuda_nccl_allreduce_host_f64(c, buf, n, err) : cuda_nccl_allreduce_host_f32(c, buf, n, err);
+#else
+    (void)group, (void)buf, (void)n, (void)f64;
+    return ct_errorf(err, "no GPU group in this build");
+#endif
+}
+
+int backend_group_free(void *group, CtError *err) {
+    if (!group) return 0;
+#ifdef CTSWEEP_HAVE_CUDA
+    return cuda_nccl_free(group, err);
+#else
+    return ct_errorf(err, "no GPU group in this build");
+#endif
 }

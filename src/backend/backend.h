@@ -55,4 +55,20 @@ void backend_net_free(BackendNet *net);
 // "avx512_core_bf16", ...), as oneDNN reports it after ONEDNN_MAX_CPU_ISA.
 const char *backend_cpu_isa(void);
 
+// ---- devices and data-parallel groups ----
+
+// Binds this process to the GPU of its local worker index (cuda); fills the
+// device's name and UUID. -1 with err, also when this build has no CUDA.
+int backend_bind_gpu(int worker_index, char *name, size_t name_len, char *uuid, size_t uuid_len, CtError *err);
+// The communicator a group of GPU ranks sums over (NCCL, over the MPI
+// communicator *mpi_comm): *out is what the CUDA operation table's
+// allreduce_sum takes. 0 (with *out NULL for the CPU, which sums with MPI
+// on *mpi_comm itself), BACKEND_GROUP_SHARED_GPU when the group's ranks
+// share a GPU (NCCL cannot; err says so, *out NULL), or -1 with err.
+#define BACKEND_GROUP_SHARED_GPU 1
+int backend_group_create(void **out, BackendKind kind, void *mpi_comm, CtError *err);
+// Sums host values over the group through its communicator (f64: 1 for double).
+int backend_group_allreduce_host(void *group, void *buf, size_t n, int f64, CtError *err);
+int backend_group_free(void *group, CtError *err);
+
 #endif

@@ -11,10 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifdef CTSWEEP_HAVE_CUDA
-#include "backend/cuda/cuda_device.h"
-#include "backend/cuda/cuda_nccl.h"
-#endif
+#include "backend/backend.h"
 
 void placement_node(NodePlace *p, int rank, int size) {
     memset(p, 0, sizeof *p);
@@ -79,14 +76,10 @@ int placement_bind_gpu(const NodePlace *p, int rank, int size, const SweepConfig
     char uuid[64] = "";
     int rc = 0;
     if (!(rank == 0 && size > 1)) {
-#ifdef CTSWEEP_HAVE_CUDA
         char name[128] = "";
-        if (cuda_bind_local_rank(p->worker_index, name, sizeof name, uuid, sizeof uuid, err) < 0) rc = -1;
+        if (backend_bind_gpu(p->worker_index, name, sizeof name, uuid, sizeof uuid, err)) rc = -1;
         else snprintf(device, device_len, "%.40s %s", name, uuid);
-#else
-        rc = ct_errorf(err, "%s: train.backend: cuda, but this ctsweep was built without the CUDA backend",
-                       config_path);
-#endif
+        if (rc && strncmp(err->msg, "train.backend", 13) == 0) ct_error_prefix(err, "%s", config_path);
     }
     // One GPU per worker, unless sharing is asked for: a node with more
     // workers than GPUs (--ntasks-per-node=9 --gres=gpu:8 on every node)
@@ -121,35 +114,19 @@ void placement_group(MPI_Comm *group, int *group_rank, int *group_size, int rank
 int placement_group_nccl(void **nccl, MPI_Comm group, int group_rank, int group_size, int rank,
                          const SweepConfig *cfg, CtError *err) {
     *nccl = NULL;
-#ifdef CTSWEEP_HAVE_CUDA
-    int ok = 1;
-    if (cfg->backend.kind == BACKEND_CUDA && group_size > 1 && group != MPI_COMM_NULL) {
-        CudaNccl *nc = NULL;
-        int r = cuda_nccl_create(&nc, group, 0, NULL, err);  // set-up 900 s, teardown 20 s
-        if (r == CUDA_NCCL_SHARED_GPU) {
-            if (group_rank == 0) ct_info("rank %d: %s; the group reduces with MPI", rank, err->msg);
-            err->msg[0] = '\0';
-        } else if (r != 0) {
-            ok = 0;
-        }
-        *nccl = nc;
+    if (cfg->backend.kind != BACKEND_CUDA || group_size <= 1 || group == MPI_COMM_NULL) return 0;
+    int r = backend_group_create(nccl, cfg->backend.kind, &group, err);
+    if (r == BACKEND_GROUP_SHARED_GPU) {
+        if (group_rank == 0) ct_info("rank %d: %s; the group reduces with MPI", rank, err->msg);
+        err->msg[0] = '\0';
+        return 0;
     }
-    return ok ? 0 : -1;
-#else
-    (void)group, (void)group_rank, (void)group_size, (void)rank, (void)cfg, (void)err;
-    return 0;
-#endif
+    return r ? -1 : 0;
 }
 
 void placement_group_free(MPI_Comm *group, void **nccl, int rank) {
-#ifdef CTSWEEP_HAVE_CUDA
-    if (*nccl) {
-        CtError nerr = {{0}};
-        if (cuda_nccl_free(*nccl, &nerr)) fprintf(stderr, "ctsweep: warning: rank %d: %s\n", rank, nerr.msg);
-    }
-#else
-    (void)rank;
-#endif
+    CtError nerr = {{0}};
+    if (*nccl && backend_group_free(*nccl, &nerr)) fprintf(stderr, "ctsweep: warning: rank %d: %s\n", rank, nerr.msg);
     *nccl = NULL;
     if (*group != MPI_COMM_NULL && *group != 0) MPI_Comm_free(group);
 }

@@ -173,11 +173,9 @@ int sweep_main(const SweepArgs *a) {
     else snprintf(s->device, sizeof s->device, "cpu");
     placement_free(&place);
     if (!agree(ok)) goto fail;
-#ifdef CTSWEEP_HAVE_CUDA
     if (!a->dry_run && placement_group_nccl(&s->nccl, s->group, s->group_rank, s->group_size, s->rank, &s->cfg, &err))
         ok = 0;
     if (!agree(ok)) goto fail;
-#endif
 
     ok = setup_data(s, a->dry_run, tmp_phantoms, &err) == 0;
     if (!agree(ok)) goto fail;

@@ -18,9 +18,6 @@
 #include "sweep/sweep_internal.h"
 #include "train/trial.h"
 #include "util/stopsig.h"
-#ifdef CTSWEEP_HAVE_CUDA
-#include "backend/cuda/cuda_nccl.h"
-#endif
 
 // ---- helpers ----
 
@@ -148,14 +145,11 @@ static int w_on_budget(void *ctx, size_t budget, const float *tp, size_t best, d
 
 static void group_allreduce_f32(void *ctx, float *buf, size_t n) {
     WorkerCtx *w = ctx;
-#ifdef CTSWEEP_HAVE_CUDA
     if (w->s->nccl) {
         CtError err = {{0}};
-        if (cuda_nccl_reserve(w->s->nccl, n, &err) || cuda_nccl_allreduce_host_f32(w->s->nccl, buf, n, &err))
-            fatal("%s", err.msg);
+        if (backend_group_allreduce_host(w->s->nccl, buf, n, 0, &err)) fatal("%s", err.msg);
         return;
     }
-#endif
     // Host memory: the CPU backend's allreduce over the group's communicator
     // (the one a CPU tail's gradients take through TrainHooks.dp_comm), so
     // the MPI reduction of gradients lives in the backend.
@@ -166,14 +160,11 @@ static void group_allreduce_f32(void *ctx, float *buf, size_t n) {
 
 static void group_allreduce_f64(void *ctx, double *buf, size_t n) {
     WorkerCtx *w = ctx;
-#ifdef CTSWEEP_HAVE_CUDA
     if (w->s->nccl) {
         CtError err = {{0}};
-        if (cuda_nccl_reserve(w->s->nccl, n, &err) || cuda_nccl_allreduce_host_f64(w->s->nccl, buf, n, &err))
-            fatal("%s", err.msg);
+        if (backend_group_allreduce_host(w->s->nccl, buf, n, 1, &err)) fatal("%s", err.msg);
         return;
     }
-#endif
     if (MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, w->s->group) != MPI_SUCCESS)
         fatal("MPI_Allreduce failed");
 }
@@ -321,9 +312,10 @@ void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob_len) {
                         .should_stop = stop_requested, .ctx = &w,
                         .dp_rank = s->group_rank, .dp_size = s->group_size,
                         .allreduce_f32 = group_allreduce_f32, .allreduce_f64 = group_allreduce_f64};
-    // A CPU tail sums its gradients with the backend's MPI allreduce over the
-    // group; a GPU tail through host memory (the group has no NCCL communicator).
-    if (s->group_size > 1 && c->backend.kind == BACKEND_CPU) hooks.dp_comm = &s->group;
+    // A tail sums its gradients with its backend's allreduce: MPI over the
+    // group on the CPU, NCCL on the device on GPUs (through host memory when
+    // the group's ranks share a GPU and have no NCCL communicator).
+    if (s->group_size > 1) hooks.dp_comm = c->backend.kind == BACKEND_CPU ? (void *)&s->group : s->nccl;
     TrialInputs in = {.cache = s->fc, .features = &fs, .ds = &s->ds, .images = &s->ic, .fold = run->fold};
     s->last_alive = ct_now();
     fcache_set_stop(s->fc, worker_backbone_tick, s);
