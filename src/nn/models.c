@@ -1,6 +1,6 @@
 /*
  * models.c — the model registry (one row per model: graph builder, named
- * stages, default head), VGG16, VGG19 and ResNet-34 topologies with
+ * stages, default head), VGG16, VGG19 and ResNet-18/34/50 topologies with
  * torchvision's tensor names, weight loading with BatchNorm folding, and
  * random initialisation.
  */
@@ -71,9 +71,13 @@ static int add_conv_bn(NNGraph *g, const char *conv, const char *bn, int src, si
     return t;
 }
 
-static void build_resnet34(NNGraph *g) {
-    static const int blocks[4] = {3, 4, 6, 3};
+// torchvision's ResNet: a 7x7 stem and four stages of basic blocks (two 3x3
+// convolutions) or bottleneck blocks (1x1, 3x3, 1x1 widening by 4). The
+// stride of a bottleneck sits on its 3x3 convolution (torchvision's "v1.5"),
+// and a block whose shape changes gets a 1x1 downsample on its shortcut.
+static void build_resnet(NNGraph *g, const int blocks[4], int bottleneck) {
     static const size_t widths[4] = {64, 128, 256, 512};
+    const size_t expansion = bottleneck ? 4 : 1;
     stage_begin(g, "stem");
     int t = add_conv_bn(g, "conv1", "bn1", NN_INPUT, 3, 64, 7, 2, 3, 1);
     t = graph_add_maxpool(g, "maxpool", t, 3, 2, 1);
@@ -85,26 +89,38 @@ static void build_resnet34(NNGraph *g) {
         stage_begin(g, stage);
         for (int B = 0; B < blocks[L]; B++) {
             size_t stride = (L > 0 && B == 0) ? 2 : 1;
-            size_t w = widths[L];
+            size_t w = widths[L], out = w * expansion;
             int shortcut = t;
-            if (stride != 1 || c != w) {
+            if (stride != 1 || c != out) {
                 snprintf(a, sizeof a, "layer%d.%d.downsample.0", L + 1, B);
                 snprintf(b, sizeof b, "layer%d.%d.downsample.1", L + 1, B);
-                shortcut = add_conv_bn(g, a, b, t, c, w, 1, stride, 0, 0);
+                shortcut = add_conv_bn(g, a, b, t, c, out, 1, stride, 0, 0);
             }
-            snprintf(a, sizeof a, "layer%d.%d.conv1", L + 1, B);
-            snprintf(b, sizeof b, "layer%d.%d.bn1", L + 1, B);
-            int y = add_conv_bn(g, a, b, t, c, w, 3, stride, 1, 1);
-            snprintf(a, sizeof a, "layer%d.%d.conv2", L + 1, B);
-            snprintf(b, sizeof b, "layer%d.%d.bn2", L + 1, B);
-            t = add_conv_bn(g, a, b, y, w, w, 3, 1, 1, 1);
-            g->layers[t].residual = shortcut;  // out = relu(bn2(conv2(y)) + shortcut)
-            c = w;
+            int y = t;
+            size_t yc = c;
+            if (bottleneck) {
+                snprintf(a, sizeof a, "layer%d.%d.conv1", L + 1, B);
+                snprintf(b, sizeof b, "layer%d.%d.bn1", L + 1, B);
+                y = add_conv_bn(g, a, b, y, yc, w, 1, 1, 0, 1);
+                yc = w;
+            }
+            snprintf(a, sizeof a, "layer%d.%d.conv%d", L + 1, B, bottleneck ? 2 : 1);
+            snprintf(b, sizeof b, "layer%d.%d.bn%d", L + 1, B, bottleneck ? 2 : 1);
+            y = add_conv_bn(g, a, b, y, yc, w, 3, stride, 1, 1);
+            snprintf(a, sizeof a, "layer%d.%d.conv%d", L + 1, B, bottleneck ? 3 : 2);
+            snprintf(b, sizeof b, "layer%d.%d.bn%d", L + 1, B, bottleneck ? 3 : 2);
+            t = add_conv_bn(g, a, b, y, w, out, bottleneck ? 1 : 3, 1, bottleneck ? 0 : 1, 1);
+            g->layers[t].residual = shortcut;  // out = relu(bn(conv(y)) + shortcut)
+            c = out;
         }
     }
     stage_end(g);
     graph_add_global_avgpool(g, "avgpool", t);
 }
+
+static void build_resnet18(NNGraph *g) { build_resnet(g, (const int[4]){2, 2, 2, 2}, 0); }
+static void build_resnet34(NNGraph *g) { build_resnet(g, (const int[4]){3, 4, 6, 3}, 0); }
+static void build_resnet50(NNGraph *g) { build_resnet(g, (const int[4]){3, 4, 6, 3}, 1); }
 
 static void build_vgg16(NNGraph *g) { build_vgg(g, VGG16_CFG); }
 static void build_vgg19(NNGraph *g) { build_vgg(g, VGG19_CFG); }
@@ -112,13 +128,22 @@ static void build_vgg19(NNGraph *g) { build_vgg(g, VGG19_CFG); }
 // ---- the registry ----
 
 // The reference workflow's heads: VGG 25088 -> 512 -> 256 -> 128 -> 2 with
-// dropout 0.5; ResNet 512 -> 256 -> 128 -> 2 without dropout.
+// dropout 0.5; ResNet 512 -> 256 -> 128 -> 2 without dropout (ResNet-50's
+// 2048 features and DenseNet's 1024 / 1664 into the same 256 -> 128 -> 2).
+// Rows sit at their MODEL_NAMES slot; test_config_models checks each row's
+// name against its generated weights key.
 static const ModelInfo MODELS[] = {
-    {"vgg16", build_vgg16, {512, 256, 128}, 3, 0.5, "(512, 7, 7) after the adaptive average pool"},
-    {"vgg19", build_vgg19, {512, 256, 128}, 3, 0.5, "(512, 7, 7) after the adaptive average pool"},
-    {"resnet34", build_resnet34, {256, 128}, 2, 0.0, "(512) after the global average pool"},
+    [MODEL_INDEX_vgg16] = {"vgg16", build_vgg16, {512, 256, 128}, 3, 0.5,
+                           "(512, 7, 7) after the adaptive average pool"},
+    [MODEL_INDEX_vgg19] = {"vgg19", build_vgg19, {512, 256, 128}, 3, 0.5,
+                           "(512, 7, 7) after the adaptive average pool"},
+    [MODEL_INDEX_resnet34] = {"resnet34", build_resnet34, {256, 128}, 2, 0.0, "(512) after the global average pool"},
+    [MODEL_INDEX_resnet18] = {"resnet18", build_resnet18, {256, 128}, 2, 0.0, "(512) after the global average pool"},
+    [MODEL_INDEX_resnet50] = {"resnet50", build_resnet50, {256, 128}, 2, 0.0,
+                              "(2048) after the global average pool"},
 };
 #define N_MODELS (sizeof MODELS / sizeof MODELS[0])
+_Static_assert(N_MODELS == MODEL_INDEX_COUNT, "a MODEL_NAMES entry without a registry row");
 
 size_t model_count(void) { return N_MODELS; }
 

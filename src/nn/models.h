@@ -19,6 +19,14 @@
 
 // ---- the registry ----
 
+// The registry's models in row order: the one list of their names. The
+// configuration's weights.<model> keys are generated from it, so a row added
+// to nn/models.c brings its key with it. New models go at the end: a model's
+// row is its slot in SweepConfig.weights.
+#define MODEL_NAMES(X) X(vgg16) X(vgg19) X(resnet34) X(resnet18) X(resnet50)
+#define MODEL_INDEX_ROW(m) MODEL_INDEX_##m,
+enum { MODEL_NAMES(MODEL_INDEX_ROW) MODEL_INDEX_COUNT };
+
 // One row per model. Its named stages come with the built graph
 // (NNGraph.stages: VGG "block1".."block5", each ending at its max pool;
 // ResNet-34 "stem", "layer1".."layer4"); the graph's last layer, the final

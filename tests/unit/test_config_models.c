@@ -142,13 +142,14 @@ static void test_help(void) {
               "head notes do not name %s", name);
     }
     // The shipped registry: the notes read as they were written by hand.
-    CHECK(strcmp(model_names(), "vgg16, vgg19, resnet34") == 0, "registry: %s", model_names());
-    CHECK(strcmp(config_models_help(), "Backbones: vgg16, vgg19, resnet34.") == 0, "grid.model help: %s",
-          config_models_help());
+    CHECK(strcmp(model_names(), "vgg16, vgg19, resnet34, resnet18, resnet50") == 0, "registry: %s", model_names());
+    CHECK(strcmp(config_models_help(), "Backbones: vgg16, vgg19, resnet34, resnet18, resnet50.") == 0,
+          "grid.model help: %s", config_models_help());
     CHECK(strstr(buf, "head.hidden: a list of integers in [1, 65536], 0 to 7 values; default per model: vgg16, "
-                      "vgg19 [512, 256, 128]; resnet34 [256, 128]\n") != NULL,
+                      "vgg19 [512, 256, 128]; resnet34, resnet18, resnet50 [256, 128]\n") != NULL,
           "help: head.hidden default: %s", config_head_hidden_note());
-    CHECK(strstr(buf, "head.dropout: a number in [0, 1); default per model: vgg16, vgg19 0.5; resnet34 0\n") != NULL,
+    CHECK(strstr(buf, "head.dropout: a number in [0, 1); default per model: vgg16, vgg19 0.5; resnet34, resnet18, "
+                      "resnet50 0\n") != NULL,
           "help: head.dropout default: %s", config_head_dropout_note());
     free(buf);
     printf("ok   --help-config lists the registry's %zu models\n", model_count());
