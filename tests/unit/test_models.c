@@ -30,8 +30,8 @@ static void check_stages(const NNGraph *g, const char *const *names, size_t n) {
         // A cut before the stage is one tensor: its layers read only each other and the tensor before it.
         for (size_t i = st->first; i < st->end; i++) {
             const NNLayer *l = &g->layers[i];
-            int ins[2] = {l->src, l->residual};
-            for (int k = 0; k < 2; k++) {
+            int ins[3] = {l->src, l->residual, l->src2};
+            for (int k = 0; k < 3; k++) {
                 if (ins[k] == NN_NONE) continue;
                 int ok = ins[k] == (int)st->first - 1 || (ins[k] >= (int)st->first && ins[k] < (int)i);
                 if (st->first == 0) ok |= ins[k] == NN_INPUT;
@@ -73,14 +73,17 @@ typedef struct {
 
 static const ModelFacts FACTS[] = {
     {"vgg16", 25088, 512, 15.47},   {"vgg19", 25088, 512, 19.63},   {"resnet34", 512, 512, 3.66},
-    {"resnet18", 512, 512, 1.81},   {"resnet50", 2048, 2048, 4.09},
+    {"resnet18", 512, 512, 1.81},   {"resnet50", 2048, 2048, 4.09}, {"densenet121", 1024, 1024, 2.83},
+    {"densenet169", 1664, 1664, 3.36},
 };
 
 int main(void) {
     static const char *const vgg[] = {"block1", "block2", "block3", "block4", "block5"};
     static const char *const resnet[] = {"stem", "layer1", "layer2", "layer3", "layer4"};
+    static const char *const densenet[] = {"stem", "denseblock1", "denseblock2", "denseblock3", "denseblock4"};
     CHECK(model_count() == sizeof FACTS / sizeof FACTS[0], "%zu models", model_count());
-    CHECK(strcmp(model_names(), "vgg16, vgg19, resnet34, resnet18, resnet50") == 0, "names: %s", model_names());
+    CHECK(strcmp(model_names(), "vgg16, vgg19, resnet34, resnet18, resnet50, densenet121, densenet169") == 0,
+          "names: %s", model_names());
     CHECK(model_find("resnet34") == model_at(2) && model_find("resnet50") == model_at(4) && !model_find("resnet101") &&
               !model_at(model_count()),
           "lookups");
@@ -95,7 +98,7 @@ int main(void) {
         CHECK(strcmp(info->name, f->name) == 0, "row %zu is %s, want %s", m, info->name, f->name);
         CHECK(model_build(&g, info->name, &err) == 0, "%s: %s", info->name, err.msg);
         int is_vgg = strncmp(info->name, "vgg", 3) == 0;
-        check_stages(&g, is_vgg ? vgg : resnet, 5);
+        check_stages(&g, is_vgg ? vgg : strncmp(info->name, "densenet", 8) == 0 ? densenet : resnet, 5);
         check_cuts(&g);
         ModelShape sh;
         CHECK(model_shape(info->name, 224, 224, &sh, &err) == 0, "%s shape: %s", info->name, err.msg);
