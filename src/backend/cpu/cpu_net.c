@@ -8,6 +8,10 @@
  * A convolution whose source layout differs from the producer's gets a
  * reorder step in front; a ResNet shortcut is added by the convolution's sum
  * post-op, in place in the shortcut's buffer when that was its last use.
+ * A DenseNet block is one buffer: its input and each layer's new channels
+ * are written by their producers straight into their channel slices (see
+ * PlanGroup), so its concatenations copy nothing; BatchNorm + ReLU is
+ * oneDNN's batch normalization with the ReLU fused.
  * Buffers are allocated once the plan is known; weights are reordered into
  * oneDNN's preferred layout once at creation.
  *
