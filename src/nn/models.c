@@ -197,9 +197,9 @@ static const ModelInfo MODELS[] = {
     [MODEL_INDEX_resnet50] = {"resnet50", build_resnet50, {256, 128}, 2, 0.0,
                               "(2048) after the global average pool"},
     [MODEL_INDEX_densenet121] = {"densenet121", build_densenet121, {256, 128}, 2, 0.0,
-                                 "(1024) after the final BatchNorm, ReLU and global average pool"},
+                                 "(1024) after the final BatchNorm + ReLU and global pool"},
     [MODEL_INDEX_densenet169] = {"densenet169", build_densenet169, {256, 128}, 2, 0.0,
-                                 "(1664) after the final BatchNorm, ReLU and global average pool"},
+                                 "(1664) after the final BatchNorm + ReLU and global pool"},
 };
 #define N_MODELS (sizeof MODELS / sizeof MODELS[0])
 _Static_assert(N_MODELS == MODEL_INDEX_COUNT, "a MODEL_NAMES entry without a registry row");
