@@ -18,6 +18,7 @@ from analysis import calibration, metrics  # noqa: E402
 
 KNOWN = {"vgg16": "#1f77b4", "vgg19": "#d62728", "resnet34": "#2ca02c"}
 SPARE = ["#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+PANEL_COLS = 4  # per-model panels wrap into rows of this many
 SCHEDULE_STYLE = {"triangular": "-", "triangular2": ":", "exp_range": "--", "constant": "-.", "cosine": (0, (5, 1)),
                   "step": (0, (1, 3))}
 DPI = 100
@@ -28,15 +29,26 @@ plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10
 
 def model_colours(models):
     """A fixed colour per model name (VGG16 blue, VGG19 red, ResNet-34 green),
-    the others in order of first appearance."""
+    the others in order of first appearance: the spare palette, then hues
+    spread evenly around the colour wheel, so any number of models stay
+    distinct."""
     out, spare = {}, [c for c in SPARE]
     for m in models:
         if m in KNOWN:
             out[m] = KNOWN[m]
-    for m in models:
-        if m not in out:
-            out[m] = spare.pop(0) if spare else "#555555"
+    rest = [m for m in dict.fromkeys(models) if m not in out]
+    extra = max(len(rest) - len(spare), 0)
+    for i in range(extra):
+        spare.append(matplotlib.colors.to_hex(matplotlib.colors.hsv_to_rgb(((i + 0.5) / extra, 0.65, 0.75))))
+    for m in rest:
+        out[m] = spare.pop(0)
     return out
+
+
+def _panel_grid(k):
+    """(rows, cols) of k per-model panels, at most PANEL_COLS a row."""
+    cols = max(min(k, PANEL_COLS), 1)
+    return math.ceil(max(k, 1) / cols), cols
 
 
 def _save(fig, path, tight=True):
@@ -151,8 +163,11 @@ def lr_overlay(evals, colours, path):
     models = [m for m in colours if any(e.t.model == m and len(e.t.lr_trace) for e in evals)]
     if not models:
         return None
-    fig, axs = plt.subplots(1, len(models), figsize=(5.2 * len(models), 3.8), sharey=True, squeeze=False)
-    for ax, m in zip(axs[0], models):
+    rows, cols = _panel_grid(len(models))
+    fig, axs = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), sharey=True, squeeze=False)
+    for ax in axs.flat[len(models):]:
+        ax.set_visible(False)
+    for ax, m in zip(axs.flat, models):
         seen = set()
         for e in evals:
             t = e.t
@@ -167,7 +182,8 @@ def lr_overlay(evals, colours, path):
         ax.set_xlabel("iteration (optimizer step)")
         ax.legend(loc="best")
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
-    axs[0, 0].set_ylabel("learning rate")
+    for r in range(rows):
+        axs[r, 0].set_ylabel("learning rate")
     fig.suptitle("learning rate of every iteration (recorded /lr_trace), per model")
     fig.tight_layout()
     return _save(fig, path)
@@ -303,11 +319,14 @@ def reliability(selected, details, colours, path):
     the same after temperature scaling (fitted on val). Below, every test
     image's P as a tick, positives above and negatives below."""
     from analysis import recalibration
-    k = max(len(selected), 1)
-    fig, axs = plt.subplots(2, k, figsize=(4.6 * k, 6.6), squeeze=False, sharex=True,
-                            gridspec_kw={"height_ratios": [3, 0.9]})
+    rows, cols = _panel_grid(len(selected))
+    fig, axs = plt.subplots(2 * rows, cols, figsize=(4.6 * cols, 6.6 * rows), squeeze=False, sharex=True,
+                            gridspec_kw={"height_ratios": [3, 0.9] * rows})
+    for j in range(len(selected), rows * cols):
+        axs[2 * (j // cols), j % cols].set_visible(False)
+        axs[2 * (j // cols) + 1, j % cols].set_visible(False)
     for j, e in enumerate(selected):
-        ax, axh = axs[0, j], axs[1, j]
+        ax, axh = axs[2 * (j // cols), j % cols], axs[2 * (j // cols) + 1, j % cols]
         c = colours[e.t.model]
         d = details[e.t.trial_id]
         ax.plot([0, 1], [0, 1], "--", color="0.6", lw=1, label="perfect calibration")
@@ -338,7 +357,7 @@ def reliability(selected, details, colours, path):
         axh.set_yticks([0, 1], ["negative", "positive"])
         axh.set_ylim(-0.5, 1.5)
         axh.set_xlabel("predicted P(positive)")
-        if j == 0:
+        if j % cols == 0:
             ax.set_ylabel("observed fraction positive")
     fig.suptitle("reliability on the test set: equal-count bins (count beside each point), 95% Wilson intervals")
     fig.tight_layout()

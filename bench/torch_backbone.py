@@ -24,8 +24,13 @@ VGG_CFG = {"vgg16": [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0,
            "vgg19": [64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512, 512, 0]}
 
 
+RESNETS = {"resnet18": ((2, 2, 2, 2), False), "resnet34": ((3, 4, 6, 3), False), "resnet50": ((3, 4, 6, 3), True)}
+DENSENETS = {"densenet121": (6, 12, 24, 16), "densenet169": (6, 12, 32, 32)}
+
+
 def build_plain(name):
-    """torchvision's VGG features + avgpool or ResNet-34 up to its avgpool, layer for layer."""
+    """torchvision's VGG features + avgpool, a ResNet up to its avgpool, or a
+    DenseNet's features + ReLU + avgpool, layer for layer."""
     nn = torch.nn
     if name in VGG_CFG:
         layers, c = [], 3
@@ -34,27 +39,54 @@ def build_plain(name):
             c = v or c
         return nn.Sequential(nn.Sequential(*layers), nn.AdaptiveAvgPool2d((7, 7))).eval()
 
+    def conv_bn(cin, cout, k, stride=1):
+        return [nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout)]
+
+    stem = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)]
+    if name in DENSENETS:
+        class Dense(nn.Module):
+            def __init__(self, cin):
+                super().__init__()
+                self.f = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, 128, 1, bias=False),
+                                       nn.BatchNorm2d(128), nn.ReLU(), nn.Conv2d(128, 32, 3, 1, 1, bias=False))
+
+            def forward(self, x):
+                return torch.cat([x, self.f(x)], 1)
+
+        layers, c = list(stem), 64
+        for i, n in enumerate(DENSENETS[name]):
+            for _ in range(n):
+                layers.append(Dense(c))
+                c += 32
+            if i < 3:
+                layers += [nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, c // 2, 1, bias=False), nn.AvgPool2d(2, 2)]
+                c //= 2
+        return nn.Sequential(*layers, nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d((1, 1))).eval()
+
     class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
+        def __init__(self, cin, width, stride, bottleneck):
             super().__init__()
-            self.c1, self.b1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
-            self.c2, self.b2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+            out = width * (4 if bottleneck else 1)
+            if bottleneck:  # torchvision's v1.5: the stride on the 3x3
+                body = conv_bn(cin, width, 1) + [nn.ReLU()] + conv_bn(width, width, 3, stride) + [nn.ReLU()] + \
+                    conv_bn(width, out, 1)
+            else:
+                body = conv_bn(cin, width, 3, stride) + [nn.ReLU()] + conv_bn(width, width, 3)
+            self.body = nn.Sequential(*body)
             self.down = None
-            if stride != 1 or cin != cout:
-                self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != out:
+                self.down = nn.Sequential(*conv_bn(cin, out, 1, stride))
 
         def forward(self, x):
-            y = torch.relu(self.b1(self.c1(x)))
-            y = self.b2(self.c2(y))
-            return torch.relu(y + (x if self.down is None else self.down(x)))
+            return torch.relu(self.body(x) + (x if self.down is None else self.down(x)))
 
+    depths, bottleneck = RESNETS[name]
     blocks, c = [], 64
-    for width, count in zip((64, 128, 256, 512), (3, 4, 6, 3)):
+    for width, count in zip((64, 128, 256, 512), depths):
         for b in range(count):
-            blocks.append(Block(c, width, 2 if (b == 0 and width != 64) else 1))
-            c = width
-    return nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
-                         nn.MaxPool2d(3, 2, 1), *blocks, nn.AdaptiveAvgPool2d((1, 1))).eval()
+            blocks.append(Block(c, width, 2 if (b == 0 and width != 64) else 1, bottleneck))
+            c = width * (4 if bottleneck else 1)
+    return nn.Sequential(*stem, *blocks, nn.AdaptiveAvgPool2d((1, 1))).eval()
 
 
 def build(name):
@@ -64,6 +96,8 @@ def build(name):
     m = getattr(torchvision.models, name)(weights=None).eval()
     if name.startswith("vgg"):
         return torch.nn.Sequential(m.features, m.avgpool)
+    if name.startswith("densenet"):  # DenseNet.forward without its classifier
+        return torch.nn.Sequential(m.features, torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d((1, 1)))
     return torch.nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4,
                                m.avgpool)
 

@@ -47,9 +47,12 @@ static void features_usage(FILE *f) {
             "  -o, --output FILE    the HDF5 file to write: /features (float32, n by the model's\n"
             "                       output) and /paths; per image:\n",
             model_names());
+    int width = (int)strlen("identity");
     for (size_t i = 0; i < model_count(); i++)
-        fprintf(f, "                         %-10s %s\n", model_at(i)->name, model_at(i)->output);
-    fprintf(f, "                         %-10s (3, S, S), the preprocessed input\n", "identity");
+        if ((int)strlen(model_at(i)->name) > width) width = (int)strlen(model_at(i)->name);
+    for (size_t i = 0; i < model_count(); i++)
+        fprintf(f, "                         %-*s %s\n", width, model_at(i)->name, model_at(i)->output);
+    fprintf(f, "                         %-*s (3, S, S), the preprocessed input\n", width, "identity");
 }
 
 static int parse_size(const char *s, size_t lo, size_t hi, size_t *out) {

@@ -85,10 +85,27 @@ int config_check_unfreeze(ConfigCtx *c) {
         char names[NN_MAX_STAGES * 18] = "";
         for (size_t i = 0, off = 0; i < stages && off < sizeof names; i++)
             off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", i ? ", " : "", g.stages[i].name);
+        // The trainable tail (train/tail.c) has a backward for convolutions
+        // and pools only: DenseNet's BatchNorm + ReLU and concatenations
+        // train with no stage unfrozen, the head alone on their features.
+        const char *untrainable = NULL;
+        size_t cut = 0;
+        if (most <= stages && model_cut_layer(&g, (int)most, &cut, &e) == 0)
+            for (size_t i = cut; i + 1 < g.n_layers && !untrainable; i++) {
+                NNOpKind k = g.layers[i].kind;
+                if (k != NN_CONV && k != NN_MAXPOOL) untrainable = g.layers[i].name;
+            }
+        char bad[48];
+        snprintf(bad, sizeof bad, "%s", untrainable ? untrainable : "");
         graph_free(&g);
         if (most > stages)
             return config_fail(c, line, "grid.unfreeze", "%zu stages, but %s has %zu (%s)", most, cfg->models[m],
                                stages, names);
+        if (untrainable)
+            return config_fail(c, line, "grid.unfreeze",
+                               "%s cannot unfreeze stages: the trainable tail has no backward for its layer %s "
+                               "(BatchNorm + ReLU, concatenation, average pool); sweep %s with grid.unfreeze [0] (the head alone)",
+                               cfg->models[m], bad, cfg->models[m]);
     }
     return 0;
 }

@@ -404,9 +404,8 @@ const ConfigKey config_keys[] = {
     // ---- weights ----
     {.path = "weights", .type = CK_SECTION,
      .help = "Pretrained backbone weights per model; a model without a file gets a seeded random backbone."},
-    WEIGHTS("vgg16", 0),
-    WEIGHTS("vgg19", 1),
-    WEIGHTS("resnet34", 2),
+#define WEIGHTS_ROW(m) WEIGHTS(#m, MODEL_INDEX_##m),
+    MODEL_NAMES(WEIGHTS_ROW)  // one row per registry model, in its order
     // ---- head ----
     {.path = "head", .type = CK_SECTION, .help = "The trainable classifier on the frozen features."},
     {.path = "head.hidden", LIST(head.hidden, head.n_hidden, CK_SIZE), .min_n = 0, RANGE(1, 65536),
@@ -559,3 +558,4 @@ int config_finish(ConfigCtx *c) {
     if (head_spec_check(&h, &e)) return config_fail(c, config_key_line(c, "head"), "head", "%s", e.msg);
     return config_check_unfreeze(c);
 }
+_Static_assert(MODEL_INDEX_COUNT <= CONFIG_MAX_MODELS, "more registry models than SweepConfig.weights slots");

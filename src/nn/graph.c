@@ -37,6 +37,7 @@ static NNLayer *graph_push(NNGraph *g, NNOpKind kind, const char *name, int src)
     snprintf(l->name, sizeof l->name, "%s", name);
     l->src = src;
     l->residual = NN_NONE;
+    l->src2 = NN_NONE;
     size_t c = graph_tensor_channels(g, src);
     l->cin = c;
     l->cout = c;
@@ -85,6 +86,31 @@ int graph_add_global_avgpool(NNGraph *g, const char *name, int src) {
     return (int)(g->n_layers - 1);
 }
 
+int graph_add_avgpool(NNGraph *g, const char *name, int src, size_t k, size_t stride) {
+    NNLayer *l = graph_push(g, NN_AVGPOOL, name, src);
+    l->k = k;
+    l->stride = stride;
+    return (int)(g->n_layers - 1);
+}
+
+int graph_add_bn_relu(NNGraph *g, const char *name, const char *bn, int src) {
+    NNLayer *l = graph_push(g, NN_BN_RELU, name, src);
+    snprintf(l->bn_name, sizeof l->bn_name, "%s", bn);
+    l->weight = ct_calloc(l->cout, sizeof(float));
+    l->bias = ct_calloc(l->cout, sizeof(float));
+    for (size_t c = 0; c < l->cout; c++) l->weight[c] = 1.0f;
+    return (int)(g->n_layers - 1);
+}
+
+int graph_add_concat(NNGraph *g, const char *name, int src, int src2) {
+    if (src2 < 0 || (size_t)src2 >= g->n_layers)
+        fatal("graph %s: concatenation %s reads tensor %d that does not exist yet", g->model, name, src2);
+    NNLayer *l = graph_push(g, NN_CONCAT, name, src);
+    l->src2 = src2;
+    l->cout = l->cin + graph_tensor_channels(g, src2);
+    return (int)(g->n_layers - 1);
+}
+
 // Output extent of a window op, or 0 when the input is too small.
 static size_t window_out(size_t in, size_t k, size_t stride, size_t pad) {
     size_t padded = in + 2 * pad;
@@ -101,6 +127,7 @@ int graph_infer_shapes(const NNGraph *g, size_t h, size_t w, NNShape *shapes, Ct
         switch (l->kind) {
         case NN_CONV:
         case NN_MAXPOOL:
+        case NN_AVGPOOL:
             o.c = l->cout;
             o.h = window_out(s.h, l->k, l->stride, l->pad);
             o.w = window_out(s.w, l->k, l->stride, l->pad);
@@ -116,6 +143,15 @@ int graph_infer_shapes(const NNGraph *g, size_t h, size_t w, NNShape *shapes, Ct
             o.h = 1;
             o.w = 1;
             break;
+        case NN_BN_RELU: break;
+        case NN_CONCAT: {
+            NNShape b = shapes[l->src2];
+            if (b.h != s.h || b.w != s.w)
+                return ct_errorf(err, "%s: %s concatenates %zux%zu with %zux%zu", g->model, l->name, s.h, s.w,
+                                 b.h, b.w);
+            o.c = s.c + b.c;
+            break;
+        }
         }
         if (l->residual != NN_NONE) {
             NNShape r = l->residual == NN_INPUT ? in : shapes[l->residual];

@@ -6,7 +6,11 @@
  * Tensors are numbered by the layer that produces them; NN_INPUT is the
  * network input (N, 3, H, W). Convolutions carry their weights with any
  * BatchNorm already folded in, an optional residual tensor that is added
- * before the ReLU (ResNet's shortcut), and a ReLU flag.
+ * before the ReLU (ResNet's shortcut), and a ReLU flag. DenseNet adds three
+ * operations: a BatchNorm + ReLU that precedes a convolution (a ReLU sits
+ * between them, so it cannot be folded into its weights), the channel
+ * concatenation of a dense block (a backend may plan a block's
+ * concatenations as slices of one buffer) and a 2x2 average pool.
  */
 #ifndef CTSWEEP_NN_GRAPH_H
 #define CTSWEEP_NN_GRAPH_H
@@ -23,20 +27,25 @@ typedef enum {
     NN_MAXPOOL,          // max pooling, padding ignored (as -inf)
     NN_ADAPTIVE_AVGPOOL, // PyTorch AdaptiveAvgPool2d((out_h, out_w)); the graph's last layer
     NN_GLOBAL_AVGPOOL,   // mean over H, W and flatten to (N, C); the graph's last layer
+    NN_BN_RELU,          // y = max(x * scale[c] + shift[c], 0): eval-mode BatchNorm + ReLU
+    NN_CONCAT,           // channels of src, then channels of src2
+    NN_AVGPOOL,          // k x k average pooling, stride, no padding
 } NNOpKind;
 
 typedef struct {
     NNOpKind kind;
     char name[48];    // weight prefix, e.g. "features.28", "layer3.2.conv2"
-    char bn_name[48]; // CONV: BatchNorm folded into it at load ("" = none)
+    char bn_name[48]; // CONV: BatchNorm folded into it at load ("" = none); BN_RELU: its BatchNorm
     int src;          // producing layer index or NN_INPUT
+    int src2;         // CONCAT: the second input (its channels come after src's), else NN_NONE
     int residual;     // CONV: layer index / NN_INPUT added before ReLU, or NN_NONE
     int relu;         // CONV: apply ReLU last
+    int bias_free;    // CONV: torchvision's has neither bias nor BatchNorm (bias stays 0)
     size_t cin, cout; // channels in and out (pools: equal)
     size_t k, stride, pad;  // square kernel, stride, symmetric padding
     size_t out_h, out_w;    // ADAPTIVE_AVGPOOL target size
-    float *weight;    // CONV: (cout, cin, k, k), owned by the graph
-    float *bias;      // CONV: (cout), owned by the graph
+    float *weight;    // CONV: (cout, cin, k, k); BN_RELU: scale (cout); owned by the graph
+    float *bias;      // CONV, BN_RELU: (cout) bias or shift, owned by the graph
 } NNLayer;
 
 #define NN_MAX_STAGES 8
@@ -72,6 +81,10 @@ int graph_add_conv(NNGraph *g, const char *name, int src, size_t cin, size_t cou
 int graph_add_maxpool(NNGraph *g, const char *name, int src, size_t k, size_t stride, size_t pad);
 int graph_add_adaptive_avgpool(NNGraph *g, const char *name, int src, size_t out_h, size_t out_w);
 int graph_add_global_avgpool(NNGraph *g, const char *name, int src);
+int graph_add_avgpool(NNGraph *g, const char *name, int src, size_t k, size_t stride);
+// BatchNorm (parameters under bn, loaded as scale and shift) then ReLU.
+int graph_add_bn_relu(NNGraph *g, const char *name, const char *bn, int src);
+int graph_add_concat(NNGraph *g, const char *name, int src, int src2);
 
 // Per-layer output shapes for an input of (3, h, w) into shapes[n_layers].
 // Returns -1 with err when the input is too small for the network.

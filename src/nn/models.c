@@ -1,6 +1,6 @@
 /*
  * models.c — the model registry (one row per model: graph builder, named
- * stages, default head), VGG16, VGG19 and ResNet-34 topologies with
+ * stages, default head), VGG16, VGG19, ResNet-18/34/50 and DenseNet-121/169 topologies with
  * torchvision's tensor names, weight loading with BatchNorm folding, and
  * random initialisation.
  */
@@ -71,9 +71,13 @@ static int add_conv_bn(NNGraph *g, const char *conv, const char *bn, int src, si
     return t;
 }
 
-static void build_resnet34(NNGraph *g) {
-    static const int blocks[4] = {3, 4, 6, 3};
+// torchvision's ResNet: a 7x7 stem and four stages of basic blocks (two 3x3
+// convolutions) or bottleneck blocks (1x1, 3x3, 1x1 widening by 4). The
+// stride of a bottleneck sits on its 3x3 convolution (torchvision's "v1.5"),
+// and a block whose shape changes gets a 1x1 downsample on its shortcut.
+static void build_resnet(NNGraph *g, const int blocks[4], int bottleneck) {
     static const size_t widths[4] = {64, 128, 256, 512};
+    const size_t expansion = bottleneck ? 4 : 1;
     stage_begin(g, "stem");
     int t = add_conv_bn(g, "conv1", "bn1", NN_INPUT, 3, 64, 7, 2, 3, 1);
     t = graph_add_maxpool(g, "maxpool", t, 3, 2, 1);
@@ -85,26 +89,93 @@ static void build_resnet34(NNGraph *g) {
         stage_begin(g, stage);
         for (int B = 0; B < blocks[L]; B++) {
             size_t stride = (L > 0 && B == 0) ? 2 : 1;
-            size_t w = widths[L];
+            size_t w = widths[L], out = w * expansion;
             int shortcut = t;
-            if (stride != 1 || c != w) {
+            if (stride != 1 || c != out) {
                 snprintf(a, sizeof a, "layer%d.%d.downsample.0", L + 1, B);
                 snprintf(b, sizeof b, "layer%d.%d.downsample.1", L + 1, B);
-                shortcut = add_conv_bn(g, a, b, t, c, w, 1, stride, 0, 0);
+                shortcut = add_conv_bn(g, a, b, t, c, out, 1, stride, 0, 0);
             }
-            snprintf(a, sizeof a, "layer%d.%d.conv1", L + 1, B);
-            snprintf(b, sizeof b, "layer%d.%d.bn1", L + 1, B);
-            int y = add_conv_bn(g, a, b, t, c, w, 3, stride, 1, 1);
-            snprintf(a, sizeof a, "layer%d.%d.conv2", L + 1, B);
-            snprintf(b, sizeof b, "layer%d.%d.bn2", L + 1, B);
-            t = add_conv_bn(g, a, b, y, w, w, 3, 1, 1, 1);
-            g->layers[t].residual = shortcut;  // out = relu(bn2(conv2(y)) + shortcut)
-            c = w;
+            int y = t;
+            size_t yc = c;
+            if (bottleneck) {
+                snprintf(a, sizeof a, "layer%d.%d.conv1", L + 1, B);
+                snprintf(b, sizeof b, "layer%d.%d.bn1", L + 1, B);
+                y = add_conv_bn(g, a, b, y, yc, w, 1, 1, 0, 1);
+                yc = w;
+            }
+            snprintf(a, sizeof a, "layer%d.%d.conv%d", L + 1, B, bottleneck ? 2 : 1);
+            snprintf(b, sizeof b, "layer%d.%d.bn%d", L + 1, B, bottleneck ? 2 : 1);
+            y = add_conv_bn(g, a, b, y, yc, w, 3, stride, 1, 1);
+            snprintf(a, sizeof a, "layer%d.%d.conv%d", L + 1, B, bottleneck ? 3 : 2);
+            snprintf(b, sizeof b, "layer%d.%d.bn%d", L + 1, B, bottleneck ? 3 : 2);
+            t = add_conv_bn(g, a, b, y, w, out, bottleneck ? 1 : 3, 1, bottleneck ? 0 : 1, 1);
+            g->layers[t].residual = shortcut;  // out = relu(bn(conv(y)) + shortcut)
+            c = out;
         }
     }
     stage_end(g);
     graph_add_global_avgpool(g, "avgpool", t);
 }
+
+static void build_resnet18(NNGraph *g) { build_resnet(g, (const int[4]){2, 2, 2, 2}, 0); }
+static void build_resnet34(NNGraph *g) { build_resnet(g, (const int[4]){3, 4, 6, 3}, 0); }
+static void build_resnet50(NNGraph *g) { build_resnet(g, (const int[4]){3, 4, 6, 3}, 1); }
+
+// torchvision's DenseNet-BC (growth 32, bottleneck 4 x 32, compression 0.5):
+// a 7x7 stem, four dense blocks whose layers each read the concatenation of
+// everything before them in the block (BatchNorm, ReLU, 1x1 conv, BatchNorm,
+// ReLU, 3x3 conv -> 32 new channels), transitions (BatchNorm, ReLU, 1x1 conv
+// halving the channels, 2x2 average pool), and the final BatchNorm + ReLU
+// (`features.norm5` and forward()'s ReLU). The BatchNorm after each 1x1
+// convolution folds into it; those in front of a ReLU and a convolution
+// stay as layers. A stage is a dense block with the transition after it
+// (the last one with norm5).
+static void build_densenet(NNGraph *g, const int blocks[4]) {
+    const size_t growth = 32, bottleneck = 4 * 32;
+    stage_begin(g, "stem");
+    int t = add_conv_bn(g, "features.conv0", "features.norm0", NN_INPUT, 3, 64, 7, 2, 3, 1);
+    t = graph_add_maxpool(g, "features.pool0", t, 3, 2, 1);
+    size_t c = 64;
+    char a[48], b[48];
+    for (int B = 1; B <= 4; B++) {
+        char stage[16];
+        snprintf(stage, sizeof stage, "denseblock%d", B);
+        stage_begin(g, stage);
+        for (int i = 1; i <= blocks[B - 1]; i++) {
+#define DENSE_NAME(buf, part) snprintf(buf, sizeof buf, "features.denseblock%d.denselayer%d." part, B, i)
+            DENSE_NAME(a, "norm1");
+            int x = graph_add_bn_relu(g, a, a, t);
+            DENSE_NAME(a, "conv1");
+            DENSE_NAME(b, "norm2");
+            x = add_conv_bn(g, a, b, x, c, bottleneck, 1, 1, 0, 1);
+            DENSE_NAME(a, "conv2");
+            x = graph_add_conv(g, a, x, bottleneck, growth, 3, 1, 1, 0);
+            g->layers[x].bias_free = 1;
+            DENSE_NAME(a, "cat");
+#undef DENSE_NAME
+            t = graph_add_concat(g, a, t, x);
+            c += growth;
+        }
+        if (B < 4) {
+            snprintf(a, sizeof a, "features.transition%d.norm", B);
+            int x = graph_add_bn_relu(g, a, a, t);
+            snprintf(a, sizeof a, "features.transition%d.conv", B);
+            x = graph_add_conv(g, a, x, c, c / 2, 1, 1, 0, 0);
+            g->layers[x].bias_free = 1;
+            snprintf(a, sizeof a, "features.transition%d.pool", B);
+            t = graph_add_avgpool(g, a, x, 2, 2);
+            c /= 2;
+        } else {
+            t = graph_add_bn_relu(g, "features.norm5", "features.norm5", t);
+        }
+    }
+    stage_end(g);
+    graph_add_global_avgpool(g, "avgpool", t);
+}
+
+static void build_densenet121(NNGraph *g) { build_densenet(g, (const int[4]){6, 12, 24, 16}); }
+static void build_densenet169(NNGraph *g) { build_densenet(g, (const int[4]){6, 12, 32, 32}); }
 
 static void build_vgg16(NNGraph *g) { build_vgg(g, VGG16_CFG); }
 static void build_vgg19(NNGraph *g) { build_vgg(g, VGG19_CFG); }
@@ -112,13 +183,26 @@ static void build_vgg19(NNGraph *g) { build_vgg(g, VGG19_CFG); }
 // ---- the registry ----
 
 // The reference workflow's heads: VGG 25088 -> 512 -> 256 -> 128 -> 2 with
-// dropout 0.5; ResNet 512 -> 256 -> 128 -> 2 without dropout.
+// dropout 0.5; ResNet 512 -> 256 -> 128 -> 2 without dropout (ResNet-50's
+// 2048 features and DenseNet's 1024 / 1664 into the same 256 -> 128 -> 2).
+// Rows sit at their MODEL_NAMES slot; test_config_models checks each row's
+// name against its generated weights key.
 static const ModelInfo MODELS[] = {
-    {"vgg16", build_vgg16, {512, 256, 128}, 3, 0.5, "(512, 7, 7) after the adaptive average pool"},
-    {"vgg19", build_vgg19, {512, 256, 128}, 3, 0.5, "(512, 7, 7) after the adaptive average pool"},
-    {"resnet34", build_resnet34, {256, 128}, 2, 0.0, "(512) after the global average pool"},
+    [MODEL_INDEX_vgg16] = {"vgg16", build_vgg16, {512, 256, 128}, 3, 0.5,
+                           "(512, 7, 7) after the adaptive average pool"},
+    [MODEL_INDEX_vgg19] = {"vgg19", build_vgg19, {512, 256, 128}, 3, 0.5,
+                           "(512, 7, 7) after the adaptive average pool"},
+    [MODEL_INDEX_resnet34] = {"resnet34", build_resnet34, {256, 128}, 2, 0.0, "(512) after the global average pool"},
+    [MODEL_INDEX_resnet18] = {"resnet18", build_resnet18, {256, 128}, 2, 0.0, "(512) after the global average pool"},
+    [MODEL_INDEX_resnet50] = {"resnet50", build_resnet50, {256, 128}, 2, 0.0,
+                              "(2048) after the global average pool"},
+    [MODEL_INDEX_densenet121] = {"densenet121", build_densenet121, {256, 128}, 2, 0.0,
+                                 "(1024) after the final BatchNorm + ReLU and global pool"},
+    [MODEL_INDEX_densenet169] = {"densenet169", build_densenet169, {256, 128}, 2, 0.0,
+                                 "(1664) after the final BatchNorm + ReLU and global pool"},
 };
 #define N_MODELS (sizeof MODELS / sizeof MODELS[0])
+_Static_assert(N_MODELS == MODEL_INDEX_COUNT, "a MODEL_NAMES entry without a registry row");
 
 size_t model_count(void) { return N_MODELS; }
 
@@ -234,8 +318,8 @@ int model_read_conv_raw(const NNLayer *l, const SafeTensors *st, float *weight, 
     size_t cshape[1] = {l->cout};
     snprintf(tname, sizeof tname, "%s.bias", l->name);
     int has_bias = st_find(st, tname) != NULL;
-    if (!l->bn_name[0] || has_bias) {
-        // VGG convolutions have a bias; a ResNet conv bias is accepted if present.
+    if ((!l->bn_name[0] && !l->bias_free) || has_bias) {
+        // VGG convolutions have a bias; a ResNet or DenseNet conv bias is accepted if present.
         if (st_read_f32(st, tname, cshape, 1, bias, err)) return -1;
     } else {
         memset(bias, 0, l->cout * sizeof(float));
@@ -265,6 +349,35 @@ void model_fold_bn(float *weight, float *bias, const float *bn, size_t cout, siz
     }
 }
 
+// BatchNorm (gamma, beta, mean, var) as the scale and shift of y = x * scale + shift (in double).
+static void bn_scale_shift(float *scale, float *shift, const float *bn, size_t c) {
+    for (size_t o = 0; o < c; o++) {
+        double k = bn[o] / sqrt((double)bn[3 * c + o] + MODEL_BN_EPS);
+        scale[o] = (float)k;
+        shift[o] = (float)(bn[c + o] - bn[2 * c + o] * k);
+    }
+}
+
+static int load_bn_relu(NNLayer *l, const SafeTensors *st, CtError *err) {
+    static const char *parts[4] = {"weight", "bias", "running_mean", "running_var"};
+    float *bn = ct_malloc_array(4 * l->cout, sizeof(float));
+    size_t cshape[1] = {l->cout};
+    char tname[96];
+    int rc = 0;
+    for (int i = 0; i < 4 && rc == 0; i++) {
+        snprintf(tname, sizeof tname, "%s.%s", l->bn_name, parts[i]);
+        rc = st_read_f32(st, tname, cshape, 1, bn + (size_t)i * l->cout, err);
+    }
+    for (size_t o = 0; o < l->cout && rc == 0; o++)
+        if (!(bn[3 * l->cout + o] >= 0) || !isfinite(bn[o]) || !isfinite(bn[l->cout + o]) ||
+            !isfinite(bn[2 * l->cout + o]))
+            rc = ct_errorf(err, "tensor '%s.running_var' (or its BatchNorm siblings) has an invalid value at "
+                           "channel %zu", l->bn_name, o);
+    if (rc == 0) bn_scale_shift(l->weight, l->bias, bn, l->cout);
+    free(bn);
+    return rc;
+}
+
 static int load_conv(NNLayer *l, const SafeTensors *st, CtError *err) {
     float *bn = l->bn_name[0] ? ct_malloc_array(4 * l->cout, sizeof(float)) : NULL;
     int rc = model_read_conv_raw(l, st, l->weight, l->bias, bn, err);
@@ -279,8 +392,8 @@ int model_load_safetensors(NNGraph *g, const char *path, CtError *err) {
     int rc = 0;
     for (size_t i = 0; i < g->n_layers && rc == 0; i++) {
         NNLayer *l = &g->layers[i];
-        if (l->kind != NN_CONV) continue;
-        rc = load_conv(l, &st, err);
+        if (l->kind == NN_CONV) rc = load_conv(l, &st, err);
+        else if (l->kind == NN_BN_RELU) rc = load_bn_relu(l, &st, err);
     }
     st_close(&st);
     if (rc) ct_error_prefix(err, "model %s", g->model);
@@ -308,6 +421,11 @@ void model_init_conv_raw(const NNGraph *g, size_t layer, uint64_t seed, float *w
 void model_init_random(NNGraph *g, uint64_t seed) {
     for (size_t i = 0; i < g->n_layers; i++) {
         NNLayer *l = &g->layers[i];
+        if (l->kind == NN_BN_RELU)  // identity BatchNorm (gamma 1, beta 0, mean 0, var 1)
+            for (size_t o = 0; o < l->cout; o++) {
+                l->weight[o] = (float)(1.0 / sqrt(1.0 + MODEL_BN_EPS));
+                l->bias[o] = 0.0f;
+            }
         if (l->kind != NN_CONV) continue;
         // kaiming_normal_(mode="fan_out", nonlinearity="relu"): std = sqrt(2 / fan_out).
         double std = sqrt(2.0 / (double)(l->cout * l->k * l->k));

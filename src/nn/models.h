@@ -1,9 +1,11 @@
 /*
- * models.h — the model registry and the three ImageNet backbones exactly as torchvision defines
+ * models.h — the model registry and its ImageNet backbones exactly as torchvision defines
  * them (VGG16, VGG19: the conv stack with its max-pools and the adaptive
- * average pool to 7x7; ResNet-34: basic blocks with downsample and the global
- * average pool), their weights from safetensors with BatchNorm folded into
- * the convolutions, or a seeded He-normal initialisation when no weights are
+ * average pool to 7x7; ResNet-18/34: basic blocks, ResNet-50: bottleneck
+ * blocks, with downsample and the global average pool; DenseNet-121/169:
+ * dense blocks, transitions and the final BatchNorm + ReLU), their weights
+ * from safetensors with BatchNorm folded into the convolutions where it
+ * follows one, or a seeded He-normal initialisation when no weights are
  * given.
  */
 #ifndef CTSWEEP_NN_MODELS_H
@@ -19,9 +21,18 @@
 
 // ---- the registry ----
 
+// The registry's models in row order: the one list of their names. The
+// configuration's weights.<model> keys are generated from it, so a row added
+// to nn/models.c brings its key with it. New models go at the end: a model's
+// row is its slot in SweepConfig.weights.
+#define MODEL_NAMES(X) X(vgg16) X(vgg19) X(resnet34) X(resnet18) X(resnet50) X(densenet121) X(densenet169)
+#define MODEL_INDEX_ROW(m) MODEL_INDEX_##m,
+enum { MODEL_NAMES(MODEL_INDEX_ROW) MODEL_INDEX_COUNT };
+
 // One row per model. Its named stages come with the built graph
 // (NNGraph.stages: VGG "block1".."block5", each ending at its max pool;
-// ResNet-34 "stem", "layer1".."layer4"); the graph's last layer, the final
+// ResNet "stem", "layer1".."layer4"; DenseNet "stem", "denseblock1".."denseblock4"
+// each with the transition after it); the graph's last layer, the final
 // average pool, belongs to no stage and always runs in the trainable tail.
 typedef struct {
     const char *name;

@@ -166,8 +166,9 @@ static int plan_layer(Tail *t, TailLayer *L, const NNLayer *gl, const NNShape *i
     }
     case NN_ADAPTIVE_AVGPOOL:
     case NN_GLOBAL_AVGPOOL: return 0;
+    default: break;  // DenseNet's BatchNorm + ReLU, concatenation and average pool have no backward
     }
-    return ct_errorf(err, "layer %s: unknown kind", gl->name);
+    return ct_errorf(err, "the trainable tail cannot train layer %s (no backward for its operation)", gl->name);
 }
 
 int tail_init(Tail *t, const BackendOps *ops, const NNGraph *g, size_t cut, const HeadSpec *head, size_t max_batch,

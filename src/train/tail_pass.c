@@ -45,6 +45,7 @@ static int layer_forward(Tail *t, TailLayer *L, size_t j, size_t n, CtError *err
         ops->adaptive_avgpool_forward(y, x, n, L->in.c, L->in.h, L->in.w, L->out.h, L->out.w);
         return 0;
     case NN_GLOBAL_AVGPOOL: ops->global_avgpool_forward(y, x, n, L->in.c, L->in.h, L->in.w); return 0;
+    default: break;  // tail_init refuses the others
     }
     return ct_errorf(err, "tail layer %s: unknown kind", L->name);
 }
@@ -131,6 +132,7 @@ static int layer_backward(Tail *t, TailLayer *L, size_t j, size_t n, CtError *er
     case NN_GLOBAL_AVGPOOL:
         if (data) ops->global_avgpool_backward(grad_slot(t, L->src), dy, n, L->in.c, L->in.h, L->in.w);
         break;
+    default: return ct_errorf(err, "tail layer %s: unknown kind", L->name);  // tail_init refuses these
     }
     if (!data) return 0;
     if (rc) {

@@ -264,3 +264,28 @@ def test_forest_stays_readable_for_many_trials(tmp_path):
     assert (shown, total) == (figures.FOREST_MAX, 108)
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_colours_and_panels_for_many_models(tmp_path):
+    """Seven models and more: every model its own colour (the reference three
+    keep theirs), and the per-model learning-rate panels wrap into rows."""
+    from types import SimpleNamespace
+
+    from analysis import figures
+    models = ["vgg16", "vgg19", "resnet34", "resnet18", "resnet50", "densenet121", "densenet169"]
+    many = models + [f"model{i}" for i in range(12)]
+    colours = figures.model_colours(many)
+    assert len(set(colours.values())) == len(many), colours
+    assert colours["vgg16"] == "#1f77b4" and colours["resnet34"] == "#2ca02c"
+    assert figures.model_colours(models) == {m: colours[m] for m in models}
+    evals = []
+    for i, m in enumerate(models):
+        t = SimpleNamespace(model=m, batch_size=16, clr_mode="triangular", base_lr=1e-4, max_lr=1e-3, step_iters=4,
+                            iters_per_epoch=4, lr_trace=np.linspace(1e-4, 1e-3, 8), trial_id=f"{i:016x}",
+                            schedule_label=lambda: "triangular")
+        evals.append(SimpleNamespace(t=t))
+    path = figures.lr_overlay(evals, figures.model_colours(models), str(tmp_path / "lr.png"))
+    from PIL import Image
+    with Image.open(path) as im:
+        w, h = im.size
+    assert w < 2 * 5.2 * figures.PANEL_COLS * figures.DPI and h > 2 * 3.8 * figures.DPI * 0.8, (w, h)

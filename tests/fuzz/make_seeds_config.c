@@ -242,15 +242,21 @@ static void write_dict(const char *root, const char *dict_path) {
         }
         p = end;
     }
-    // WEIGHTS("vgg16", 0): the rows the macro makes.
-    for (const char *p = table; p && (p = strstr(p, "WEIGHTS(\"")) != NULL;) {
-        p += strlen("WEIGHTS(\"");
-        const char *end = strchr(p, '"');
-        if (!end) break;
-        fprintf(out, "\"%.*s\"\n\"%.*s: \"\n", (int)(end - p), p, (int)(end - p), p);
+    // The weights.<model> rows come from the registry's MODEL_NAMES(X) X(vgg16) ... line.
+    char *models = read_text(root, "src/nn/models.h");
+    const char *line = models ? strstr(models, "#define MODEL_NAMES(X)") : NULL;
+    const char *eol = line ? strchr(line, '\n') : NULL;
+    for (const char *p = line ? line + strlen("#define MODEL_NAMES(X)") : NULL; p && eol && p < eol;) {
+        const char *open = strstr(p, "X(");
+        if (!open || open > eol) break;
+        open += 2;
+        const char *end = strchr(open, ')');
+        if (!end || end > eol) break;
+        fprintf(out, "\"%.*s\"\n\"%.*s: \"\n", (int)(end - open), open, (int)(end - open), open);
         words += 2;
         p = end;
     }
+    free(models);
     // static const char *const X_CHOICES[] = {"a", "b", NULL};
     for (const char *p = table; p && (p = strstr(p, "_CHOICES[] = {")) != NULL;) {
         p += strlen("_CHOICES[] = {");

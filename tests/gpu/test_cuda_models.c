@@ -1,8 +1,12 @@
 /*
- * test_cuda_models.c — whole-backbone features of VGG16, VGG19 and
- * ResNet-34 (seeded random weights, as the sweeps without pretrained
- * weights use) on the CUDA backend against the CPU backend, at small sizes
- * and every precision, and the throughput of both for the record.
+ * test_cuda_models.c — whole-backbone features of every registry model
+ * (seeded random weights, as the sweeps without pretrained weights use;
+ * DenseNet's unfolded BatchNorms given random scales and shifts so they are
+ * not near the identity) on the CUDA backend against the CPU backend, at
+ * small and odd sizes and every precision, and the throughput of both for
+ * the record. DenseNet's run exercises the concatenation buffers, the
+ * channel-slice copies, BatchNorm + ReLU on a strided prefix and the 2x2
+ * average pool.
  *
  * Bounds (normalised error vs CPU fp32, errors compound over 16-36
  * layers): fp32 1e-4, tf32 1e-2, fp16 2e-2, bf16 6e-2.
@@ -35,6 +39,13 @@ static void test_model(const char *model, size_t S, size_t B) {
         return;
     }
     model_init_random(&g, 7);
+    for (size_t i = 0; i < g.n_layers; i++) {
+        NNLayer *l = &g.layers[i];
+        if (l->kind != NN_BN_RELU) continue;
+        gpu_fill_normal(l->weight, l->cout, 100 + i, 0.3f);
+        gpu_fill_normal(l->bias, l->cout, 200 + i, 0.2f);
+        for (size_t c = 0; c < l->cout; c++) l->weight[c] += 1.0f;
+    }
     size_t in_n = B * 3 * S * S;
     float *x = ct_malloc_array(in_n, sizeof(float));
     gpu_fill_normal(x, in_n, 5, 1.0f);
@@ -85,5 +96,9 @@ int main(void) {
     test_model("vgg19", 96, 2);
     test_model("resnet34", 96, 4);
     test_model("resnet34", 64, 3);
+    test_model("resnet18", 97, 3);
+    test_model("resnet50", 64, 2);
+    test_model("densenet121", 64, 3);
+    test_model("densenet169", 97, 2);
     return check_summary();
 }

@@ -1,7 +1,10 @@
 /*
  * test_cuda_net.c — the CUDA backbone plan against the CPU backend (the
- * reference) layer by layer: every distinct convolution of VGG16, VGG19 and
- * ResNet-34 at 64 px, a residual block (shortcut added before the ReLU),
+ * reference) layer by layer: every distinct convolution of VGG16, VGG19,
+ * ResNet-34, ResNet-50 and DenseNet-121 at 64 px, a residual block (shortcut
+ * added before the ReLU), small dense blocks (BatchNorm + ReLU, concatenation
+ * buffers, the 2x2 average pool; on the CPU both channel-blocked and plain
+ * block buffers),
  * max pooling (VGG's 2x2 and ResNet's padded 3x3 on odd and even sizes),
  * the adaptive average pool (shrinking and overlapping windows) and the
  * global one, each in every precision, with a partial batch; the
@@ -112,9 +115,9 @@ typedef struct {
 
 // The distinct convolutions of the three models for S x S inputs.
 static size_t model_conv_shapes(ConvShape *out, size_t cap, size_t S) {
-    const char *models[] = {"vgg16", "vgg19", "resnet34"};
+    const char *models[] = {"vgg16", "vgg19", "resnet34", "resnet50", "densenet121"};
     size_t n = 0;
-    for (size_t m = 0; m < 3; m++) {
+    for (size_t m = 0; m < sizeof models / sizeof *models; m++) {
         NNGraph g;
         CtError err = {{0}};
         if (model_build(&g, models[m], &err)) continue;
@@ -143,10 +146,10 @@ static size_t model_conv_shapes(ConvShape *out, size_t cap, size_t S) {
 }
 
 static void test_conv_shapes(void) {
-    ConvShape shapes[64];
+    ConvShape shapes[160];
     const size_t S = 64;
-    size_t n = model_conv_shapes(shapes, 64, S);
-    printf("%zu distinct convolutions in vgg16, vgg19, resnet34 at %zu px\n", n, S);
+    size_t n = model_conv_shapes(shapes, 160, S);
+    printf("%zu distinct convolutions in vgg16, vgg19, resnet34, resnet50, densenet121 at %zu px\n", n, S);
     CHECK(n >= 15, "only %zu distinct convolutions found", n);
     for (size_t i = 0; i < n; i++) {
         const ConvShape *s = &shapes[i];
@@ -180,6 +183,64 @@ static void test_residual(void) {
     graph_add_global_avgpool(&g, "avgpool", f);
     compare_all_precisions(&g, 3, 17, "residual blocks");
     graph_free(&g);
+}
+
+// A small DenseNet: stem, dense blocks (BatchNorm + ReLU, 1x1 conv + ReLU,
+// 3x3 conv, concatenation), a transition with its 2x2 average pool (odd
+// input: the last row and column are dropped) and the final BatchNorm +
+// ReLU. Growth 8 keeps every slice on the CPU's channel blocks; growth 12
+// does not, so the CPU plan falls back to a plain-layout block buffer.
+static void dense_graph(NNGraph *g, size_t growth, uint32_t seed) {
+    graph_init(g, "dense");
+    int t = graph_add_conv(g, "stem", NN_INPUT, 3, 16, 3, 2, 1, 1);
+    init_conv(g, t, seed);
+    t = graph_add_maxpool(g, "pool0", t, 3, 2, 1);
+    size_t c = 16;
+    char name[48];
+    for (int B = 0; B < 2; B++) {
+        for (int i = 0; i < 3; i++) {
+            snprintf(name, sizeof name, "b%d.l%d.norm1", B, i);
+            int x = graph_add_bn_relu(g, name, name, t);
+            snprintf(name, sizeof name, "b%d.l%d.conv1", B, i);
+            x = graph_add_conv(g, name, x, c, 4 * growth, 1, 1, 0, 1);
+            init_conv(g, x, seed + 10 * (uint32_t)(B * 3 + i) + 1);
+            snprintf(name, sizeof name, "b%d.l%d.conv2", B, i);
+            x = graph_add_conv(g, name, x, 4 * growth, growth, 3, 1, 1, 0);
+            init_conv(g, x, seed + 10 * (uint32_t)(B * 3 + i) + 2);
+            snprintf(name, sizeof name, "b%d.l%d.cat", B, i);
+            t = graph_add_concat(g, name, t, x);
+            c += growth;
+        }
+        snprintf(name, sizeof name, "t%d.norm", B);
+        int x = graph_add_bn_relu(g, name, name, t);
+        if (B == 0) {
+            x = graph_add_conv(g, "t0.conv", x, c, c / 2, 1, 1, 0, 0);
+            init_conv(g, x, seed + 99);
+            t = graph_add_avgpool(g, "t0.pool", x, 2, 2);
+            c /= 2;
+        } else {
+            t = x;
+        }
+    }
+    graph_add_global_avgpool(g, "avgpool", t);
+    for (size_t i = 0; i < g->n_layers; i++) {
+        NNLayer *l = &g->layers[i];
+        if (l->kind != NN_BN_RELU) continue;
+        gpu_fill_uniform(l->weight, l->cout, seed + 300 + (uint32_t)i, 0.5f, 1.5f);
+        gpu_fill_uniform(l->bias, l->cout, seed + 600 + (uint32_t)i, -0.3f, 0.3f);
+    }
+}
+
+static void test_dense(void) {
+    const size_t growths[2] = {8, 12};
+    for (size_t k = 0; k < 2; k++) {
+        NNGraph g;
+        dense_graph(&g, growths[k], 700 + 1000 * (uint32_t)k);
+        char what[64];
+        snprintf(what, sizeof what, "dense blocks, growth %zu, 41 px", growths[k]);
+        compare_all_precisions(&g, 3, 41, what);
+        graph_free(&g);
+    }
 }
 
 static void test_pools(void) {
@@ -355,6 +416,7 @@ int main(void) {
     test_large_batch();
     test_pools();
     test_residual();
+    test_dense();
     test_conv_shapes();
     test_deterministic();
     return check_summary();

@@ -7,8 +7,8 @@ the model in eval() mode and cross-entropy over the batch:
 
 1. Gradients, at 64 and 224 px input size (and at 64 px for VGG16's head
    alone, unfreeze 0, ResNet-34's layer3 + layer4, and whole networks from
-   the image: ResNet-34 at 64 px, VGG16 at 32 px), from random non-negative
-   activations at the cut: the gradient of every tail and head parameter and
+   the image: ResNet-34 at 64 px, VGG16 at 32 px; ResNet-50's layer4 at 64
+   px), from random non-negative activations at the cut: the gradient of every tail and head parameter and
    of the cut input equals PyTorch autograd's to max|ours - torch| <= 1e-4 *
    max|torch| over each tensor (float32 sums in another order differ by
    ~1e-6 relative); the worst element is printed.
@@ -244,6 +244,8 @@ def main():
     # and two ResNet stages (a cut input read by a downsample and a conv).
     check_grads(driver, work, "vgg16", 0, 64, n=3)
     check_grads(driver, work, "resnet34", 2, 64, n=3)
+    # ResNet-50's bottleneck stage: 1x1 convolutions, the stride on the 3x3.
+    check_grads(driver, work, "resnet50", 1, 64, n=2)
     # Every stage (the cut at the image): ResNet's 7x7 stride-2 stem and its
     # padded 3x3 max pool, VGG's 3-channel first convolution.
     check_grads(driver, work, "resnet34", 5, 64, n=2)

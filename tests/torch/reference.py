@@ -89,7 +89,8 @@ def save_weights(m, name, path):
                 continue
             keep[k] = v.numpy()
     # One head tensor the reader must ignore.
-    head = "classifier.6.weight" if name.startswith("vgg") else "fc.weight"
+    head = ("classifier.6.weight" if name.startswith("vgg") else "classifier.weight" if name.startswith("densenet")
+            else "fc.weight")
     keep[head] = sd[head].numpy()
     safetensors_io.save_file(keep, path, metadata={"model": name, "origin": "torchvision random init"})
 
@@ -99,6 +100,9 @@ def features(m, name, x):
     t = torch.from_numpy(x)
     if name.startswith("vgg"):
         return m.avgpool(m.features(t)).numpy()
+    if name.startswith("densenet"):  # DenseNet.forward without its classifier
+        y = torch.nn.functional.relu(m.features(t))
+        return torch.flatten(torch.nn.functional.adaptive_avg_pool2d(y, (1, 1)), 1).numpy()
     y = m.maxpool(m.relu(m.bn1(m.conv1(t))))
     y = m.layer4(m.layer3(m.layer2(m.layer1(y))))
     return torch.flatten(m.avgpool(y), 1).numpy()

@@ -432,6 +432,15 @@ static const BadCase BAD[] = {
     {"section is a scalar", "train: fast\n", 1, "train", "expected a mapping"},
     {"missing grid", "data:\n  image_size: 64\n", 1, "grid", "required"},
     {"missing grid.clr", "grid:\n  model: [vgg16]\n  epochs: [2]\n  batch_size: [16]\n", 1, "grid.clr", "required"},
+    {"unfreeze past the stages",
+     "grid:\n  model: [resnet50]\n  epochs: [2]\n  batch_size: [16]\n  unfreeze: [6]\n"
+     "  clr:\n    - {mode: triangular, step_size: 4}\n",
+     5, "grid.unfreeze", "6 stages, but resnet50 has 5 (stem, layer1, layer2, layer3, layer4)"},
+    {"unfreeze a DenseNet stage",
+     "grid:\n  model: [resnet50, densenet121]\n  epochs: [2]\n  batch_size: [16]\n  unfreeze: [0, 1]\n"
+     "  clr:\n    - {mode: triangular, step_size: 4}\n",
+     5, "grid.unfreeze", "densenet121 cannot unfreeze stages: the trainable tail has no backward for its layer "
+     "features.denseblock4.denselayer1.norm1"},
     {"empty file", "", 1, "grid", "required"},
     {"schedule is not a mapping", "grid:\n  model: [vgg16]\n  epochs: [2]\n  batch_size: [16]\n  clr: [triangular]\n",
      5, "grid.clr[0]", "expected a mapping"},

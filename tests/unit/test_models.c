@@ -6,6 +6,8 @@
  * a trainable tail refused where a cut would split a residual block, and its
  * parameter gradients unchanged when the cut input's gradient is skipped.
  */
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,8 +30,8 @@ static void check_stages(const NNGraph *g, const char *const *names, size_t n) {
         // A cut before the stage is one tensor: its layers read only each other and the tensor before it.
         for (size_t i = st->first; i < st->end; i++) {
             const NNLayer *l = &g->layers[i];
-            int ins[2] = {l->src, l->residual};
-            for (int k = 0; k < 2; k++) {
+            int ins[3] = {l->src, l->residual, l->src2};
+            for (int k = 0; k < 3; k++) {
                 if (ins[k] == NN_NONE) continue;
                 int ok = ins[k] == (int)st->first - 1 || (ins[k] >= (int)st->first && ins[k] < (int)i);
                 if (st->first == 0) ok |= ins[k] == NN_INPUT;
@@ -60,12 +62,31 @@ static void check_cuts(const NNGraph *g) {
     CHECK(model_cut_layer(g, -1, &cut, &err) < 0, "%s: unfreeze -1 accepted", g->model);
 }
 
+// What torchvision says of each model: the features' size, and the GMACs its
+// documentation lists at 224 px (convolutions and classifier; ours count the
+// convolutions alone, hence the 5% tolerance).
+typedef struct {
+    const char *name;
+    size_t numel, c;
+    double gmacs;
+} ModelFacts;
+
+static const ModelFacts FACTS[] = {
+    {"vgg16", 25088, 512, 15.47},   {"vgg19", 25088, 512, 19.63},   {"resnet34", 512, 512, 3.66},
+    {"resnet18", 512, 512, 1.81},   {"resnet50", 2048, 2048, 4.09}, {"densenet121", 1024, 1024, 2.83},
+    {"densenet169", 1664, 1664, 3.36},
+};
+
 int main(void) {
     static const char *const vgg[] = {"block1", "block2", "block3", "block4", "block5"};
     static const char *const resnet[] = {"stem", "layer1", "layer2", "layer3", "layer4"};
-    CHECK(model_count() == 3, "%zu models", model_count());
-    CHECK(strcmp(model_names(), "vgg16, vgg19, resnet34") == 0, "names: %s", model_names());
-    CHECK(model_find("resnet34") == model_at(2) && !model_find("resnet50") && !model_at(3), "lookups");
+    static const char *const densenet[] = {"stem", "denseblock1", "denseblock2", "denseblock3", "denseblock4"};
+    CHECK(model_count() == sizeof FACTS / sizeof FACTS[0], "%zu models", model_count());
+    CHECK(strcmp(model_names(), "vgg16, vgg19, resnet34, resnet18, resnet50, densenet121, densenet169") == 0,
+          "names: %s", model_names());
+    CHECK(model_find("resnet34") == model_at(2) && model_find("resnet50") == model_at(4) && !model_find("resnet101") &&
+              !model_at(model_count()),
+          "lookups");
     CHECK(model_is_known("vgg19") && !model_is_known("VGG19") && !model_is_known(""), "model_is_known");
     CtError err = {{0}};
     NNGraph g;
@@ -73,15 +94,18 @@ int main(void) {
           "unknown model message: %s", err.msg);
     for (size_t m = 0; m < model_count(); m++) {
         const ModelInfo *info = model_at(m);
+        const ModelFacts *f = &FACTS[m];
+        CHECK(strcmp(info->name, f->name) == 0, "row %zu is %s, want %s", m, info->name, f->name);
         CHECK(model_build(&g, info->name, &err) == 0, "%s: %s", info->name, err.msg);
         int is_vgg = strncmp(info->name, "vgg", 3) == 0;
-        check_stages(&g, is_vgg ? vgg : resnet, 5);
+        check_stages(&g, is_vgg ? vgg : strncmp(info->name, "densenet", 8) == 0 ? densenet : resnet, 5);
         check_cuts(&g);
         ModelShape sh;
         CHECK(model_shape(info->name, 224, 224, &sh, &err) == 0, "%s shape: %s", info->name, err.msg);
-        CHECK(sh.numel == (is_vgg ? 25088u : 512u) && sh.c == 512, "%s: output %zu x %zu x %zu = %zu", info->name,
-              sh.c, sh.h, sh.w, sh.numel);
-        CHECK(sh.macs == graph_macs(&g, 224, 224) && sh.macs > 3e9, "%s: %.3g multiply-adds", info->name, sh.macs);
+        CHECK(sh.numel == f->numel && sh.c == f->c, "%s: output %zu x %zu x %zu = %zu", info->name, sh.c, sh.h, sh.w,
+              sh.numel);
+        CHECK(sh.macs == graph_macs(&g, 224, 224) && fabs(sh.macs / 1e9 - f->gmacs) <= 0.05 * f->gmacs,
+              "%s: %.3g multiply-adds, torchvision says %.2f G", info->name, sh.macs, f->gmacs);
         CHECK(info->head_n_hidden == (is_vgg ? 3u : 2u) && info->head_dropout == (is_vgg ? 0.5 : 0.0),
               "%s: default head", info->name);
         printf("ok   %s: %zu layers, stages", info->name, g.n_layers);

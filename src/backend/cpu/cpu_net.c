@@ -8,6 +8,10 @@
  * A convolution whose source layout differs from the producer's gets a
  * reorder step in front; a ResNet shortcut is added by the convolution's sum
  * post-op, in place in the shortcut's buffer when that was its last use.
+ * A DenseNet block is one buffer: its input and each layer's new channels
+ * are written by their producers straight into their channel slices (see
+ * PlanGroup), so its concatenations copy nothing; BatchNorm + ReLU is
+ * oneDNN's batch normalization with the ReLU fused.
  * Buffers are allocated once the plan is known; weights are reordered into
  * oneDNN's preferred layout once at creation.
  *
@@ -42,7 +46,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "backend/pool_plan.h"
 
-#define MAX_ARGS 6
+#define MAX_ARGS 8
 #define BUF_INPUT (-2)
 #define BUF_OWNED (-1)
 #define BUF_SCRATCH (-3)
@@ -52,6 +56,7 @@ typedef struct {
     int arg;                // DNNL_ARG_*
     dnnl_memory_desc_t md;  // layout of the memory passed
     int buf;                // pool index, BUF_INPUT, BUF_OWNED (ptr), BUF_SCRATCH or BUF_FINAL
+    size_t off;             // pool index: bytes into the buffer (a slice of a concatenation)
     void *ptr;              // BUF_OWNED: data
 } ArgSpec;
 
@@ -77,9 +82,26 @@ typedef struct {
 
 typedef struct {
     dnnl_memory_desc_t md;
-    int buf;   // pool index; BUF_INPUT for the network input
-    int last;  // index of the last layer that reads it
+    int buf;       // pool index; BUF_INPUT for the network input
+    size_t off;    // bytes into buf
+    int last;      // index of the last layer that reads it
+    int group;     // the concatenation buffer it lives in, -1 for none
+    size_t choff;  // group: its first channel there
 } TensorPlan;
+
+// One buffer holding a chain of concatenations (a dense block): the block's
+// input and every layer's new channels are written straight into their
+// channel slices, so no concatenation copies anything. An image is planned
+// alone (N = 1), so in a plain (nchw) or channel-blocked (nChw8c, nChw16c)
+// layout the channels [c0, c1) of the buffer are one dense tensor of that
+// layout at byte offset c0 * h * w * size, whenever c0 and c1 are multiples
+// of the block.
+typedef struct {
+    size_t c, h, w;
+    dnnl_format_tag_t tag;
+    int buf;   // pool index once its first member is produced, -1 before, -100 after
+    int last;  // the last layer reading any member
+} PlanGroup;
 
 struct CpuNet {
     dnnl_engine_t eng;
@@ -97,6 +119,8 @@ struct CpuNet {
     void **owned;  // weights, shared by the workers (read only)
     size_t n_owned, cap_owned, owned_bytes;
     size_t scratch_bytes;  // per worker
+    PlanGroup *groups;     // while planning
+    size_t n_groups;
     CpuWorker *workers;
     size_t n_workers;
     int verbose;
@@ -128,13 +152,18 @@ static Step *step_push(CpuNet *net, dnnl_primitive_t prim, const char *what) {
     return s;
 }
 
-static void step_arg(Step *s, int arg, const dnnl_memory_desc_t *md, int buf, void *ptr) {
+static void step_arg_at(Step *s, int arg, const dnnl_memory_desc_t *md, int buf, size_t off, void *ptr) {
     if (s->nargs == MAX_ARGS) fatal("too many arguments for step %s", s->what);
     ArgSpec *a = &s->spec[s->nargs++];
     a->arg = arg;
     a->md = *md;
     a->buf = buf;
+    a->off = off;
     a->ptr = ptr;
+}
+
+static void step_arg(Step *s, int arg, const dnnl_memory_desc_t *md, int buf, void *ptr) {
+    step_arg_at(s, arg, md, buf, 0, ptr);
 }
 
 // The symbolic buffer pool (pool_plan.h); sizes are final only when planning ends.
@@ -150,9 +179,10 @@ static dnnl_data_type_t act_type(const CpuNet *net) {
     return net->precision == PRECISION_BF16 ? dnnl_bf16 : dnnl_f32;
 }
 
-// Adds a reorder step src(md, buf) -> dst(md, buf).
-static int plan_reorder(CpuNet *net, const dnnl_memory_desc_t *smd, int sbuf, const dnnl_memory_desc_t *dmd,
-                        int dbuf, void *dptr, const char *what, CtError *err) {
+// Adds a reorder step src(md, buf + soff) -> dst(md, buf + doff).
+static int plan_reorder_at(CpuNet *net, const dnnl_memory_desc_t *smd, int sbuf, size_t soff,
+                           const dnnl_memory_desc_t *dmd, int dbuf, size_t doff, void *dptr, const char *what,
+                           CtError *err) {
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
     DNNL_TRY(dnnl_reorder_primitive_desc_create(&pd, smd, net->eng, dmd, net->eng, NULL), "reorder for %s",
@@ -160,13 +190,14 @@ static int plan_reorder(CpuNet *net, const dnnl_memory_desc_t *smd, int sbuf, co
     DNNL_TRY(dnnl_primitive_create(&prim, pd), "reorder for %s", what);
     dnnl_primitive_desc_destroy(pd);
     Step *s = step_push(net, prim, what);
-    step_arg(s, DNNL_ARG_SRC, smd, sbuf, NULL);
-    step_arg(s, DNNL_ARG_DST, dmd, dbuf, dptr);
+    step_arg_at(s, DNNL_ARG_SRC, smd, sbuf, soff, NULL);
+    step_arg_at(s, DNNL_ARG_DST, dmd, dbuf, doff, dptr);
     return 0;
 fail:
     if (pd) dnnl_primitive_desc_destroy(pd);
     return -1;
 }
+
 
 // Reorders user data (plain layout) into a new owned buffer of layout dmd, now.
 static void *reorder_now(CpuNet *net, const dnnl_memory_desc_t *umd, const void *data,
@@ -218,6 +249,79 @@ static dnnl_primitive_attr_t make_attr(int sum, int relu) {
     return attr;
 }
 
+// ---- concatenation buffers ----
+
+static size_t dt_size(const CpuNet *net) { return net->precision == PRECISION_BF16 ? 2 : 4; }
+
+static void tag_md(dnnl_memory_desc_t *md, size_t c, size_t h, size_t w, dnnl_data_type_t dt, dnnl_format_tag_t tag) {
+    dnnl_dims_t dims = {1, (dnnl_dim_t)c, (dnnl_dim_t)h, (dnnl_dim_t)w};
+    dnnl_memory_desc_init_by_tag(md, 4, dims, dt, tag);
+}
+
+// Producers that can write into a slice of a concatenation buffer.
+static int slice_producer(const NNGraph *g, int t) {
+    if (t < 0) return 0;
+    const NNLayer *l = &g->layers[t];
+    return l->kind == NN_CONCAT || l->kind == NN_MAXPOOL || l->kind == NN_AVGPOOL ||
+           (l->kind == NN_CONV && l->residual == NN_NONE);
+}
+
+// Assigns every chain of concatenations one buffer (its outermost
+// concatenation's shape) and places in it, at their channel offsets, the
+// inputs whose producers can write there. The layout: oneDNN's channel
+// block on this CPU (8 on AVX2, 16 on AVX-512) when every slice starts and
+// ends on a block, plain nchw otherwise.
+static void plan_groups(CpuNet *net, const NNGraph *g, const NNShape *shapes, TensorPlan *tp) {
+    for (size_t i = g->n_layers; i-- > 0;) {
+        const NNLayer *l = &g->layers[i];
+        if (l->kind != NN_CONCAT) continue;
+        TensorPlan *o = &tp[i + 1];
+        if (o->group < 0) {
+            net->groups = ct_realloc(net->groups, (net->n_groups + 1) * sizeof *net->groups);
+            net->groups[net->n_groups] = (PlanGroup){shapes[i].c, shapes[i].h, shapes[i].w, dnnl_nchw, -1, -1};
+            o->group = (int)net->n_groups++;
+            o->choff = 0;
+        }
+        int ins[2] = {l->src, l->src2};
+        size_t offs[2] = {o->choff, o->choff + graph_tensor_channels(g, l->src)};
+        for (int k = 0; k < 2; k++)
+            if (slice_producer(g, ins[k]) && tp[ins[k] + 1].group < 0) {
+                tp[ins[k] + 1].group = o->group;
+                tp[ins[k] + 1].choff = offs[k];
+            }
+    }
+    int isa = dnnl_get_effective_cpu_isa();
+    size_t block = net->precision == PRECISION_BF16 || isa >= dnnl_cpu_isa_avx512_core ? 16
+                   : isa >= dnnl_cpu_isa_avx                                             ? 8
+                                                                                         : 0;
+    for (size_t G = 0; G < net->n_groups; G++) {
+        PlanGroup *pg = &net->groups[G];
+        int aligned = block > 0;
+        for (size_t t = 1; t <= g->n_layers; t++) {
+            if (tp[t].group != (int)G) continue;
+            size_t c = g->layers[t - 1].cout;
+            aligned &= tp[t].choff % (block ? block : 1) == 0 && c % (block ? block : 1) == 0;
+            if (tp[t].last > pg->last) pg->last = tp[t].last;
+        }
+        pg->tag = !aligned ? dnnl_nchw : block == 16 ? dnnl_nChw16c : dnnl_nChw8c;
+    }
+}
+
+// The layout and place of group member t (tp[t]), allocating the group's
+// buffer when t is the first of its members to be produced.
+static void group_place(CpuNet *net, TensorPlan *t, size_t c) {
+    PlanGroup *pg = &net->groups[t->group];
+    if (pg->buf == -1) {
+        dnnl_memory_desc_t full;
+        tag_md(&full, pg->c, pg->h, pg->w, act_type(net), pg->tag);
+        pg->buf = pool_get(net, dnnl_memory_desc_get_size(&full));
+    }
+    if (pg->buf < 0) fatal("concatenation buffer used after its last reader");
+    tag_md(&t->md, c, pg->h, pg->w, act_type(net), pg->tag);
+    t->buf = pg->buf;
+    t->off = t->choff * pg->h * pg->w * dt_size(net);
+}
+
 // ---- planning ----
 
 static int plan_conv(CpuNet *net, const NNLayer *l, int li, TensorPlan *tp, const NNShape *shapes,
@@ -239,6 +343,11 @@ static int plan_conv(CpuNet *net, const NNLayer *l, int li, TensorPlan *tp, cons
     dnnl_memory_desc_init_by_tag(&wmd, 4, wdims, dt, dnnl_format_tag_any);
     dnnl_memory_desc_init_by_tag(&bmd, 1, bdims, dnnl_f32, dnnl_x);
     dnnl_memory_desc_init_by_tag(&dmd, 4, ddims, dt, dnnl_format_tag_any);
+    TensorPlan *out = &tp[li + 1];
+    if (out->group >= 0) {
+        group_place(net, out, l->cout);  // written straight into its slice
+        dmd = out->md;
+    }
 
     int has_res = l->residual != NN_NONE;
     dnnl_primitive_attr_t attr = make_attr(has_res, l->relu);
@@ -299,32 +408,33 @@ static int plan_conv(CpuNet *net, const NNLayer *l, int li, TensorPlan *tp, cons
 
     // Source: reorder if the producer's layout is not the one wanted.
     int sbuf = in->buf, tmp = -100;
+    size_t soff = in->off;
     if (!dnnl_memory_desc_equal(psrc, &in->md)) {
         tmp = pool_get(net, dnnl_memory_desc_get_size(psrc));
-        if (plan_reorder(net, &in->md, in->buf, psrc, tmp, NULL, l->name, err)) goto fail;
+        if (plan_reorder_at(net, &in->md, in->buf, in->off, psrc, tmp, 0, NULL, l->name, err)) goto fail;
         sbuf = tmp;
+        soff = 0;
     }
     // Destination, pre-filled with the shortcut when there is one.
-    TensorPlan *out = &tp[li + 1];
     out->md = *pdst;
     if (has_res) {
         TensorPlan *r = l->residual == NN_INPUT ? &tp[0] : &tp[l->residual + 1];
-        if (r->last == li && r->buf >= 0 && dnnl_memory_desc_equal(&r->md, pdst)) {
+        if (r->last == li && r->buf >= 0 && r->group < 0 && dnnl_memory_desc_equal(&r->md, pdst)) {
             out->buf = r->buf;  // accumulate in place; the shortcut dies here
             r->buf = -100;
         } else {
             out->buf = pool_get(net, dnnl_memory_desc_get_size(pdst));
-            if (plan_reorder(net, &r->md, r->buf, pdst, out->buf, NULL, l->name, err)) goto fail;
+            if (plan_reorder_at(net, &r->md, r->buf, r->off, pdst, out->buf, 0, NULL, l->name, err)) goto fail;
         }
-    } else {
+    } else if (out->group < 0) {
         out->buf = pool_get(net, dnnl_memory_desc_get_size(pdst));
     }
     DNNL_TRY(dnnl_primitive_create(&prim, pd), "convolution %s", l->name);
     Step *s = step_push(net, prim, l->name);
-    step_arg(s, DNNL_ARG_SRC, psrc, sbuf, NULL);
+    step_arg_at(s, DNNL_ARG_SRC, psrc, sbuf, soff, NULL);
     step_arg(s, DNNL_ARG_WEIGHTS, pw, BUF_OWNED, wbuf);
     step_arg(s, DNNL_ARG_BIAS, pb, BUF_OWNED, bbuf);
-    step_arg(s, DNNL_ARG_DST, pdst, out->buf, NULL);
+    step_arg_at(s, DNNL_ARG_DST, pdst, out->buf, out->off, NULL);
     const dnnl_memory_desc_t *smdp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     if (smdp && dnnl_memory_desc_get_size(smdp) > 0) step_arg(s, DNNL_ARG_SCRATCHPAD, smdp, BUF_SCRATCH, NULL);
     dnnl_primitive_desc_destroy(pd);
@@ -336,8 +446,9 @@ fail:
     return -1;
 }
 
-static int plan_maxpool(CpuNet *net, const NNLayer *l, int li, TensorPlan *tp, const NNShape *shapes,
-                        CtError *err) {
+// Max pooling (padding as -inf) or average pooling (no padding in our graphs).
+static int plan_pool(CpuNet *net, const NNLayer *l, int li, TensorPlan *tp, const NNShape *shapes,
+                     dnnl_alg_kind_t alg, CtError *err) {
     const TensorPlan *in = l->src == NN_INPUT ? &tp[0] : &tp[l->src + 1];
     NNShape o = shapes[li];
     dnnl_dims_t ddims = {1, (dnnl_dim_t)o.c, (dnnl_dim_t)o.h, (dnnl_dim_t)o.w};
@@ -348,24 +459,84 @@ static int plan_maxpool(CpuNet *net, const NNLayer *l, int li, TensorPlan *tp, c
                         (dnnl_dim_t)((o.w - 1) * l->stride + l->k) - in->md.dims[3] - (dnnl_dim_t)l->pad};
     dnnl_memory_desc_t dmd;
     dnnl_memory_desc_init_by_tag(&dmd, 4, ddims, in->md.data_type, dnnl_format_tag_any);
+    TensorPlan *out = &tp[li + 1];
+    if (out->group >= 0) {
+        group_place(net, out, o.c);
+        dmd = out->md;
+    }
     dnnl_pooling_desc_t desc;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
     dnnl_primitive_attr_t attr = make_attr(0, 0);
-    DNNL_TRY(dnnl_pooling_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_max, &in->md, &dmd,
-                                            strides, kernel, padl, padr),
-             "max-pool %s", l->name);
-    DNNL_TRY(dnnl_primitive_desc_create(&pd, &desc, attr, net->eng, NULL), "max-pool %s", l->name);
+    DNNL_TRY(dnnl_pooling_forward_desc_init(&desc, dnnl_forward_inference, alg, &in->md, &dmd, strides, kernel,
+                                            padl, padr),
+             "pooling %s", l->name);
+    DNNL_TRY(dnnl_primitive_desc_create(&pd, &desc, attr, net->eng, NULL), "pooling %s", l->name);
     dnnl_primitive_attr_destroy(attr);
     attr = NULL;
     note_scratch(net, pd);
     const dnnl_memory_desc_t *pdst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    out->md = *pdst;
+    if (out->group < 0) out->buf = pool_get(net, dnnl_memory_desc_get_size(pdst));
+    DNNL_TRY(dnnl_primitive_create(&prim, pd), "pooling %s", l->name);
+    Step *s = step_push(net, prim, l->name);
+    step_arg_at(s, DNNL_ARG_SRC, &in->md, in->buf, in->off, NULL);
+    step_arg_at(s, DNNL_ARG_DST, pdst, out->buf, out->off, NULL);
+    const dnnl_memory_desc_t *smdp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (smdp && dnnl_memory_desc_get_size(smdp) > 0) step_arg(s, DNNL_ARG_SCRATCHPAD, smdp, BUF_SCRATCH, NULL);
+    dnnl_primitive_desc_destroy(pd);
+    return 0;
+fail:
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return -1;
+}
+
+// DenseNet's BatchNorm + ReLU: oneDNN's inference batch normalization with
+// mean 0, variance 1 and epsilon 0, so y = max(scale * x + shift, 0) with
+// the scale and shift computed at load (nn/models.c).
+static int plan_bn_relu(CpuNet *net, const NNLayer *l, int li, TensorPlan *tp, CtError *err) {
+    const TensorPlan *in = l->src == NN_INPUT ? &tp[0] : &tp[l->src + 1];
+    dnnl_batch_normalization_desc_t desc;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_primitive_attr_t attr = make_attr(0, 0);
+    DNNL_TRY(dnnl_batch_normalization_forward_desc_init(
+                 &desc, dnnl_forward_inference, &in->md, 0.0f,
+                 dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift | dnnl_fuse_norm_relu),
+             "BatchNorm + ReLU %s", l->name);
+    DNNL_TRY(dnnl_primitive_desc_create(&pd, &desc, attr, net->eng, NULL), "BatchNorm + ReLU %s", l->name);
+    dnnl_primitive_attr_destroy(attr);
+    attr = NULL;
+    note_scratch(net, pd);
+    dnnl_memory_desc_t cmd;
+    dnnl_dims_t cdims = {(dnnl_dim_t)l->cout};
+    dnnl_memory_desc_init_by_tag(&cmd, 1, cdims, dnnl_f32, dnnl_x);
+    float *mean = owned_alloc(net, l->cout * sizeof(float));
+    float *var = owned_alloc(net, l->cout * sizeof(float));
+    float *scale = owned_alloc(net, l->cout * sizeof(float));
+    float *shift = owned_alloc(net, l->cout * sizeof(float));
+    if (!mean || !var || !scale || !shift) {
+        ct_errorf(err, "out of memory for the parameters of %s", l->name);
+        goto fail;
+    }
+    for (size_t c = 0; c < l->cout; c++) {
+        mean[c] = 0.0f;
+        var[c] = 1.0f;
+    }
+    memcpy(scale, l->weight, l->cout * sizeof(float));
+    memcpy(shift, l->bias, l->cout * sizeof(float));
+    const dnnl_memory_desc_t *pdst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
     TensorPlan *out = &tp[li + 1];
     out->md = *pdst;
     out->buf = pool_get(net, dnnl_memory_desc_get_size(pdst));
-    DNNL_TRY(dnnl_primitive_create(&prim, pd), "max-pool %s", l->name);
+    DNNL_TRY(dnnl_primitive_create(&prim, pd), "BatchNorm + ReLU %s", l->name);
     Step *s = step_push(net, prim, l->name);
-    step_arg(s, DNNL_ARG_SRC, &in->md, in->buf, NULL);
+    step_arg_at(s, DNNL_ARG_SRC, &in->md, in->buf, in->off, NULL);
+    step_arg(s, DNNL_ARG_MEAN, &cmd, BUF_OWNED, mean);
+    step_arg(s, DNNL_ARG_VARIANCE, &cmd, BUF_OWNED, var);
+    step_arg(s, DNNL_ARG_SCALE, &cmd, BUF_OWNED, scale);
+    step_arg(s, DNNL_ARG_SHIFT, &cmd, BUF_OWNED, shift);
     step_arg(s, DNNL_ARG_DST, pdst, out->buf, NULL);
     const dnnl_memory_desc_t *smdp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     if (smdp && dnnl_memory_desc_get_size(smdp) > 0) step_arg(s, DNNL_ARG_SCRATCHPAD, smdp, BUF_SCRATCH, NULL);
@@ -375,6 +546,26 @@ fail:
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (pd) dnnl_primitive_desc_destroy(pd);
     return -1;
+}
+
+// A concatenation is its group's buffer: nothing runs, except a copy into
+// their slice for inputs whose producers could not write there themselves.
+static int plan_concat(CpuNet *net, const NNGraph *g, const NNLayer *l, int li, TensorPlan *tp, CtError *err) {
+    TensorPlan *out = &tp[li + 1];
+    if (out->group < 0) fatal("concatenation %s has no buffer", l->name);
+    group_place(net, out, l->cout);
+    int ins[2] = {l->src, l->src2};
+    size_t offs[2] = {out->choff, out->choff + graph_tensor_channels(g, l->src)};
+    for (int k = 0; k < 2; k++) {
+        const TensorPlan *in = ins[k] == NN_INPUT ? &tp[0] : &tp[ins[k] + 1];
+        if (in->group == out->group) continue;
+        TensorPlan slot = *out;
+        slot.choff = offs[k];
+        group_place(net, &slot, graph_tensor_channels(g, ins[k]));
+        if (plan_reorder_at(net, &in->md, in->buf, in->off, &slot.md, slot.buf, slot.off, NULL, l->name, err))
+            return -1;
+    }
+    return 0;
 }
 
 // Gives every worker its stream, pool, scratchpad, input and final buffers
@@ -408,7 +599,7 @@ static int materialize(CpuNet *net, CtError *err) {
             Step *s = &net->steps[i];
             for (int a = 0; a < s->nargs; a++) {
                 ArgSpec *sp = &s->spec[a];
-                void *ptr = sp->buf >= 0 ? wk->pool[sp->buf]
+                void *ptr = sp->buf >= 0 ? (void *)((char *)wk->pool[sp->buf] + sp->off)
                             : sp->buf == BUF_INPUT ? (void *)wk->input
                             : sp->buf == BUF_SCRATCH ? wk->scratch
                             : sp->buf == BUF_FINAL ? (void *)wk->final_plain
@@ -459,12 +650,17 @@ int cpu_net_create(CpuNet **out, const NNGraph *g, size_t max_batch, size_t h, s
     DNNL_TRY(dnnl_stream_create(&net->stream, net->eng, dnnl_stream_default_flags), "CPU stream");
 
     // Lifetimes: tp[0] is the input, tp[i + 1] the output of layer i.
-    for (size_t i = 0; i <= g->n_layers; i++) tp[i].last = -1;
+    for (size_t i = 0; i <= g->n_layers; i++) {
+        tp[i].last = -1;
+        tp[i].group = -1;
+    }
     for (size_t i = 0; i < g->n_layers; i++) {
         const NNLayer *l = &g->layers[i];
         tp[l->src + 1].last = (int)i;
         if (l->residual != NN_NONE) tp[l->residual + 1].last = (int)i;
+        if (l->src2 != NN_NONE) tp[l->src2 + 1].last = (int)i;
     }
+    plan_groups(net, g, shapes, tp);
     dnnl_dims_t idims = {1, 3, (dnnl_dim_t)h, (dnnl_dim_t)w};
     dnnl_memory_desc_init_by_tag(&tp[0].md, 4, idims, dnnl_f32, dnnl_nchw);
     tp[0].buf = BUF_INPUT;
@@ -476,14 +672,24 @@ int cpu_net_create(CpuNet **out, const NNGraph *g, size_t max_batch, size_t h, s
         const NNLayer *l = &g->layers[i];
         int rc = -1;
         if (l->kind == NN_CONV) rc = plan_conv(net, l, (int)i, tp, shapes, opt, err);
-        else if (l->kind == NN_MAXPOOL) rc = plan_maxpool(net, l, (int)i, tp, shapes, err);
+        else if (l->kind == NN_MAXPOOL) rc = plan_pool(net, l, (int)i, tp, shapes, dnnl_pooling_max, err);
+        else if (l->kind == NN_AVGPOOL)
+            rc = plan_pool(net, l, (int)i, tp, shapes, dnnl_pooling_avg_exclude_padding, err);
+        else if (l->kind == NN_BN_RELU) rc = plan_bn_relu(net, l, (int)i, tp, err);
+        else if (l->kind == NN_CONCAT) rc = plan_concat(net, g, l, (int)i, tp, err);
         else ct_errorf(err, "%s: layer %s: pooling to a fixed size must be the last layer", g->model, l->name);
         if (rc) goto fail;
-        // Buffers whose tensor was last read by this layer go back to the pool.
+        // Buffers whose tensor was last read by this layer go back to the
+        // pool; a concatenation buffer when the last of its members was.
         for (size_t t = 0; t <= i + 1; t++)
-            if (tp[t].last == (int)i && tp[t].buf >= 0) {
+            if (tp[t].last == (int)i && tp[t].buf >= 0 && tp[t].group < 0) {
                 pool_put(net, tp[t].buf);
                 tp[t].buf = -100;
+            }
+        for (size_t G = 0; G < net->n_groups; G++)
+            if (net->groups[G].last == (int)i && net->groups[G].buf >= 0) {
+                pool_put(net, net->groups[G].buf);
+                net->groups[G].buf = -100;
             }
     }
     // The final pooling reads an NCHW float32 copy of its input.
@@ -499,7 +705,7 @@ int cpu_net_create(CpuNet **out, const NNGraph *g, size_t max_batch, size_t h, s
     dnnl_dims_t fdims = {1, (dnnl_dim_t)fs.c, (dnnl_dim_t)fs.h, (dnnl_dim_t)fs.w};
     dnnl_memory_desc_t fmd;
     dnnl_memory_desc_init_by_tag(&fmd, 4, fdims, dnnl_f32, dnnl_nchw);
-    if (plan_reorder(net, &fin->md, fin->buf, &fmd, BUF_FINAL, NULL, last->name, err)) goto fail;
+    if (plan_reorder_at(net, &fin->md, fin->buf, fin->off, &fmd, BUF_FINAL, 0, NULL, last->name, err)) goto fail;
     if (materialize(net, err)) goto fail;
     omp_set_num_threads(saved_threads);
     if (net->verbose)
@@ -621,6 +827,7 @@ void cpu_net_free(CpuNet *net) {
     if (net->stream) dnnl_stream_destroy(net->stream);
     if (net->eng) dnnl_engine_destroy(net->eng);
     free(net->workers);
+    free(net->groups);
     free(net->steps);
     free(net->owned);
     free(net->pool_bytes);

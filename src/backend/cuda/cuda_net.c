@@ -18,6 +18,15 @@
  * the fused call's zero-scaled residual reads a buffer of zeros kept for
  * the purpose (never the output's stale contents: 0 x NaN is NaN).
  *
+ * DenseNet: a chain of concatenations (a dense block) is one NHWC buffer
+ * of the block's final width, allocated at its first concatenation and
+ * released after the last reader of any of its members. NHWC with a batch
+ * makes a channel slice strided, so producers write their own packed
+ * tensors and a concatenation copies only what is new (the block's input
+ * once, then each layer's 32 channels) into its slice; the BatchNorm + ReLU
+ * in front of each layer reads its prefix of the buffer in place, through a
+ * row stride. Nothing else may read a concatenation.
+ *
  * The legacy cuDNN API refuses tensors of 2^31 elements or more (VGG16 at
  * 224 px past 668 images): a larger batch is planned as pieces that fit
  * (gpu_batch_piece) and run one after another.
@@ -37,10 +46,19 @@
 #include "backend/pool_plan.h"
 
 typedef struct {
-    NNOpKind kind;          // NN_CONV or NN_MAXPOOL
+    NNOpKind kind;          // NN_CONV, NN_MAXPOOL, NN_AVGPOOL, NN_BN_RELU or NN_CONCAT
     int layer;              // index in the graph
     char name[48];
     int src, dst, res;      // pool buffers; res -1: no shortcut
+    size_t src_ld, src_ch;  // BN_RELU: row stride and first channel of its input in src
+    // CONCAT: dst is the block's buffer (row stride dst_ld); each copy moves
+    // c channels from buffer src (row stride ld, from channel ch) to channel at
+    int n_copies;
+    struct {
+        int src;
+        size_t c, ld, ch, at;
+    } copy[2];
+    size_t dst_ld;
     size_t cin, cout, k, stride, pad, ih, iw, oh, ow;
     int relu;
     int fused;              // conv: run as cudnnConvolutionBiasActivationForward
@@ -54,9 +72,18 @@ typedef struct {
 } Step;
 
 typedef struct {
-    int buf;   // pool index, -100 once released
-    int last;  // last layer that reads the tensor
+    int buf;       // pool index, -100 once released
+    int last;      // last layer that reads the tensor
+    int group;     // concatenation buffer (index in groups) it lives in, -1 for none
+    size_t ld;     // channels from one pixel to the next (packed: its own)
+    size_t ch;     // first channel in its buffer
 } TensorPlan;
+
+typedef struct {
+    size_t c;  // channels of the block's buffer
+    int buf;   // pool index, -1 before its first concatenation, -100 once released
+    int last;  // the last layer reading any member
+} PlanGroup;
 
 struct CudaNet {
     int device;
@@ -123,22 +150,52 @@ static int plan_layers(CudaNet *net, const NNGraph *g, const NNShape *shapes, Ct
     TensorPlan *tp = ct_calloc(g->n_layers + 1, sizeof *tp);
     net->steps = ct_calloc(g->n_layers, sizeof *net->steps);
     int rc = -1;
+    PlanGroup *groups = NULL;
+    size_t n_groups = 0;
     for (size_t i = 0; i <= g->n_layers; i++) {
         tp[i].last = -1;
         tp[i].buf = -100;
+        tp[i].group = -1;
+        tp[i].ld = i == 0 ? 3 : shapes[i - 1].c;
     }
     for (size_t i = 0; i < g->n_layers; i++) {
         const NNLayer *l = &g->layers[i];
         tp[l->src + 1].last = (int)i;
         if (l->residual != NN_NONE) tp[l->residual + 1].last = (int)i;
+        if (l->src2 != NN_NONE) tp[l->src2 + 1].last = (int)i;
     }
+    // Concatenation chains, outermost first: each chain one buffer.
+    for (size_t i = g->n_layers; i-- > 0;) {
+        const NNLayer *l = &g->layers[i];
+        if (l->kind != NN_CONCAT) continue;
+        TensorPlan *o = &tp[i + 1];
+        if (o->group < 0) {
+            groups = ct_realloc(groups, (n_groups + 1) * sizeof *groups);
+            groups[n_groups] = (PlanGroup){shapes[i].c, -1, -1};
+            o->group = (int)n_groups++;
+            o->ch = 0;
+        }
+        o->ld = groups[o->group].c;
+        if (l->src >= 0 && g->layers[l->src].kind == NN_CONCAT && tp[l->src + 1].group < 0) {
+            tp[l->src + 1].group = o->group;
+            tp[l->src + 1].ch = o->ch;
+        }
+    }
+    for (size_t t = 1; t <= g->n_layers; t++)
+        if (tp[t].group >= 0 && tp[t].last > groups[tp[t].group].last) groups[tp[t].group].last = tp[t].last;
     size_t bytes;
     if (tensor_bytes(&bytes, net, 3, net->h, net->w)) goto overflow;
     tp[0].buf = net->in_buf = pool_get(net, bytes);
     for (size_t i = 0; i + 1 < g->n_layers; i++) {
         const NNLayer *l = &g->layers[i];
-        if (l->kind != NN_CONV && l->kind != NN_MAXPOOL) {
+        if (l->kind == NN_ADAPTIVE_AVGPOOL || l->kind == NN_GLOBAL_AVGPOOL) {
             ct_errorf(err, "%s: layer %s: pooling to a fixed size must be the last layer", g->model, l->name);
+            goto done;
+        }
+        if (l->kind != NN_BN_RELU && l->kind != NN_CONCAT &&
+            (tp[l->src + 1].group >= 0 || (l->residual != NN_NONE && tp[l->residual + 1].group >= 0))) {
+            ct_errorf(err, "%s: layer %s reads a concatenation, which the CUDA backend gives only to a BatchNorm + "
+                      "ReLU", g->model, l->name);
             goto done;
         }
         NNShape in = l->src == NN_INPUT ? (NNShape){3, net->h, net->w} : shapes[l->src];
@@ -159,6 +216,37 @@ static int plan_layers(CudaNet *net, const NNGraph *g, const NNShape *shapes, Ct
         s->oh = o.h;
         s->ow = o.w;
         s->relu = l->kind == NN_CONV && l->relu;
+        s->src_ld = tp[l->src + 1].ld;
+        s->src_ch = tp[l->src + 1].ch;
+        if (l->kind == NN_BN_RELU && (weight_reserve(net, l->cout * sizeof(float), &s->w_off) ||
+                                      weight_reserve(net, l->cout * sizeof(float), &s->b_off)))
+            goto overflow;
+        if (l->kind == NN_CONCAT) {
+            TensorPlan *to = &tp[i + 1];
+            PlanGroup *pg = &groups[to->group];
+            if (pg->buf == -1) {
+                if (tensor_bytes(&bytes, net, pg->c, o.h, o.w)) goto overflow;
+                pg->buf = pool_get(net, bytes);
+            }
+            to->buf = s->dst = pg->buf;
+            s->dst_ld = pg->c;
+            int ins[2] = {l->src, l->src2};
+            size_t at = to->ch;
+            for (int k = 0; k < 2; k++) {
+                const TensorPlan *from = &tp[ins[k] + 1];
+                size_t c = ins[k] == NN_INPUT ? 3 : shapes[ins[k]].c;
+                if (from->group != to->group) {
+                    int j = s->n_copies++;
+                    s->copy[j].src = from->buf;
+                    s->copy[j].c = c;
+                    s->copy[j].ld = from->ld;
+                    s->copy[j].ch = from->ch;
+                    s->copy[j].at = at;
+                }
+                at += c;
+            }
+            goto release;
+        }
         if (l->kind == NN_CONV) {
             size_t wn, dims[5] = {l->cout, l->cin, l->k, l->k, net->esize};
             if (ct_mul_sizes(&wn, dims, 5) || weight_reserve(net, wn, &s->w_off) ||
@@ -170,14 +258,24 @@ static int plan_layers(CudaNet *net, const NNGraph *g, const NNShape *shapes, Ct
         // they are released only after it.
         if (tensor_bytes(&bytes, net, o.c, o.h, o.w)) goto overflow;
         s->dst = tp[i + 1].buf = pool_get(net, bytes);
+    release:
         for (size_t t = 0; t <= i + 1; t++)
-            if (tp[t].last == (int)i && tp[t].buf >= 0) {
+            if (tp[t].last == (int)i && tp[t].buf >= 0 && tp[t].group < 0) {
                 net->pool_free[tp[t].buf] = 1;
                 tp[t].buf = -100;
+            }
+        for (size_t G = 0; G < n_groups; G++)
+            if (groups[G].last == (int)i && groups[G].buf >= 0) {
+                net->pool_free[groups[G].buf] = 1;
+                groups[G].buf = -100;
             }
     }
     const NNLayer *last = &g->layers[g->n_layers - 1];
     NNShape fs = last->src == NN_INPUT ? (NNShape){3, net->h, net->w} : shapes[last->src];
+    if (tp[last->src + 1].group >= 0) {
+        ct_errorf(err, "%s: the final pool reads a concatenation", g->model);
+        goto done;
+    }
     net->final_buf = tp[last->src + 1].buf;
     net->fc = fs.c;
     net->fh = fs.h;
@@ -190,6 +288,7 @@ static int plan_layers(CudaNet *net, const NNGraph *g, const NNShape *shapes, Ct
 overflow:
     ct_errorf(err, "%s: tensor sizes overflow for batch %zu at %zux%zu", g->model, net->max_batch, net->h, net->w);
 done:
+    free(groups);
     free(tp);
     return rc;
 }
@@ -228,14 +327,24 @@ static int upload_weights(CudaNet *net, const NNGraph *g, CtError *err) {
         size_t n = s->kind == NN_CONV ? s->cout * s->cin * s->k * s->k : 0;
         if (n > max_w) max_w = n;
     }
-    if (max_w == 0) return 0;
-    float *host = ct_malloc_array(max_w, sizeof(float));
+    float *host = ct_malloc_array(max_w ? max_w : 1, sizeof(float));
     float *stage = NULL;
     int rc = -1;
     if (net->dt != CUDA_DT_F32 && cuda_alloc((void **)&stage, max_w * sizeof(float), "weight staging", NULL, err))
         goto fail;
     for (size_t i = 0; i < net->n_steps; i++) {
         const Step *s = &net->steps[i];
+        if (s->kind == NN_BN_RELU) {  // scale and shift in float32, whatever the storage type
+            const NNLayer *l = &g->layers[s->layer];
+            char *base = (char *)net->weights;
+            CUDA_TRY(cudaMemcpyAsync(base + s->w_off, l->weight, s->cout * sizeof(float), cudaMemcpyHostToDevice,
+                                     net->stream),
+                     s->name);
+            CUDA_TRY(cudaMemcpyAsync(base + s->b_off, l->bias, s->cout * sizeof(float), cudaMemcpyHostToDevice,
+                                     net->stream),
+                     s->name);
+            continue;
+        }
         if (s->kind != NN_CONV) continue;
         const NNLayer *l = &g->layers[s->layer];
         size_t O = s->cout, I = s->cin, K = s->k;
@@ -333,6 +442,28 @@ static cudnnStatus_t conv_fused(CudaNet *net, const Step *s, void *y, int bias_f
 }
 
 static int run_step(CudaNet *net, const Step *s, CtError *err) {
+    const size_t rows = net->max_batch * s->oh * s->ow;
+    char *base = (char *)net->weights;
+    switch (s->kind) {
+    case NN_AVGPOOL:
+        return launch_check(cuda_k_avgpool(net->pool[s->dst], net->pool[s->src], net->dt, net->max_batch, s->cin,
+                                           s->ih, s->iw, s->oh, s->ow, s->k, s->stride, net->stream),
+                            "average pool", s->name, err);
+    case NN_BN_RELU:
+        return launch_check(cuda_k_bn_relu(net->pool[s->dst], (char *)net->pool[s->src] + s->src_ch * net->esize,
+                                           net->dt, rows, s->cout, s->src_ld, (const float *)(base + s->w_off),
+                                           (const float *)(base + s->b_off), net->stream),
+                            "BatchNorm + ReLU", s->name, err);
+    case NN_CONCAT:
+        for (int k = 0; k < s->n_copies; k++)
+            if (launch_check(cuda_k_copy_channels((char *)net->pool[s->dst] + s->copy[k].at * net->esize, s->dst_ld,
+                                                  (char *)net->pool[s->copy[k].src] + s->copy[k].ch * net->esize,
+                                                  s->copy[k].ld, net->dt, rows, s->copy[k].c, net->stream),
+                             "concatenation", s->name, err))
+                return -1;
+        return 0;
+    default: break;
+    }
     if (s->kind == NN_MAXPOOL)
         return launch_check(cuda_k_maxpool(net->pool[s->dst], net->pool[s->src], net->dt, net->max_batch, s->cin,
                                            s->ih, s->iw, s->oh, s->ow, s->k, s->stride, s->pad, net->stream),
@@ -515,8 +646,14 @@ static void print_plan(const CudaNet *net) {
                 net->batch_limit, net->max_batch);
     for (size_t i = 0; i < net->n_steps; i++) {
         const Step *s = &net->steps[i];
-        if (s->kind == NN_MAXPOOL) {
-            ct_info("  %-24s max-pool %zux%zu s%zu  %3zux%-3zu", s->name, s->k, s->k, s->stride, s->oh, s->ow);
+        if (s->kind == NN_MAXPOOL || s->kind == NN_AVGPOOL) {
+            ct_info("  %-24s %s %zux%zu s%zu  %3zux%-3zu", s->name, s->kind == NN_MAXPOOL ? "max-pool" : "avg-pool",
+                    s->k, s->k, s->stride, s->oh, s->ow);
+            continue;
+        }
+        if (s->kind == NN_BN_RELU || s->kind == NN_CONCAT) {
+            ct_info("  %-24s %s %4zu ch  %3zux%-3zu%s", s->name, s->kind == NN_BN_RELU ? "BN + ReLU" : "concat",
+                    s->cout, s->oh, s->ow, s->kind == NN_CONCAT && s->n_copies == 1 ? " (new channels copied)" : "");
             continue;
         }
         char t[32] = "";

@@ -89,6 +89,43 @@ __global__ void maxpool(T *y, const T *x, size_t n, size_t c, size_t ih, size_t 
 }
 
 template <typename T>
+__global__ void avgpool(T *y, const T *x, size_t n, size_t c, size_t ih, size_t iw, size_t oh, size_t ow, size_t k,
+                        size_t stride) {
+    size_t count = n * oh * ow * c;
+    GRID_STRIDE(i, count) {
+        size_t ch = i % c, r = i / c;
+        size_t ox = r % ow;
+        r /= ow;
+        size_t oy = r % oh, b = r / oh;
+        float s = 0.0f;
+        for (size_t ky = 0; ky < k; ky++)
+            for (size_t kx = 0; kx < k; kx++)
+                s += load(x, ((b * ih + oy * stride + ky) * iw + ox * stride + kx) * c + ch);
+        store(y, i, s / (float)(k * k));
+    }
+}
+
+template <typename T>
+__global__ void bn_relu(T *y, const T *x, size_t rows, size_t c, size_t x_ld, const float *scale,
+                        const float *shift) {
+    size_t count = rows * c;
+    GRID_STRIDE(i, count) {
+        size_t ch = i % c, r = i / c;
+        float v = fmaf(load(x, r * x_ld + ch), scale[ch], shift[ch]);
+        store(y, i, v > 0.0f ? v : 0.0f);
+    }
+}
+
+template <typename T>
+__global__ void copy_channels(T *dst, size_t dst_ld, const T *src, size_t src_ld, size_t rows, size_t c) {
+    size_t count = rows * c;
+    GRID_STRIDE(i, count) {
+        size_t ch = i % c, r = i / c;
+        dst[r * dst_ld + ch] = src[r * src_ld + ch];
+    }
+}
+
+template <typename T>
 __global__ void avgpool_to_nchw(float *y, const T *x, size_t n, size_t c, size_t ih, size_t iw, size_t oh,
                                 size_t ow) {
     size_t count = n * oh * ow * c;
@@ -194,6 +231,37 @@ extern "C" int cuda_k_maxpool(void *y, const void *x, CudaDType t, size_t n, siz
         using T = typename std::remove_pointer<decltype(tag)>::type;
         maxpool<T><<<blocks_for(count), THREADS, 0, stream>>>((T *)y, (const T *)x, n, c, ih, iw, oh, ow, k, stride,
                                                               pad);
+    });
+}
+
+extern "C" int cuda_k_avgpool(void *y, const void *x, CudaDType t, size_t n, size_t c, size_t ih, size_t iw,
+                              size_t oh, size_t ow, size_t k, size_t stride, cudaStream_t stream) {
+    size_t count = n * oh * ow * c;
+    if (count == 0) return 0;
+    return dispatch(t, [&](auto *tag) {
+        using T = typename std::remove_pointer<decltype(tag)>::type;
+        avgpool<T><<<blocks_for(count), THREADS, 0, stream>>>((T *)y, (const T *)x, n, c, ih, iw, oh, ow, k, stride);
+    });
+}
+
+extern "C" int cuda_k_bn_relu(void *y, const void *x, CudaDType t, size_t rows, size_t c, size_t x_ld,
+                              const float *scale, const float *shift, cudaStream_t stream) {
+    size_t count = rows * c;
+    if (count == 0) return 0;
+    return dispatch(t, [&](auto *tag) {
+        using T = typename std::remove_pointer<decltype(tag)>::type;
+        bn_relu<T><<<blocks_for(count), THREADS, 0, stream>>>((T *)y, (const T *)x, rows, c, x_ld, scale, shift);
+    });
+}
+
+extern "C" int cuda_k_copy_channels(void *dst, size_t dst_ld, const void *src, size_t src_ld, CudaDType t,
+                                    size_t rows, size_t c, cudaStream_t stream) {
+    size_t count = rows * c;
+    if (count == 0) return 0;
+    return dispatch(t, [&](auto *tag) {
+        using T = typename std::remove_pointer<decltype(tag)>::type;
+        copy_channels<T><<<blocks_for(count), THREADS, 0, stream>>>((T *)dst, dst_ld, (const T *)src, src_ld, rows,
+                                                                    c);
     });
 }
 

@@ -1,7 +1,8 @@
 /*
  * cuda_net_kernels.h — the small kernels around cuDNN's convolutions in the
  * backbone plan: layout and type conversion, bias + residual + ReLU, max
- * pooling, the final average pooling (to NCHW float32, the CPU backend's
+ * and average pooling, DenseNet's BatchNorm + ReLU and channel-slice copies,
+ * the final average pooling (to NCHW float32, the CPU backend's
  * order), and two planning helpers (pseudo-random fill, max difference).
  *
  * Activations are NHWC in one of three storage types; every kernel computes
@@ -36,6 +37,17 @@ int cuda_k_bias_act(void *y, const void *res, const float *bias, CudaDType t, si
 // never wins (PyTorch's -inf padding)
 int cuda_k_maxpool(void *y, const void *x, CudaDType t, size_t n, size_t c, size_t ih, size_t iw, size_t oh,
                    size_t ow, size_t k, size_t stride, size_t pad, cudaStream_t stream);
+// y (n, oh, ow, c) <- mean over the k x k window of x (n, ih, iw, c), no padding
+int cuda_k_avgpool(void *y, const void *x, CudaDType t, size_t n, size_t c, size_t ih, size_t iw, size_t oh,
+                   size_t ow, size_t k, size_t stride, cudaStream_t stream);
+// y (rows, c) <- max(x * scale[ch] + shift[ch], 0), x (rows, c) with row
+// stride x_ld >= c elements (a channel slice of a concatenation buffer)
+int cuda_k_bn_relu(void *y, const void *x, CudaDType t, size_t rows, size_t c, size_t x_ld, const float *scale,
+                   const float *shift, cudaStream_t stream);
+// dst (rows, c) with row stride dst_ld <- src (rows, c) with row stride
+// src_ld: places c channels into their slice of a concatenation buffer
+int cuda_k_copy_channels(void *dst, size_t dst_ld, const void *src, size_t src_ld, CudaDType t, size_t rows,
+                         size_t c, cudaStream_t stream);
 // y (n, c, oh, ow) float32 <- PyTorch's adaptive average pool of x (n, ih, iw, c);
 // oh = ow = 1 is the global average pool
 int cuda_k_avgpool_to_nchw(float *y, const void *x, CudaDType t, size_t n, size_t c, size_t ih, size_t iw,
