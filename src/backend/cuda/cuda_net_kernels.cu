@@ -6,6 +6,7 @@
  * the average pool's sums, as the CPU backend does).
  */
 #include "backend/cuda/cuda_net_kernels.h"
+#include "backend/cuda/cuda_launch.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -16,14 +17,6 @@
 
 namespace {
 
-const int THREADS = 256;
-
-unsigned blocks_for(size_t count) {
-    size_t b = (count + THREADS - 1) / THREADS;
-    const size_t cap = (size_t)1 << 18;  // grid-stride loops cover the rest
-    if (b > cap) b = cap;
-    return (unsigned)(b ? b : 1);
-}
 
 __device__ __forceinline__ float load(const float *p, size_t i) { return p[i]; }
 __device__ __forceinline__ float load(const __half *p, size_t i) { return __half2float(p[i]); }
@@ -32,8 +25,6 @@ __device__ __forceinline__ void store(float *p, size_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void store(__half *p, size_t i, float v) { p[i] = __float2half_rn(v); }
 __device__ __forceinline__ void store(__nv_bfloat16 *p, size_t i, float v) { p[i] = __float2bfloat16_rn(v); }
 
-#define GRID_STRIDE(i, count) \
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (count); i += (size_t)gridDim.x * blockDim.x)
 
 template <typename T>
 __global__ void nchw_to_nhwc(T *dst, const float *src, size_t n, size_t c, size_t h, size_t w) {

@@ -16,23 +16,14 @@
  * in double in a fixed order: deterministic, not the CPU's bits.
  */
 #include "backend/cuda/cuda_train_kernels.h"
+#include "backend/cuda/cuda_launch.cuh"
 
 #include <cuda_runtime.h>
 #include <math.h>
 
 namespace {
 
-const int THREADS = 256;
 
-unsigned blocks_for(size_t count) {
-    size_t b = (count + THREADS - 1) / THREADS;
-    const size_t cap = (size_t)1 << 18;  // grid-stride loops cover the rest
-    if (b > cap) b = cap;
-    return (unsigned)(b ? b : 1);
-}
-
-#define GRID_STRIDE(i, count) \
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (count); i += (size_t)gridDim.x * blockDim.x)
 
 // ---- convolution epilogue and bias gradient ----
 
