@@ -587,7 +587,9 @@ first_error() {  # log
   [ -n "$e" ] && echo "$e; "
 }
 
-# The sweeps' configuration: 48 phantoms, 2 models x 2 schedules = 4 trials.
+# The sweeps' configuration: 48 phantoms, 2 models x unfreeze 0 and 1 = 4
+# trials (the fine-tuning ones train their last stage and head on the GPU;
+# with ranks_per_trial 2 their gradients are summed by NCCL on the device).
 write_config() {  # path backend ranks_per_trial
   cat > "$1" <<EOF
 data:
@@ -598,11 +600,11 @@ head: {standardize: true}
 train: {backend: $2, feature_batch: 16}
 grid:
   model: [resnet34, vgg16]
+  unfreeze: [0, 1]
   epochs: [2]
   batch_size: [8]
   clr:
     - {mode: triangular, base_lr: 1.0e-4, max_lr: 1.0e-3, step_size_epochs: 1}
-    - {mode: exp_range, base_lr: 1.0e-4, max_lr: 1.0e-3, step_size: 3, gamma: 0.99}
   seed: [0]
 ranks_per_trial: $3
 EOF
