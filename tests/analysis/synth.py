@@ -59,8 +59,8 @@ def select_val_auc(auc, loss):
     return int(order[0])
 
 
-def build(out, n=120, kfold=3, seeds=(0, 1), epochs=4, schema=2):
-    """A done k-fold sweep: 2 models x 2 schedules x kfold folds x seeds."""
+def build(out, n=120, kfold=3, seeds=(0, 1), epochs=4, schema=2, unfreeze=(0,)):
+    """A done k-fold sweep: 2 models x unfreeze x 2 schedules x kfold folds x seeds."""
     os.makedirs(os.path.join(out, "trials"), exist_ok=True)
     rng = np.random.default_rng(42)
     labels = (np.arange(n) % 2).astype(np.uint8)
@@ -82,16 +82,18 @@ def build(out, n=120, kfold=3, seeds=(0, 1), epochs=4, schema=2):
     models = ("vgg16", "resnet34")
     schedules = (("triangular", 1.0), ("exp_range", 0.999))
     for model in models:
-        for mode, gamma in schedules:
-            for k in range(kfold):
-                for seed in seeds:
-                    trials.append(dict(model=model, clr_mode=mode, gamma=gamma, fold=k, seed=seed))
+        for u in unfreeze:
+            for mode, gamma in schedules:
+                for k in range(kfold):
+                    for seed in seeds:
+                        trials.append(dict(model=model, unfreeze=u, clr_mode=mode, gamma=gamma, fold=k, seed=seed))
     rows = []
     for ti, tr in enumerate(trials):
         # upper-case hex ids: prefixes must match in any case
         tid = hashlib.sha256(f"synthetic {ti}".encode()).hexdigest()[:16].upper()
         tr["trial_id"] = tid
-        skill = (1.2 if tr["model"] == "vgg16" else 0.7) + (0.3 if tr["clr_mode"] == "triangular" else 0.0)
+        skill = (1.2 if tr["model"] == "vgg16" else 0.7) + (0.3 if tr["clr_mode"] == "triangular" else 0.0) + \
+            0.2 * tr["unfreeze"]
         t_rng = np.random.default_rng(1000 + ti)
         val_index = np.flatnonzero(fold == tr["fold"]).astype(np.int64)
         val_prob = np.zeros((epochs, len(val_index)), dtype=np.float32)
@@ -123,7 +125,9 @@ def build(out, n=120, kfold=3, seeds=(0, 1), epochs=4, schema=2):
                      seed=tr["seed"], step_size_down=0.0, status="done", error="", best_epoch=sel + 1,
                      best_val_acc=float(rec["val_acc"].max()), test_acc=float(np.mean((tp > 0.5) == yt)),
                      test_auc=float(roc_auc_score(yt, tp)), wall_seconds=1.5, host="synthetic", device="cpu",
-                     epochs_done=epochs, rank=1, forwards=0, cache_hits=0, fold=tr["fold"], selected_epoch=sel + 1)
+                     epochs_done=epochs, rank=1, forwards=0, cache_hits=0, fold=tr["fold"], selected_epoch=sel + 1,
+                     unfreeze=tr["unfreeze"], backbone_lr_scale=0.1,
+                     cache_bytes_per_image=(512 * 7 * 7 if tr["unfreeze"] == 0 else 512 * 14 * 14) * 4)
         with h5py.File(os.path.join(out, "trials", tid + ".h5"), "w") as f:
             for k, v in attrs.items():
                 f.attrs[k] = v
@@ -143,7 +147,8 @@ def build(out, n=120, kfold=3, seeds=(0, 1), epochs=4, schema=2):
               ("gamma", "<f8"), ("seed", "<i8"), ("step_size_down", "<f8"), ("status", "S16"), ("error", "S64"),
               ("best_epoch", "<i8"), ("best_val_acc", "<f8"), ("test_acc", "<f8"), ("test_auc", "<f8"),
               ("wall_seconds", "<f8"), ("host", "S16"), ("device", "S16"), ("epochs_done", "<i8"), ("rank", "<i8"),
-              ("forwards", "<i8"), ("cache_hits", "<i8"), ("fold", "<i8"), ("selected_epoch", "<i8")]
+              ("forwards", "<i8"), ("cache_hits", "<i8"), ("fold", "<i8"), ("selected_epoch", "<i8"),
+              ("unfreeze", "<i8")]
     table = np.zeros(len(rows), dtype=fields)
     for i, r in enumerate(rows):
         for k, _ in fields:

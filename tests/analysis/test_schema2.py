@@ -289,3 +289,31 @@ def test_colours_and_panels_for_many_models(tmp_path):
     with Image.open(path) as im:
         w, h = im.size
     assert w < 2 * 5.2 * figures.PANEL_COLS * figures.DPI and h > 2 * 3.8 * figures.DPI * 0.8, (w, h)
+
+
+def test_unfreeze_in_leaderboard_cv_and_report(tmp_path):
+    """grid.unfreeze: the trials' unfrozen stages reach the reader, the
+    leaderboard (terminal and CSV), the cross-validated configurations (one
+    per unfreeze value) and the report's table."""
+    out = str(tmp_path / "tail")
+    synth.build(out, n=60, kfold=2, seeds=(0,), epochs=3, unfreeze=(0, 1))
+    sw = Sweep(out)
+    assert sorted({t.unfreeze for t in sw.trials}) == [0, 1]
+    assert {t.cache_bytes_per_image for t in sw.trials if t.unfreeze} == {512 * 14 * 14 * 4}
+    r = analysis_cmd("leaderboard", out, "--csv", str(tmp_path / "lb.csv"))
+    assert r.returncode == 0, r.stderr
+    assert "unfreeze" in r.stdout.splitlines()[0] or any("unfreeze" in l for l in r.stdout.splitlines()[:3]), r.stdout
+    with open(tmp_path / "lb.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted({row["unfreeze"] for row in rows}) == ["0", "1"]
+    ids = {t.trial_id: t.unfreeze for t in sw.trials}
+    assert all(int(row["unfreeze"]) == ids[row["trial_id"]] for row in rows)
+    r = analysis_cmd("cv", out, "--csv", str(tmp_path / "cv.csv"))
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "cv.csv") as f:
+        cfgs = list(csv.DictReader(f))
+    # 2 models x 2 unfreeze x 2 schedules, each with its 2 folds.
+    assert len(cfgs) == 8 and sorted({c["unfreeze"] for c in cfgs}) == ["0", "1"], cfgs
+    assert all(c["n_runs"] == "2" for c in cfgs)
+    _, html, _ = make_report(out, str(tmp_path / "rep"))
+    assert "unfrozen stages" in html
