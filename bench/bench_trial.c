@@ -12,11 +12,29 @@
  * the epoch count, so every epoch trains on a fresh view as the naive loop
  * does and the cache saves only the val/test forwards and the decodes.
  *
+ * --unfreeze N (default 0, the head alone): fine-tuning as `grid.unfreeze`
+ * runs it in a sweep: the backbone is cut before its last N stages, the
+ * frozen prefix's activations at the cut are cached once per image and
+ * view, and the last N stages train with the head from the cache (Adam at
+ * --backbone-lr-scale times the schedule's LR for them, BatchNorm frozen).
+ * The "features" timed apart are then those activations.
+ *
  * usage: bench_trial MODEL [--size 224] [--epochs 3] [--batch 32] [--aug on|off]
  *            [--threads 2] [--root ../shared/data/covid-ct] [--feature-batch 32]
+ *            [--unfreeze 0] [--backbone-lr-scale 0.1]
  *        bench_trial MODEL --head-only [--batch 32] [--iters 50] [--threads 2]
  * MODEL: vgg16, vgg19 or resnet34. Prints key=value pairs on one line
- * (epoch_seconds comma-separated); progress goes to stderr.
+ * (epoch_seconds, the trainer's train + val seconds of each epoch, and
+ * epoch_wall_seconds, comma-separated); progress goes to stderr.
+ *
+ * epoch_wall_seconds: wall time from one epoch's report to the next, so it
+ * holds everything an epoch costs, the test evaluation included, as
+ * PyTorch's side times its epochs; the first runs from the first feature
+ * request (after the image cache) and so also holds the backbone or prefix
+ * pass over every image and the standardisation statistics.
+ * cache_bytes_per_image: one cached row (features or the activations at the
+ * cut, fp32), cache_mib that times every image; feature_mib: what the
+ * feature cache holds at the end (fcache_used_bytes).
  *
  * --head-only: forward + backward + Adam of the model's default head (no
  * standardisation, as PyTorch's side) on random features of the model's
@@ -34,6 +52,8 @@
 
 typedef struct {
     double epoch_s[1024];
+    double epoch_wall[1024];  // see the top
+    double t_last;            // when the previous epoch was reported (or the features were first asked for)
     size_t n_epochs;
     double val_acc, test_acc;
     const TrialInputs *in;
@@ -44,7 +64,12 @@ static int on_epoch(void *ctx, const EpochRecord *r, const double *lr, size_t n_
     (void)tp;
     Log *log = ctx;
     (void)lr, (void)n_iters, (void)vp, (void)err;
-    if (log->n_epochs < sizeof log->epoch_s / sizeof log->epoch_s[0]) log->epoch_s[log->n_epochs++] = r->seconds;
+    double now = ct_now();
+    if (log->n_epochs < sizeof log->epoch_s / sizeof log->epoch_s[0]) {
+        log->epoch_wall[log->n_epochs] = now - log->t_last;
+        log->epoch_s[log->n_epochs++] = r->seconds;
+    }
+    log->t_last = now;
     log->val_acc = r->val_acc;
     fprintf(stderr, "bench_trial: epoch %zu  train loss %.4f acc %.3f  val acc %.3f auc %.3f  %.2f s\n", r->epoch,
             r->train_loss, r->train_acc, r->val_acc, r->val_auc, r->seconds);
@@ -127,12 +152,13 @@ static int head_only(const char *model, size_t batch, int iters, int threads) {
 int main(int argc, char **argv) {
     if (argc < 2 || argv[1][0] == '-') {
         fprintf(stderr, "usage: bench_trial MODEL [--size S] [--epochs E] [--batch B] [--aug on|off] [--threads T] "
-                        "[--root DIR] [--feature-batch FB] | MODEL --head-only [--batch B] [--iters N] [--threads T]\n");
+                        "[--root DIR] [--feature-batch FB] [--unfreeze N] [--backbone-lr-scale S] | MODEL --head-only [--batch B] [--iters N] [--threads T]\n");
         return 2;
     }
     const char *model = argv[1];
     size_t size = 224, epochs = 3, batch = 32, fbatch = 32;
-    int aug = 1, threads = 2, head_only_mode = 0, iters = 50;
+    int aug = 1, threads = 2, head_only_mode = 0, iters = 50, unfreeze = 0;
+    double lr_scale = 0.1;
     char root[4096];
     snprintf(root, sizeof root, "%s", "../shared/data/covid-ct");
     for (int i = 2; i < argc; i++) {
@@ -146,6 +172,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--feature-batch")) fbatch = (size_t)atol(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--iters")) iters = atoi(v);
+        else if (!strcmp(a, "--unfreeze")) unfreeze = atoi(v);
+        else if (!strcmp(a, "--backbone-lr-scale")) lr_scale = atof(v);
         else if (!strcmp(a, "--root")) snprintf(root, sizeof root, "%s", v);
         else if (!strcmp(a, "--aug")) {
             if (strcmp(v, "on") && strcmp(v, "off")) { fprintf(stderr, "bench_trial: --aug on|off\n"); return 2; }
@@ -158,6 +186,10 @@ int main(int argc, char **argv) {
     }
     if (size == 0 || epochs == 0 || batch == 0 || fbatch == 0 || threads < 1 || iters < 1) {
         fprintf(stderr, "bench_trial: size, epochs, batch, feature-batch, threads and iters must be positive\n");
+        return 2;
+    }
+    if (unfreeze < 0 || !(lr_scale >= 0)) {
+        fprintf(stderr, "bench_trial: unfreeze and backbone-lr-scale must not be negative\n");
         return 2;
     }
     if (epochs > 1024) {
@@ -207,6 +239,7 @@ int main(int argc, char **argv) {
     backend_options_default(&fs.backend);
     fs.backend.threads = threads;
     fs.batch = fbatch;
+    fs.unfreeze = unfreeze;  // the cut is checked against the model when the prefix is planned
 
     TrainSpec ts;
     memset(&ts, 0, sizeof ts);
@@ -221,6 +254,10 @@ int main(int argc, char **argv) {
     ts.budgets[0] = epochs;
     ts.n_budgets = 1;
     ts.seed = 5;
+    // As the sweep's worker fills it (src/sweep/sweep.c, worker_run).
+    ts.tail = (TailSpec){.unfreeze = unfreeze, .backbone_lr_scale = lr_scale, .weights = fs.weights,
+                         .backbone_seed = fs.backbone_seed, .image_size = size, .backend = fs.backend.kind};
+    snprintf(ts.tail.model, sizeof ts.tail.model, "%s", model);
 
     FeatureCache *fc = fcache_create(0, FSTORE_FP32);
     TrialInputs in = {.cache = fc, .features = &fs, .ds = &ds, .images = &ic};
@@ -232,11 +269,13 @@ int main(int argc, char **argv) {
     // plan (random weights, reorders, primitives).
     double t_feat[DATA_SPLITS];
     static const int order[DATA_SPLITS] = {SPLIT_VAL, SPLIT_TEST, SPLIT_TRAIN};
+    size_t row_dim = 0;
+    log.t_last = ct_now();
     for (int k = 0; k < DATA_SPLITS; k++) {
         const float *x;
-        size_t n, dim;
+        size_t n;
         t = ct_now();
-        if (fcache_get(fc, &fs, &ds, &ic, order[k], 0, &x, &n, &dim, &err)) goto error;
+        if (fcache_get(fc, &fs, &ds, &ic, order[k], 0, &x, &n, &row_dim, &err)) goto error;
         t_feat[order[k]] = ct_now() - t;
     }
     TrainState st;
@@ -248,15 +287,22 @@ int main(int argc, char **argv) {
 
     FeatureStats fst = fcache_stats(fc);
     size_t naive = epochs * ds.n;  // the naive loop runs every image through the backbone each epoch
-    printf("mode=trial model=%s size=%zu epochs=%zu batch=%zu aug=%s threads=%d n_train=%zu n_val=%zu n_test=%zu "
-           "seconds_total=%.2f seconds_index=%.2f seconds_cache_build=%.2f seconds_features_val=%.2f "
-           "seconds_features_test=%.2f seconds_features_train_view0=%.2f seconds_train=%.2f "
+    double steady = 0;  // mean wall seconds of epochs 2..E
+    for (size_t e = 1; e < log.n_epochs; e++) steady += log.epoch_wall[e] / (double)(log.n_epochs - 1);
+    printf("mode=trial model=%s size=%zu epochs=%zu batch=%zu aug=%s unfreeze=%d backbone_lr_scale=%g threads=%d "
+           "n_train=%zu n_val=%zu n_test=%zu seconds_total=%.2f seconds_index=%.2f seconds_cache_build=%.2f "
+           "seconds_features_val=%.2f seconds_features_test=%.2f seconds_features_train_view0=%.2f seconds_train=%.2f "
            "forwards=%llu forwards_naive=%zu hits=%llu misses=%llu feature_mib=%.1f epoch_seconds=",
-           model, size, epochs, batch, aug ? "on" : "off", threads, in.data.n_train, in.data.n_val, in.data.n_test,
-           t_total, t_index, t_cache, t_feat[SPLIT_VAL],
+           model, size, epochs, batch, aug ? "on" : "off", unfreeze, lr_scale, threads, in.data.n_train,
+           in.data.n_val, in.data.n_test, t_total, t_index, t_cache, t_feat[SPLIT_VAL],
            t_feat[SPLIT_TEST], t_feat[SPLIT_TRAIN], t_trial, (unsigned long long)fst.forwards, naive,
            (unsigned long long)fst.hits, (unsigned long long)fst.misses, fcache_used_bytes(fc) / 1048576.0);
     for (size_t e = 0; e < log.n_epochs; e++) printf("%s%.2f", e ? "," : "", log.epoch_s[e]);
+    printf(" epoch_wall_seconds=");
+    for (size_t e = 0; e < log.n_epochs; e++) printf("%s%.2f", e ? "," : "", log.epoch_wall[e]);
+    printf(" first_epoch_seconds=%.2f steady_epoch_seconds=%.2f cache_bytes_per_image=%zu cache_mib=%.1f",
+           log.epoch_wall[0], log.n_epochs > 1 ? steady : 0.0, row_dim * sizeof(float),
+           (double)row_dim * sizeof(float) * (double)ds.n / 1048576.0);
     printf(" val_acc=%.4f test_acc=%.4f peak_rss_mib=%.1f cpu_seconds=%.2f\n", log.val_acc, log.test_acc,
            ct_peak_rss_bytes() / 1048576.0, cpu_seconds());
     train_state_free(&st);

@@ -28,7 +28,19 @@ Deliberate choices, noted where they bias the comparison:
 - The backbone is torchvision's model with weights=None, eval(),
   channels_last, as bench/torch_backbone.py runs it.
 
-usage: torch_trial.py MODEL SIZE EPOCHS BATCH on|off THREADS ROOT
+Fine-tuning (UNFREEZE N > 0), done naively: the backbone is cut before its
+last N stages (VGG: the blocks ending at each max pool, block5 first;
+ResNet: layer4, layer3, ...). Per batch, the frozen prefix runs under
+torch.no_grad(), then the unfrozen stages and the head forward and backward
+with requires_grad; the model stays in eval() (BatchNorm running statistics
+frozen, its weight and bias train). Adam has two parameter groups, the
+unfrozen stages at lr * BACKBONE_LR_SCALE (default 0.1) and the head at lr,
+and CyclicLR scales both (base and max lists) stepped per iteration. Val
+and test pass the whole model every epoch. The weights are torchvision's
+random initialisation (weights=None), as ctsweep's side uses a seeded
+random backbone: the timing is what is compared, not the accuracy.
+
+usage: torch_trial.py MODEL SIZE EPOCHS BATCH on|off THREADS ROOT [UNFREEZE [BACKBONE_LR_SCALE]]
        torch_trial.py MODEL --head-only BATCH ITERS THREADS
 Prints one line of key=value pairs (epoch_seconds comma-separated).
 """
@@ -88,16 +100,34 @@ def decode_all(paths, size):
     return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
 
 
-def backbone(name):
+def backbone(name, unfreeze=0):
+    """(frozen prefix, trainable tail): the tail is the last `unfreeze`
+    stages plus the final pool (None when unfreeze is 0, the prefix then
+    being the whole backbone). Both in eval() (BatchNorm frozen),
+    channels_last; only the tail's parameters require gradients."""
     m = getattr(torchvision.models, name)(weights=None).eval()
     if name.startswith("vgg"):
-        net = torch.nn.Sequential(m.features, m.avgpool, torch.nn.Flatten())
+        feats = list(m.features)
+        ends = [i + 1 for i, layer in enumerate(feats) if isinstance(layer, torch.nn.MaxPool2d)]  # block ends
+        if unfreeze > len(ends):
+            sys.exit(f"torch_trial.py: {name} has {len(ends)} stages, unfreeze {unfreeze}")
+        cut = ends[len(ends) - unfreeze - 1] if unfreeze else len(feats)
+        stages, final = feats[:cut], feats[cut:] + [m.avgpool, torch.nn.Flatten()]
     else:
-        net = torch.nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4,
-                                  m.avgpool, torch.nn.Flatten())
-    for p in net.parameters():
+        layers = [m.layer1, m.layer2, m.layer3, m.layer4]
+        if unfreeze > len(layers):
+            sys.exit(f"torch_trial.py: {name} has {len(layers)} stages, unfreeze {unfreeze}")
+        cut = len(layers) - unfreeze
+        stages = [m.conv1, m.bn1, m.relu, m.maxpool] + layers[:cut]
+        final = layers[cut:] + [m.avgpool, torch.nn.Flatten()]
+    if not unfreeze:
+        stages, final = stages + final, []
+    prefix = torch.nn.Sequential(*stages).to(memory_format=torch.channels_last)
+    for p in prefix.parameters():
         p.requires_grad_(False)
-    return net.to(memory_format=torch.channels_last)
+    if not final:
+        return prefix, None
+    return prefix, torch.nn.Sequential(*final).to(memory_format=torch.channels_last)
 
 
 def head(name):
@@ -139,19 +169,21 @@ def batch_input(imgs_u8, aug):
     return NORMALIZE(x).contiguous(memory_format=torch.channels_last)
 
 
-def evaluate(net, hd, imgs, y, batch):
+def evaluate(net, tail, hd, imgs, y, batch):
     hd.eval()
     correct, loss_sum = 0, 0.0
     with torch.no_grad():
         for r0 in range(0, len(y), batch):
             f = net(batch_input(imgs[r0:r0 + batch], False))
+            if tail is not None:
+                f = tail(f)
             logits = hd(f)
             loss_sum += torch.nn.functional.cross_entropy(logits, y[r0:r0 + batch], reduction="sum").item()
             correct += (logits.argmax(1) == y[r0:r0 + batch]).sum().item()
     return loss_sum / len(y), correct / len(y)
 
 
-def trial(name, size, epochs, batch, aug, threads, root):
+def trial(name, size, epochs, batch, aug, threads, root, unfreeze=0, lr_scale=0.1):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     t_start = time.perf_counter()
@@ -161,12 +193,18 @@ def trial(name, size, epochs, batch, aug, threads, root):
         imgs[s] = decode_all(split[s][0], size)
         ys[s] = torch.tensor(split[s][1], dtype=torch.long)
     t_decode = time.perf_counter() - t_start
-    net = backbone(name)
+    net, tail = backbone(name, unfreeze)
     hd = head(name)
-    opt = torch.optim.Adam(hd.parameters(), lr=1e-4)
     n_train = len(ys["train"])
     ipe = (n_train + batch - 1) // batch
-    sched = torch.optim.lr_scheduler.CyclicLR(opt, base_lr=1e-4, max_lr=1e-3, step_size_up=2 * ipe,
+    if tail is None:
+        opt = torch.optim.Adam(hd.parameters(), lr=1e-4)
+        base, top = 1e-4, 1e-3
+    else:
+        opt = torch.optim.Adam([{"params": tail.parameters(), "lr": 1e-4 * lr_scale},
+                                {"params": hd.parameters(), "lr": 1e-4}])
+        base, top = [1e-4 * lr_scale, 1e-4], [1e-3 * lr_scale, 1e-3]
+    sched = torch.optim.lr_scheduler.CyclicLR(opt, base_lr=base, max_lr=top, step_size_up=2 * ipe,
                                               mode="triangular", cycle_momentum=False)
     forwards = 0
     epoch_s = []
@@ -179,22 +217,27 @@ def trial(name, size, epochs, batch, aug, threads, root):
             idx = perm[r0:r0 + batch]
             with torch.no_grad():
                 f = net(batch_input(imgs["train"][idx], aug))
+            if tail is not None:
+                f = tail(f)  # eval(): BatchNorm uses its running statistics, but its weight and bias get gradients
             loss = torch.nn.functional.cross_entropy(hd(f), ys["train"][idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             forwards += len(idx)
-        _, val_acc = evaluate(net, hd, imgs["val"], ys["val"], batch)
-        _, test_acc = evaluate(net, hd, imgs["test"], ys["test"], batch)
+        _, val_acc = evaluate(net, tail, hd, imgs["val"], ys["val"], batch)
+        _, test_acc = evaluate(net, tail, hd, imgs["test"], ys["test"], batch)
         forwards += len(ys["val"]) + len(ys["test"])
         epoch_s.append(time.perf_counter() - t0)
         print(f"torch_trial: epoch {len(epoch_s)} val acc {val_acc:.3f} {epoch_s[-1]:.2f} s", file=sys.stderr)
     total = time.perf_counter() - t_start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    steady = sum(epoch_s[1:]) / (len(epoch_s) - 1) if len(epoch_s) > 1 else 0.0
     print(f"mode=trial model={name} torch={torch.__version__} blas={blas_library()} size={size} epochs={epochs} batch={batch} "
-          f"aug={'on' if aug else 'off'} threads={threads} seconds_total={total:.2f} seconds_decode={t_decode:.2f} "
+          f"aug={'on' if aug else 'off'} unfreeze={unfreeze} backbone_lr_scale={lr_scale:g} threads={threads} "
+          f"seconds_total={total:.2f} seconds_decode={t_decode:.2f} "
           f"forwards={forwards} epoch_seconds={','.join(f'{s:.2f}' for s in epoch_s)} "
+          f"first_epoch_seconds={epoch_s[0]:.2f} steady_epoch_seconds={steady:.2f} "
           f"val_acc={val_acc:.4f} test_acc={test_acc:.4f} peak_rss_mib={rss:.1f} cpu_seconds={cpu_seconds():.2f}")
 
 
@@ -232,10 +275,11 @@ def main():
     a = sys.argv[1:]
     if len(a) == 5 and a[1] == "--head-only":
         head_only(a[0], int(a[2]), int(a[3]), int(a[4]))
-    elif len(a) == 7 and a[4] in ("on", "off"):
-        trial(a[0], int(a[1]), int(a[2]), int(a[3]), a[4] == "on", int(a[5]), a[6])
+    elif 7 <= len(a) <= 9 and a[4] in ("on", "off"):
+        trial(a[0], int(a[1]), int(a[2]), int(a[3]), a[4] == "on", int(a[5]), a[6],
+              int(a[7]) if len(a) > 7 else 0, float(a[8]) if len(a) > 8 else 0.1)
     else:
-        sys.exit("usage: torch_trial.py MODEL SIZE EPOCHS BATCH on|off THREADS ROOT\n"
+        sys.exit("usage: torch_trial.py MODEL SIZE EPOCHS BATCH on|off THREADS ROOT [UNFREEZE [BACKBONE_LR_SCALE]]\n"
                  "       torch_trial.py MODEL --head-only BATCH ITERS THREADS")
 
 
