@@ -137,7 +137,12 @@ def wilson_interval(k, n, level=0.95):
         den = 1 + z * z / n
         mid = (ph + z * z / (2 * n)) / den
         half = z * np.sqrt(ph * (1 - ph) / n + z * z / (4 * n * n)) / den
-    return mid - half, mid + half
+        # At k = 0 or k = n a bound equals the proportion exactly, but mid -
+        # half rounds to either side of it (-1e-17 at k = 0): clamp, so lo <=
+        # k / n <= hi in [0, 1] always holds (error bars are rate - lo, hi - rate).
+        lo = np.minimum(np.clip(mid - half, 0.0, 1.0), ph)
+        hi = np.maximum(np.clip(mid + half, 0.0, 1.0), ph)
+    return lo, hi
 
 
 def format_hl(hl, title="Hosmer and Lemeshow goodness of fit (GOF) test", data=""):

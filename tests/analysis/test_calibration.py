@@ -163,3 +163,11 @@ def test_wilson_interval():
     lo, hi = calibration.wilson_interval(np.array([0, 5, 10]), np.array([10, 10, 10]))
     assert lo[0] == pytest.approx(0.0, abs=1e-15) and hi[2] == pytest.approx(1.0)
     assert lo[1] == pytest.approx(0.2366, abs=1e-4) and hi[1] == pytest.approx(0.7634, abs=1e-4)
+    # The bounds hold the proportion exactly, also where mid - half rounds
+    # past it (k = 0 or k = n for any n): the reliability diagram's error
+    # bars are rate - lo and hi - rate, which matplotlib refuses below 0.
+    k = np.concatenate([np.zeros(200), np.arange(1, 201)])
+    n = np.concatenate([np.arange(1, 201), np.arange(1, 201)])
+    lo, hi = calibration.wilson_interval(k, n)
+    p = k / n
+    assert np.all(lo <= p) and np.all(p <= hi) and np.all(lo >= 0) and np.all(hi <= 1)
