@@ -156,8 +156,21 @@ class Sweeps:
         if "interrupted" not in self._dirs:
             out = self._fresh("interrupted")
             t = time.time()
-            p = subprocess.Popen([ctsweep_bin(), "run", self.cfg_resnet, "-o", out], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
+            # Every epoch written as it ends (CTSWEEP_TRIAL_FLUSH=0): batched
+            # writes (5 s by default) can keep a quick run's in-progress
+            # epochs out of the files until its trials are done.
+            # Budgets 2 and 12 epochs: once a run's 2-epoch trial is done, its
+            # 12-epoch twin trains 10 more epochs, a window a poll can catch
+            # on a fast machine too (with [2, 3] it lasted one epoch).
+            cfg = os.path.join(self.work, "demo_reduced_resnet34_long.yaml")
+            with open(self.cfg_resnet) as f:
+                text, n = re.subn(r"(\n  epochs:) \[[^\]]*\]", r"\1 [2, 12]", f.read())
+            assert n == 1
+            with open(cfg, "w") as f:
+                f.write(text)
+            p = subprocess.Popen([ctsweep_bin(), "run", cfg, "-o", out], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, env=dict(ENV, CTSWEEP_TRIAL_FLUSH="0"),
+                                 start_new_session=True)
 
             def mid_run():
                 st = trial_states(out)
