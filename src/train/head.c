@@ -138,23 +138,31 @@ void head_reset_params(Head *h, uint64_t seed) {
     head_zero_grads(h);
 }
 
-void head_fit_standardize(Head *h, const float *x, size_t n) {
-    if (!h->mean) return;
-    size_t D = h->spec.in_dim;
-    double *s = ct_calloc(D, sizeof *s), *s2 = ct_calloc(D, sizeof *s2);
+void head_stats_add(double *s, double *s2, const float *x, size_t n, size_t D) {
     for (size_t r = 0; r < n; r++)
         for (size_t i = 0; i < D; i++) {
             double v = x[r * D + i];
             s[i] += v;
             s2[i] += v * v;
         }
+}
+
+void head_stats_finish(const double *s, const double *s2, size_t n, size_t D, float *mean, float *inv_std) {
     for (size_t i = 0; i < D; i++) {
         double m = n ? s[i] / (double)n : 0.0;
         double var = n ? s2[i] / (double)n - m * m : 0.0;
-        h->mean[i] = (float)m;
+        mean[i] = (float)m;
         // A constant feature carries nothing: map it to 0 rather than divide by 0.
-        h->inv_std[i] = var > 1e-12 ? (float)(1.0 / sqrt(var)) : 0.0f;
+        inv_std[i] = var > 1e-12 ? (float)(1.0 / sqrt(var)) : 0.0f;
     }
+}
+
+void head_fit_standardize(Head *h, const float *x, size_t n) {
+    if (!h->mean) return;
+    size_t D = h->spec.in_dim;
+    double *s = ct_calloc(D, sizeof *s), *s2 = ct_calloc(D, sizeof *s2);
+    head_stats_add(s, s2, x, n, D);
+    head_stats_finish(s, s2, n, D, h->mean, h->inv_std);
     free(s);
     free(s2);
 }

@@ -58,6 +58,11 @@ size_t head_bytes(const Head *h);
 void head_reset_params(Head *h, uint64_t seed);
 // Standardisation statistics from n training feature rows (double sums).
 void head_fit_standardize(Head *h, const float *x /* (n, in_dim) */, size_t n);
+// The same statistics a block of rows at a time (the trainable tail reads
+// its head's input in batches): sums s and s2 (D each, zeroed by the caller)
+// gain rows x (n, D); then mean and inverse std of all n rows.
+void head_stats_add(double *s, double *s2, const float *x, size_t n, size_t D);
+void head_stats_finish(const double *s, const double *s2, size_t n, size_t D, float *mean, float *inv_std);
 
 // Forward pass over n <= max_batch rows. train: apply dropout with masks
 // keyed by (seed, iteration). Returns the logits (n, 2) inside the workspace.

@@ -453,20 +453,10 @@ int tail_fit_standardize(Tail *t, const float *x_host, size_t n, CtError *err) {
             break;
         }
         t->ops->download(f, t->act[t->n_layers], m * D * sizeof(float));
-        for (size_t r = 0; r < m; r++)
-            for (size_t i = 0; i < D; i++) {
-                double v = f[r * D + i];
-                s[i] += v;
-                s2[i] += v * v;
-            }
-    }
-    for (size_t i = 0; i < D && rc == 0; i++) {  // as head_fit_standardize
-        double mu = n ? s[i] / (double)n : 0.0;
-        double var = n ? s2[i] / (double)n - mu * mu : 0.0;
-        mean[i] = (float)mu;
-        inv[i] = var > 1e-12 ? (float)(1.0 / sqrt(var)) : 0.0f;
+        head_stats_add(s, s2, f, m, D);
     }
     if (rc == 0) {
+        head_stats_finish(s, s2, n, D, mean, inv);
         t->ops->upload(t->std_mean, mean, D * sizeof(float));
         t->ops->upload(t->std_inv, inv, D * sizeof(float));
     }
