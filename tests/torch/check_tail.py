@@ -13,7 +13,9 @@ the model in eval() mode and cross-entropy over the batch:
    max|torch| over each tensor (float32 sums in another order differ by
    ~1e-6 relative); the worst element is printed.
 2. Determinism: the same run on 1 and 2 threads gives the same bits in every
-   output (batch of 3, so the threads' shares differ).
+   output (batch of 3, so the threads' shares differ), and ResNet-34's layer4
+   at 32 px with a batch of 19 on 1, 2 and 3 threads (weight gradients in
+   chunks of 8, 8 and 3, the last padded with zero images).
 3. Steps: 20 Adam steps of tail + head (tail at a tenth of the head's
    learning rate, as train.backbone_lr_scale does by default) from the same
    weights and batches as torch.optim.Adam with two parameter groups, run in
@@ -162,12 +164,13 @@ def check_grads(driver, work, name, unfreeze, size, n):
     return attrs, data, tag
 
 
-def check_threads(driver, work, attrs, data, tag):
+def check_threads(driver, work, attrs, data, tag, counts=(2,)):
     one = run_driver(driver, "grads", attrs, data, work, tag + "_t1", threads=1)
-    two = run_driver(driver, "grads", attrs, data, work, tag + "_t2", threads=2)
-    same = [k for k in one if np.array_equal(one[k].view(np.uint8), two[k].view(np.uint8))]
-    report(len(same) == len(one), f"{attrs['model']} {int(attrs['size'])} px: 1 vs 2 threads bit-identical in "
-                                  f"{len(same)} of {len(one)} outputs")
+    for t in counts:
+        other = run_driver(driver, "grads", attrs, data, work, tag + f"_t{t}", threads=t)
+        same = [k for k in one if np.array_equal(one[k].view(np.uint8), other[k].view(np.uint8))]
+        report(len(same) == len(one), f"{attrs['model']} {int(attrs['size'])} px batch {int(attrs['batch'])}: 1 vs "
+                                      f"{t} threads bit-identical in {len(same)} of {len(one)} outputs")
 
 
 def torch_steps(name, unfreeze, size, work, x, y, order, lr_tail, lr_head, dtype):
@@ -244,6 +247,10 @@ def main():
     # and two ResNet stages (a cut input read by a downsample and a conv).
     check_grads(driver, work, "vgg16", 0, 64, n=3)
     check_grads(driver, work, "resnet34", 2, 64, n=3)
+    # A batch of 19: weight gradients in chunks of 8, 8 and 3 (padded with
+    # zero images), handed to 1, 2 or 3 threads.
+    attrs, data, tag = check_grads(driver, work, "resnet34", 1, 32, n=19)
+    check_threads(driver, work, attrs, data, tag, counts=(2, 3))
     # ResNet-50's bottleneck stage: 1x1 convolutions, the stride on the 3x3.
     check_grads(driver, work, "resnet50", 1, 64, n=2)
     # Every stage (the cut at the image): ResNet's 7x7 stride-2 stem and its
