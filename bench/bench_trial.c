@@ -23,6 +23,7 @@
  *            [--threads 2] [--root ../shared/data/covid-ct] [--feature-batch 32]
  *            [--unfreeze 0] [--backbone-lr-scale 0.1]
  *        bench_trial MODEL --head-only [--batch 32] [--iters 50] [--threads 2]
+ *        bench_trial MODEL --tail-only [--size 224] [--unfreeze 1] [--batch 32] [--iters 50] [--threads 2]
  * MODEL: vgg16, vgg19 or resnet34. Prints key=value pairs on one line
  * (epoch_seconds, the trainer's train + val seconds of each epoch, and
  * epoch_wall_seconds, comma-separated); progress goes to stderr.
@@ -40,6 +41,11 @@
  * standardisation, as PyTorch's side) on random features of the model's
  * feature size (VGG 25088, ResNet 512), rows cycling through 425 of them,
  * after 3 warm-up iterations; samples/s.
+ * --tail-only: forward + backward + Adam of the last --unfreeze stages (default
+ * 1) and the head on random post-ReLU activations at the cut (rows cycling
+ * through 425, the training split's size), after 2 warm-up iterations:
+ * what a fine-tuning epoch spends per training batch once the prefix is
+ * cached; images/s and the CPU seconds of the timed iterations.
  */
 #include <omp.h>
 #include <sys/resource.h>
@@ -47,6 +53,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <math.h>
+
+#include "backend/backend_ops.h"
+#include "nn/models.h"
+#include "train/tail.h"
 #include "train/trial.h"
 #include "util/rng.h"
 
@@ -147,23 +158,87 @@ static int head_only(const char *model, size_t batch, int iters, int threads) {
     return 0;
 }
 
+// ---- tail only: the trainable tail's training step on random activations ----
+
+// Forward + backward + Adam of the last `unfreeze` stages and the head on
+// random cut activations (rows cycling through 425), what a fine-tuning
+// epoch spends per training batch after the prefix pass; images/s.
+static int tail_only(const char *model, size_t size, int unfreeze, size_t batch, int iters, int threads) {
+    CtError err = {{0}};
+    const BackendOps *ops = backend_ops_get(BACKEND_CPU, &err);
+    NNGraph g;
+    size_t cut = 0;
+    if (!ops || model_build(&g, model, &err)) goto fail;
+    if (model_cut_layer(&g, unfreeze, &cut, &err)) goto fail_graph;
+    HeadSpec hs;
+    head_spec_default(&hs, model, 1);
+    hs.standardize = 0;  // PyTorch's side has none either
+    Tail t;
+    if (tail_init(&t, ops, &g, cut, &hs, batch, size, size, &err)) goto fail_graph;
+    tail_init_random(&t, &g, 3);
+    tail_reset_head(&t, 5);
+    t.input_grad = 0;  // as the trainer: no gradient at the cut
+    size_t rows = 425, dim = t.in_numel;
+    float *x = ct_malloc_array(rows * dim, sizeof(float));
+    uint8_t *y = ct_malloc(rows);
+    RngStream rs;
+    rng_stream_init(&rs, 1, 98, 0, 0, 0);
+    for (size_t i = 0; i < rows * dim; i++) x[i] = fmaxf(0.0f, (float)rng_normal(&rs));  // post-ReLU
+    for (size_t i = 0; i < rows; i++) y[i] = (uint8_t)rng_below(&rs, 2);
+    omp_set_num_threads(threads);
+    AdamSpec as;
+    adam_spec_default(&as);
+    int warmup = 2;
+    double t0 = 0, c0 = 0;
+    size_t r0 = 0;
+    for (int it = -warmup; it < iters; it++) {
+        if (it == 0) t0 = ct_now(), c0 = cpu_seconds();
+        if (r0 + batch > rows) r0 = 0;
+        size_t correct;
+        tail_zero_grads(&t);
+        if (!tail_forward_host(&t, x + r0 * dim, batch, 0, 1, 5, (uint64_t)(it + warmup), &err) ||
+            tail_backward(&t, y + r0, batch, &correct, &err) < 0) {
+            free(x), free(y), tail_free(&t);
+            goto fail_graph;
+        }
+        tail_adam_step(&t, &as, 1e-5, 1e-4);
+        r0 += batch;
+    }
+    double secs = ct_now() - t0;
+    printf("mode=tail_only model=%s size=%zu unfreeze=%d cut_numel=%zu batch=%zu threads=%d iters=%d params=%zu "
+           "seconds=%.3f images_per_s=%.2f cpu_seconds=%.2f\n",
+           model, size, unfreeze, dim, batch, threads, iters, t.n_params, secs, (double)iters * (double)batch / secs,
+           cpu_seconds() - c0);
+    free(x);
+    free(y);
+    tail_free(&t);
+    graph_free(&g);
+    return 0;
+fail_graph:
+    graph_free(&g);
+fail:
+    fprintf(stderr, "bench_trial: %s\n", err.msg);
+    return 1;
+}
+
 // ---- the trial ----
 
 int main(int argc, char **argv) {
     if (argc < 2 || argv[1][0] == '-') {
         fprintf(stderr, "usage: bench_trial MODEL [--size S] [--epochs E] [--batch B] [--aug on|off] [--threads T] "
-                        "[--root DIR] [--feature-batch FB] [--unfreeze N] [--backbone-lr-scale S] | MODEL --head-only [--batch B] [--iters N] [--threads T]\n");
+                        "[--root DIR] [--feature-batch FB] [--unfreeze N] [--backbone-lr-scale S] | MODEL --head-only [--batch B] [--iters N] [--threads T] | MODEL --tail-only [--size S] [--unfreeze N] [--batch B] [--iters N] [--threads T]\n");
         return 2;
     }
     const char *model = argv[1];
     size_t size = 224, epochs = 3, batch = 32, fbatch = 32;
-    int aug = 1, threads = 2, head_only_mode = 0, iters = 50, unfreeze = 0;
+    int aug = 1, threads = 2, head_only_mode = 0, tail_only_mode = 0, iters = 50, unfreeze = 0;
     double lr_scale = 0.1;
     char root[4096];
     snprintf(root, sizeof root, "%s", "../shared/data/covid-ct");
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--head-only")) { head_only_mode = 1; continue; }
+        if (!strcmp(a, "--tail-only")) { tail_only_mode = 1; continue; }
         if (!v) { fprintf(stderr, "bench_trial: %s needs a value\n", a); return 2; }
         i++;
         if (!strcmp(a, "--size")) size = (size_t)atol(v);
@@ -197,6 +272,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (head_only_mode) return head_only(model, batch, iters, threads);
+    if (tail_only_mode) return tail_only(model, size, unfreeze ? unfreeze : 1, batch, iters, threads);
     omp_set_num_threads(threads);
 
     CtError err = {{0}};

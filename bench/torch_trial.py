@@ -42,6 +42,7 @@ random backbone: the timing is what is compared, not the accuracy.
 
 usage: torch_trial.py MODEL SIZE EPOCHS BATCH on|off THREADS ROOT [UNFREEZE [BACKBONE_LR_SCALE]]
        torch_trial.py MODEL --head-only BATCH ITERS THREADS
+       torch_trial.py MODEL --tail-only SIZE UNFREEZE BATCH ITERS THREADS
 Prints one line of key=value pairs (epoch_seconds comma-separated).
 """
 import os
@@ -271,16 +272,53 @@ def head_only(name, batch, iters, threads):
           f"cpu_seconds={cpu_seconds():.2f}")
 
 
+def tail_only(name, size, unfreeze, batch, iters, threads):
+    """The tail's forward + backward + Adam on random post-ReLU activations
+    at the cut (rows cycling through 425), as bench_trial --tail-only."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    prefix, tail = backbone(name, unfreeze)
+    with torch.no_grad():
+        shape = prefix(torch.zeros(1, 3, size, size).to(memory_format=torch.channels_last)).shape[1:]
+    del prefix
+    rows = 425
+    x = torch.relu(torch.randn(rows, *shape)).to(memory_format=torch.channels_last)
+    y = torch.randint(0, 2, (rows,))
+    hd = head(name).train()
+    opt = torch.optim.Adam([{"params": tail.parameters(), "lr": 1e-5}, {"params": hd.parameters(), "lr": 1e-4}])
+    warmup = 2
+    r0 = 0
+    t0 = c0 = 0.0
+    for it in range(-warmup, iters):
+        if it == 0:
+            t0, c0 = time.perf_counter(), cpu_seconds()
+        if r0 + batch > rows:
+            r0 = 0
+        loss = torch.nn.functional.cross_entropy(hd(tail(x[r0:r0 + batch])), y[r0:r0 + batch])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        r0 += batch
+    t = time.perf_counter() - t0
+    n_params = sum(p.numel() for p in tail.parameters()) + sum(p.numel() for p in hd.parameters())
+    print(f"mode=tail_only model={name} torch={torch.__version__} size={size} unfreeze={unfreeze} batch={batch} "
+          f"threads={threads} iters={iters} params={n_params} seconds={t:.3f} images_per_s={iters * batch / t:.2f} "
+          f"cpu_seconds={cpu_seconds() - c0:.2f}")
+
+
 def main():
     a = sys.argv[1:]
     if len(a) == 5 and a[1] == "--head-only":
         head_only(a[0], int(a[2]), int(a[3]), int(a[4]))
+    elif len(a) == 7 and a[1] == "--tail-only":
+        tail_only(a[0], int(a[2]), int(a[3]), int(a[4]), int(a[5]), int(a[6]))
     elif 7 <= len(a) <= 9 and a[4] in ("on", "off"):
         trial(a[0], int(a[1]), int(a[2]), int(a[3]), a[4] == "on", int(a[5]), a[6],
               int(a[7]) if len(a) > 7 else 0, float(a[8]) if len(a) > 8 else 0.1)
     else:
         sys.exit("usage: torch_trial.py MODEL SIZE EPOCHS BATCH on|off THREADS ROOT [UNFREEZE [BACKBONE_LR_SCALE]]\n"
-                 "       torch_trial.py MODEL --head-only BATCH ITERS THREADS")
+                 "       torch_trial.py MODEL --head-only BATCH ITERS THREADS\n"
+                 "       torch_trial.py MODEL --tail-only SIZE UNFREEZE BATCH ITERS THREADS")
 
 
 if __name__ == "__main__":
