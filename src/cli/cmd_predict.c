@@ -31,7 +31,7 @@
 typedef struct {
     const char *model, *output, *saliency;
     double threshold;  // NAN: the model's
-    size_t batch;
+    size_t batch, eval_rows;
     BackendOptions backend;
     int progress;
 } PredictArgs;
@@ -46,7 +46,9 @@ static void predict_usage(FILE *f) {
             "  --saliency DIR       Grad-CAM of the positive class: DIR/saliency.h5 (/cam, /paths) and\n"
             "                       one PNG per image (the CAM over the greyscale input, colour bar)\n"
             "  --backend B          cpu (default) or cuda\n"
-            "  --batch N            images per forward pass (default 32; results do not depend on it)\n"
+            "  --batch N            images per backbone pass (default 32; results do not depend on it)\n"
+            "  --eval-rows N        images per head evaluation (default 32): the trial's batch_size\n"
+            "                       reproduces its /test/prob bit for bit\n"
             "  --threads T          compute threads (default: all cores)\n"
             "  --no-progress        no progress line (it is shown only on a terminal anyway)\n"
             "exit status: 0 all predicted; 3 some images could not be read (one line each, the\n"
@@ -66,11 +68,13 @@ static int parse_args(int argc, char **argv, PredictArgs *a, int *first_image) {
         {"output", required_argument, 0, 'o'},  {"threshold", required_argument, 0, 'T'},
         {"saliency", required_argument, 0, 's'}, {"backend", required_argument, 0, 'B'},
         {"batch", required_argument, 0, 'b'},   {"threads", required_argument, 0, 't'},
-        {"no-progress", no_argument, 0, 'P'},   {"help", no_argument, 0, 'h'},
+        {"no-progress", no_argument, 0, 'P'},   {"eval-rows", required_argument, 0, 'E'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->threshold = NAN;
     a->batch = 32;
+    a->eval_rows = 32;
     a->progress = isatty(STDERR_FILENO);
     backend_options_default(&a->backend);
     optind = 1;
@@ -98,6 +102,12 @@ static int parse_args(int argc, char **argv, PredictArgs *a, int *first_image) {
         case 'b':
             if (parse_count(optarg, 1, 4096, &a->batch)) {
                 fprintf(stderr, "ctsweep predict: --batch '%s': expected an integer from 1 to 4096\n", optarg);
+                return -1;
+            }
+            break;
+        case 'E':
+            if (parse_count(optarg, 1, 4096, &a->eval_rows)) {
+                fprintf(stderr, "ctsweep predict: --eval-rows '%s': expected an integer from 1 to 4096\n", optarg);
                 return -1;
             }
             break;
@@ -175,7 +185,6 @@ typedef struct {
     size_t S, per, B;
     uint8_t *rgb;     // (B, S, S, 3)
     float *x;         // (B, 3, S, S)
-    float *prob;      // (B)
     float *cams;      // (B, h, w)
     uint8_t *picture; // (S, cam_image_width(S), 3)
     size_t *good;     // indices into the batch's paths that decoded
@@ -227,14 +236,22 @@ int cmd_predict(int argc, char **argv) {
     FILE *csv = NULL;
     char *csv_tmp = ct_asprintf("%s.tmp.%ld", a.output, (long)getpid());
     const char **done_paths = ct_calloc(n_images, sizeof *done_paths);
+    float *prob = ct_calloc(n_images, sizeof *prob);  // of the images predicted, in order
     size_t n_done = 0, n_bad = 0;
     int ok = 0;
 
     ModelFile mf;
     if (model_file_read(&mf, a.model, &err)) goto out;
+    char device[128] = "cpu", uuid[64];
+    if (a.backend.kind == BACKEND_CUDA) {
+        // The first visible GPU, as a sweep's first local worker binds it.
+        char name[96];
+        if (backend_bind_gpu(0, name, sizeof name, uuid, sizeof uuid, &err)) goto out;
+        snprintf(device, sizeof device, "cuda (%s)", name);
+    }
     double threshold = isnan(a.threshold) ? mf.threshold : a.threshold;
     r.B = a.batch < n_images ? a.batch : n_images;
-    if (predictor_init(&r.pred, a.model, &mf, &a.backend, r.B, &err)) goto out;
+    if (predictor_init(&r.pred, a.model, &mf, &a.backend, r.B, a.eval_rows, &err)) goto out;
     r.have_pred = 1;
     if (a.saliency) {
         if (gradcam_init(&r.cam, a.model, &mf, &a.backend, r.B, &err)) goto out;
@@ -247,7 +264,6 @@ int cmd_predict(int argc, char **argv) {
     r.per = 3 * r.S * r.S;
     r.rgb = ct_try_aligned_alloc(r.B * r.per, 1);
     r.x = ct_try_aligned_alloc(r.B * r.per, sizeof(float));
-    r.prob = ct_calloc(r.B, sizeof *r.prob);
     r.good = ct_calloc(r.B, sizeof *r.good);
     r.errs = ct_calloc(r.B, sizeof *r.errs);
     if (r.have_cam) {
@@ -258,26 +274,13 @@ int cmd_predict(int argc, char **argv) {
         ct_errorf(&err, "out of memory for a batch of %zu images at %zu px", r.B, r.S);
         goto out;
     }
-    csv = fopen(csv_tmp, "w");
-    if (!csv) {
-        ct_errorf(&err, "%s: cannot create the file", a.output);
-        goto out;
-    }
-    fprintf(csv, "path,prob,label\n");
     double t0 = ct_now(), t_cam = 0;
     for (size_t i0 = 0; i0 < n_images; i0 += r.B) {
         size_t n = n_images - i0 < r.B ? n_images - i0 : r.B;
         size_t m = load_batch(&r, paths + i0, n);
         n_bad += n - m;
-        if (m && predictor_run(&r.pred, r.x, m, r.prob, &err)) goto out;
-        for (size_t k = 0; k < m; k++) {
-            const char *p = paths[i0 + r.good[k]];
-            csv_field(csv, p);
-            fprintf(csv, ",%.9g,", (double)r.prob[k]);
-            csv_field(csv, mf.classes[(double)r.prob[k] >= threshold ? 1 : 0]);
-            fputc('\n', csv);
-            done_paths[n_done + k] = p;
-        }
+        if (predictor_add(&r.pred, r.x, m, prob, &err)) goto out;
+        for (size_t k = 0; k < m; k++) done_paths[n_done + k] = paths[i0 + r.good[k]];
         if (r.have_cam && m) {
             double tc = ct_now();
             if (gradcam_run(&r.cam, r.x, m, r.cams, &err) || saliency_h5_append(&sal, r.cams, m, &err)) goto out;
@@ -296,6 +299,20 @@ int cmd_predict(int argc, char **argv) {
         if (a.progress) fprintf(stderr, "\rpredict: %zu/%zu images", i0 + n, n_images);
     }
     if (a.progress) fputc('\n', stderr);
+    if (predictor_finish(&r.pred, prob, &err)) goto out;
+    if (r.pred.done != n_done) fatal("predict: %zu probabilities for %zu images", r.pred.done, n_done);
+    csv = fopen(csv_tmp, "w");
+    if (!csv) {
+        ct_errorf(&err, "%s: cannot create the file", a.output);
+        goto out;
+    }
+    fprintf(csv, "path,prob,label\n");
+    for (size_t k = 0; k < n_done; k++) {
+        csv_field(csv, done_paths[k]);
+        fprintf(csv, ",%.9g,", (double)prob[k]);
+        csv_field(csv, mf.classes[(double)prob[k] >= threshold ? 1 : 0]);
+        fputc('\n', csv);
+    }
     double dt = ct_now() - t0;
     if (ferror(csv) | (fclose(csv) != 0)) {
         csv = NULL;
@@ -313,7 +330,7 @@ int cmd_predict(int argc, char **argv) {
         snprintf(cam_note, sizeof cam_note, "; Grad-CAM and PNG %.1f ms/image",
                  n_done ? 1e3 * t_cam / (double)n_done : 0.0);
     ct_info("predict: %zu images (%zu skipped), %s at %zu px on %s, %.2f s (%.1f images/s%s) -> %s", n_done, n_bad,
-            mf.model, r.S, a.backend.kind == BACKEND_CUDA ? "cuda" : "cpu", dt, dt > 0 ? (double)n_done / dt : 0.0,
+            mf.model, r.S, device, dt, dt > 0 ? (double)n_done / dt : 0.0,
             cam_note, a.output);
     ok = 1;
 out:
@@ -323,11 +340,11 @@ out:
     saliency_h5_abort(&sal);
     free(csv_tmp);
     free(done_paths);
+    free(prob);
     if (r.have_pred) predictor_free(&r.pred);
     if (r.have_cam) gradcam_free(&r.cam);
     ct_aligned_free(r.rgb);
     ct_aligned_free(r.x);
-    free(r.prob);
     free(r.cams);
     free(r.picture);
     free(r.good);

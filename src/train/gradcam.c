@@ -52,6 +52,7 @@ int gradcam_init(GradCam *gc, const char *path, const ModelFile *mf, const Backe
     if (model_build(&g, mf->model, err)) return -1;
     size_t cut = 0, target = 0;
     int rc = find_target(&g, &target, err);
+    if (rc) ct_error_prefix(err, "%s", path);
     if (rc == 0) rc = model_cut_layer(&g, 1, &cut, err);
     if (rc == 0 && target < cut) rc = ct_errorf(err, "%s: the Grad-CAM target lies before the last stage", mf->model);
     size_t S = mf->image_size;

@@ -35,7 +35,7 @@ static int tail_create(Predictor *p, const char *path, const NNGraph *g, size_t 
     if (!ops) return -1;
     p->tail = ct_calloc(1, sizeof *p->tail);
     size_t S = p->mf.image_size;
-    if (tail_init(p->tail, ops, g, cut, &p->mf.head, p->max_batch, S, S, err)) {
+    if (tail_init(p->tail, ops, g, cut, &p->mf.head, p->eval_rows, S, S, err)) {
         free(p->tail);
         p->tail = NULL;
         return ct_error_prefix(err, "%s", path);
@@ -55,10 +55,11 @@ static int tail_create(Predictor *p, const char *path, const NNGraph *g, size_t 
 }
 
 int predictor_init(Predictor *p, const char *path, const ModelFile *mf, const BackendOptions *opt, size_t max_batch,
-                   CtError *err) {
+                   size_t eval_rows, CtError *err) {
     memset(p, 0, sizeof *p);
     p->mf = *mf;
     p->max_batch = max_batch;
+    p->eval_rows = eval_rows;
     NNGraph g;
     if (model_build(&g, mf->model, err)) return -1;
     size_t cut = 0;
@@ -67,8 +68,9 @@ int predictor_init(Predictor *p, const char *path, const ModelFile *mf, const Ba
     if (rc == 0) {
         p->dim = backend_net_output_numel(p->net);
         p->feat = ct_try_aligned_alloc(max_batch * p->dim, sizeof *p->feat);
-        p->labels = ct_calloc(max_batch, 1);
-        if (!p->feat) rc = ct_errorf(err, "out of memory for a batch of %zu images' features", max_batch);
+        p->rows = ct_try_aligned_alloc(eval_rows * p->dim, sizeof *p->rows);
+        p->labels = ct_calloc(eval_rows, 1);
+        if (!p->feat || !p->rows) rc = ct_errorf(err, "out of memory for %zu and %zu images' features", max_batch, eval_rows);
     }
     if (rc == 0 && mf->unfreeze > 0) {
         rc = tail_create(p, path, &g, cut, opt, err);
@@ -77,7 +79,7 @@ int predictor_init(Predictor *p, const char *path, const ModelFile *mf, const Ba
         if (p->dim != mf->head.in_dim)
             rc = ct_errorf(err, "%s: the backbone gives %zu values per image, the head reads %zu", path, p->dim,
                            mf->head.in_dim);
-        if (rc == 0) rc = head_init(&p->head, &mf->head, max_batch, err);
+        if (rc == 0) rc = head_init(&p->head, &mf->head, eval_rows, err);
         if (rc == 0) {
             SafeTensors st;
             rc = st_open(&st, path, err);
@@ -95,6 +97,7 @@ int predictor_init(Predictor *p, const char *path, const ModelFile *mf, const Ba
 void predictor_free(Predictor *p) {
     backend_net_free(p->net);
     ct_aligned_free(p->feat);
+    ct_aligned_free(p->rows);
     free(p->labels);
     head_free(&p->head);
     if (p->tail) {
@@ -104,18 +107,36 @@ void predictor_free(Predictor *p) {
     memset(p, 0, sizeof *p);
 }
 
-int predictor_run(Predictor *p, const float *x, size_t n, float *prob, CtError *err) {
+// The pending rows through the head or the tail, as trainer.c's evaluate
+// and evaluate_tail run a group of rows.
+static int evaluate(Predictor *p, float *prob, CtError *err) {
+    size_t n = p->pending;
     if (n == 0) return 0;
-    if (n > p->max_batch) fatal("predictor_run: %zu images, planned for %zu", n, p->max_batch);
+    float *out = prob + p->done;
+    if (!p->tail) {
+        head_forward(&p->head, p->rows, n, 0, 0, 0);
+        head_probs(&p->head, n, out);
+    } else {
+        if (!tail_forward_host(p->tail, p->rows, n, 0, 0, 0, 0, err)) return -1;
+        size_t correct;
+        tail_evaluate_rows(p->tail, p->labels, n, &correct, out);
+        if (p->tail->ops->check(err)) return -1;
+    }
+    p->done += n;
+    p->pending = 0;
+    return 0;
+}
+
+int predictor_add(Predictor *p, const float *x, size_t n, float *prob, CtError *err) {
+    if (n == 0) return 0;
+    if (n > p->max_batch) fatal("predictor_add: %zu images, planned for %zu", n, p->max_batch);
     if (backend_net_forward(p->net, x, n, p->feat, err)) return -1;
     feature_store_round(p->feat, n * p->dim, p->mf.store);
-    if (!p->tail) {
-        head_forward(&p->head, p->feat, n, 0, 0, 0);
-        head_probs(&p->head, n, prob);
-        return 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(p->rows + p->pending * p->dim, p->feat + i * p->dim, p->dim * sizeof(float));
+        if (++p->pending == p->eval_rows && evaluate(p, prob, err)) return -1;
     }
-    if (!tail_forward_host(p->tail, p->feat, n, 0, 0, 0, 0, err)) return -1;
-    size_t correct;
-    tail_evaluate_rows(p->tail, p->labels, n, &correct, prob);
-    return p->tail->ops->check(err);
+    return 0;
 }
+
+int predictor_finish(Predictor *p, float *prob, CtError *err) { return evaluate(p, prob, err); }

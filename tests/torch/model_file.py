@@ -55,6 +55,8 @@ class Reference:
         t = torch.as_tensor(x)
         if self.name.startswith("vgg"):
             f = torch.flatten(self.m.avgpool(self.m.features(t)), 1)
+        elif self.name.startswith("densenet"):
+            f = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(torch.relu(self.m.features(t)), 1), 1)
         else:
             m = self.m
             y = m.maxpool(m.relu(m.bn1(m.conv1(t))))
@@ -115,6 +117,12 @@ def make(name, path, size, hidden, dropout=0.5, standardize=True, unfreeze=0, ca
     else:  # keep the logits moderate on unstandardised random features
         with torch.no_grad():
             head[0].weight.mul_(float(1.0 / (np.abs(f).mean() + 1e-6)))
+    ref = Reference(name, m, head, mean, std)
+    with torch.no_grad():  # spread the probabilities: logit differences of about 2 across the images
+        lg = ref.logits(calib)
+        spread = float((lg[:, 1] - lg[:, 0]).std()) if len(calib) > 1 else 0.0
+        if spread > 0:
+            head[-1].weight.mul_(2.0 / spread)
     tensors = {}
     for k, v in m.state_dict().items():
         if k.startswith("classifier.") or k.startswith("fc.") or v.dtype == torch.int64:
@@ -144,7 +152,7 @@ def make(name, path, size, hidden, dropout=0.5, standardize=True, unfreeze=0, ca
         "feature_store": feature_store,
     }
     safetensors_io.save_file(tensors, path, metadata=meta)
-    return Reference(name, m, head, mean, std)
+    return ref
 
 
 def rewrite(src, dst, drop=(), meta_update=None):
