@@ -19,6 +19,7 @@ Bad inputs: a truncated file, a file missing a head tensor, bad metadata, a
 missing file (exit 1, exactly one line, nothing written, an existing CSV
 untouched), a non-image among good images (exit 3, one line naming it, the
 others predicted with the same bits), DenseNet's Grad-CAM refused in one line.
+VGG19, ResNet-18 and ResNet-50: probabilities and Grad-CAM of a fine-tuned file.
 
 With `cuda`: `predict --backend cuda` against the CPU (label gpu):
 probabilities within 1e-4 absolute, CAMs within 1e-3 * max|CPU| (cuDNN's and
@@ -248,6 +249,24 @@ def check_densenet(ctsweep, work, images):
           and not os.path.exists(os.path.join(d, "cam.csv")), f"densenet121: Grad-CAM refused in one line: {lines}")
 
 
+def check_more_models(ctsweep, work, images):
+    """VGG19, ResNet-18 and ResNet-50 (bottleneck blocks): probabilities and
+    Grad-CAM of a fine-tuned file, on a few images."""
+    for name in ("vgg19", "resnet18", "resnet50"):
+        d = os.path.join(work, name)
+        os.makedirs(d, exist_ok=True)
+        x = inputs(ctsweep, d, images, 64)
+        path = os.path.join(d, "model.safetensors")
+        ref = model_file.make(name, path, 64, hidden=[16], standardize=True, unfreeze=1, calib=x, finetune=True)
+        sal = os.path.join(d, "saliency")
+        shutil.rmtree(sal, ignore_errors=True)
+        out = os.path.join(d, "out.csv")
+        run([ctsweep, "predict", path, *images, "-o", out, "--saliency", sal])
+        compare(f"{name} 64px unfreeze 1: prob vs torchvision", read_csv(out)[1], ref.prob(x), atol=PROB_ATOL)
+        with h5py.File(os.path.join(sal, "saliency.h5"), "r") as f:
+            compare(f"{name} 64px unfreeze 1: Grad-CAM vs PyTorch hooks", f["cam"][:], ref.gradcam(x), rtol=CAM_RTOL)
+
+
 def check_cuda(ctsweep, work, images):
     for case in (CASES[0], CASES[3]):
         name, size, unfreeze, std, ft = case
@@ -262,7 +281,7 @@ def check_cuda(ctsweep, work, images):
             r = subprocess.run([ctsweep, "predict", path, *images, "-o", os.path.join(d, f"{be}.csv"), "--saliency",
                                 sal, "--backend", be], capture_output=True, text=True)
             if be == "cuda" and r.returncode != 0 and ("no CUDA device" in r.stderr or
-                                                       "not available in this build" in r.stderr):
+                                                       "built without the CUDA backend" in r.stderr):
                 print(f"SKIP: {r.stderr.strip()}")
                 raise SystemExit(SKIP)
             if r.returncode != 0:
@@ -292,6 +311,7 @@ def main():
             first = first or got
         check_bad_inputs(ctsweep, work, images, *first)
         check_densenet(ctsweep, work, images)
+        check_more_models(ctsweep, work, images[:4])
     if FAILED:
         print(f"{len(FAILED)} check(s) failed")
         sys.exit(1)
