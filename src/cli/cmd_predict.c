@@ -181,7 +181,7 @@ typedef struct {
     const PredictArgs *a;
     Predictor pred;
     GradCam cam;
-    int have_pred, have_cam;
+    int have_pred, have_cam, cam_shares_prefix;
     size_t S, per, B;
     uint8_t *rgb;     // (B, S, S, 3)
     float *x;         // (B, 3, S, S)
@@ -254,7 +254,9 @@ int cmd_predict(int argc, char **argv) {
     if (predictor_init(&r.pred, a.model, &mf, &a.backend, r.B, a.eval_rows, &err)) goto out;
     r.have_pred = 1;
     if (a.saliency) {
-        if (gradcam_init(&r.cam, a.model, &mf, &a.backend, r.B, &err)) goto out;
+        // A model trained with unfreeze 1: its predictor's prefix is Grad-CAM's.
+        r.cam_shares_prefix = mf.unfreeze == 1;
+        if (gradcam_init(&r.cam, a.model, &mf, &a.backend, r.B, !r.cam_shares_prefix, &err)) goto out;
         r.have_cam = 1;
         if (make_dir(a.saliency, &err) ||
             saliency_h5_create(&sal, a.saliency, r.cam.h, r.cam.w, mf.model, &err))
@@ -283,13 +285,15 @@ int cmd_predict(int argc, char **argv) {
         for (size_t k = 0; k < m; k++) done_paths[n_done + k] = paths[i0 + r.good[k]];
         if (r.have_cam && m) {
             double tc = ct_now();
-            if (gradcam_run(&r.cam, r.x, m, r.cams, &err) || saliency_h5_append(&sal, r.cams, m, &err)) goto out;
+            int rc = r.cam_shares_prefix ? gradcam_run_cut(&r.cam, r.pred.feat, m, r.pred.dim, r.cams, &err)
+                                         : gradcam_run(&r.cam, r.x, m, r.cams, &err);
+            if (rc || saliency_h5_append(&sal, r.cams, m, &err)) goto out;
             const size_t hw = r.cam.h * r.cam.w, px = r.S * r.S * 3;
             for (size_t k = 0; k < m; k++) {
                 size_t idx = i0 + r.good[k];
                 cam_image_render(r.picture, r.rgb + k * px, r.S, r.cams + k * hw, r.cam.h, r.cam.w);
                 char *name = png_name(a.saliency, idx, n_images, paths[idx]);
-                int rc = png_write_rgb8(name, r.picture, cam_image_width(r.S), r.S, &err);
+                rc = png_write_rgb8(name, r.picture, cam_image_width(r.S), r.S, &err);
                 free(name);
                 if (rc) goto out;
             }

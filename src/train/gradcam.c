@@ -43,7 +43,7 @@ static int load_standardize(GradCam *gc, const char *path, const ModelFile *mf, 
 }
 
 int gradcam_init(GradCam *gc, const char *path, const ModelFile *mf, const BackendOptions *opt, size_t max_batch,
-                 CtError *err) {
+                 int own_prefix, CtError *err) {
     memset(gc, 0, sizeof *gc);
     gc->max_batch = max_batch;
     const BackendOps *ops = backend_ops_get(opt->kind, err);
@@ -70,13 +70,13 @@ int gradcam_init(GradCam *gc, const char *path, const ModelFile *mf, const Backe
         rc = tail_load_safetensors(&gc->tail, &g, path, err);
     }
     if (rc == 0 && mf->head.standardize) rc = load_standardize(gc, path, mf, err);
-    if (rc == 0) rc = predictor_prefix_create(&gc->net, path, mf, cut, opt, max_batch, err);
+    if (rc == 0 && own_prefix) rc = predictor_prefix_create(&gc->net, path, mf, cut, opt, max_batch, err);
     if (rc == 0) {
         size_t per = gc->c * gc->h * gc->w;
-        gc->xcut = ct_try_aligned_alloc(max_batch * gc->in_numel, sizeof(float));
+        if (own_prefix) gc->xcut = ct_try_aligned_alloc(max_batch * gc->in_numel, sizeof(float));
         gc->act = ct_try_aligned_alloc(max_batch * per, sizeof(float));
         gc->grad = ct_try_aligned_alloc(max_batch * per, sizeof(float));
-        if (!gc->xcut || !gc->act || !gc->grad) rc = ct_errorf(err, "out of memory for Grad-CAM's batch");
+        if ((own_prefix && !gc->xcut) || !gc->act || !gc->grad) rc = ct_errorf(err, "out of memory for Grad-CAM's batch");
     }
     graph_free(&g);
     if (rc) gradcam_free(gc);
@@ -94,10 +94,17 @@ void gradcam_free(GradCam *gc) {
 
 int gradcam_run(GradCam *gc, const float *x, size_t n, float *cam, CtError *err) {
     if (n == 0) return 0;
-    if (n > gc->max_batch) fatal("gradcam_run: %zu images, planned for %zu", n, gc->max_batch);
-    Tail *t = &gc->tail;
+    if (!gc->net || n > gc->max_batch) fatal("gradcam_run: %zu images, planned for %zu", n, gc->max_batch);
     if (backend_net_forward(gc->net, x, n, gc->xcut, err)) return -1;
-    if (!tail_forward_host(t, gc->xcut, n, 0, 0, 0, 0, err)) return ct_error_prefix(err, "Grad-CAM forward");
+    return gradcam_run_cut(gc, gc->xcut, n, gc->in_numel, cam, err);
+}
+
+int gradcam_run_cut(GradCam *gc, const float *xcut, size_t n, size_t dim, float *cam, CtError *err) {
+    if (n == 0) return 0;
+    if (n > gc->max_batch || dim != gc->in_numel)
+        fatal("gradcam_run_cut: %zu rows of %zu, planned for %zu of %zu", n, dim, gc->max_batch, gc->in_numel);
+    Tail *t = &gc->tail;
+    if (!tail_forward_host(t, xcut, n, 0, 0, 0, 0, err)) return ct_error_prefix(err, "Grad-CAM forward");
     if (tail_backward_logit(t, 1, gc->target, err)) return ct_error_prefix(err, "Grad-CAM backward");
     const size_t C = gc->c, HW = gc->h * gc->w, per = C * HW;
     t->ops->download(gc->act, t->act[gc->target + 1], n * per * sizeof(float));

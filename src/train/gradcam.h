@@ -11,9 +11,12 @@
  * tail (tail.h) in eval mode, all with the file's weights (the stages a
  * trial fine-tuned are in it); the gradient comes from the tail's backward
  * through the backend's operations (tail_backward_logit), data gradients
- * only. Float32 throughout (no feature-cache rounding: a CAM is not a
- * probability the sweep reported). DenseNet's last stage ends in a
- * BatchNorm + ReLU the tail has no backward for: refused.
+ * only. A model trained with unfreeze 1 has this very prefix in its
+ * predictor: the CAM then reads the predictor's activations at the cut
+ * (gradcam_run_cut), rounded to the feature store as the trial's tail read
+ * them, and the prefix runs once; otherwise Grad-CAM runs its own prefix
+ * in float32. DenseNet's last stage ends in a BatchNorm + ReLU the tail has
+ * no backward for: refused.
  */
 #ifndef CTSWEEP_TRAIN_GRADCAM_H
 #define CTSWEEP_TRAIN_GRADCAM_H
@@ -25,7 +28,7 @@
 #include "train/tail.h"
 
 typedef struct {
-    BackendNet *net;  // the prefix to the last stage
+    BackendNet *net;  // the prefix to the last stage (NULL: the caller gives its output)
     Tail tail;
     int tail_ok;
     size_t target;        // tail layer whose output is the target
@@ -35,11 +38,15 @@ typedef struct {
     float *act, *grad;    // (max_batch, c, h, w) host: the target and its gradient
 } GradCam;
 
+// own_prefix 0: no prefix is planned, gradcam_run_cut is given its output.
 int gradcam_init(GradCam *gc, const char *path, const ModelFile *mf, const BackendOptions *opt, size_t max_batch,
-                 CtError *err);
+                 int own_prefix, CtError *err);
 void gradcam_free(GradCam *gc);
 // CAMs of n <= max_batch preprocessed images x (n, 3, S, S) into cam
 // (n, gc->h, gc->w), before any normalisation.
 int gradcam_run(GradCam *gc, const float *x, size_t n, float *cam, CtError *err);
+// The same from the activations at the cut of unfreeze 1, xcut (n, dim)
+// host memory; dim must be gc->in_numel.
+int gradcam_run_cut(GradCam *gc, const float *xcut, size_t n, size_t dim, float *cam, CtError *err);
 
 #endif

@@ -52,6 +52,7 @@ void predictor_free(Predictor *p);
 // in training (preprocess_load_rgb8, resize_to_tensor). Each full group of
 // eval_rows is evaluated at once: P(positive) of the run's image i lands in
 // prob[i] (prob has room for the whole run); p->done counts them.
+// p->feat then holds the n images' prefix output (n, dim), rounded.
 int predictor_add(Predictor *p, const float *x, size_t n, float *prob, CtError *err);
 // Evaluates the last, partial group.
 int predictor_finish(Predictor *p, float *prob, CtError *err);

@@ -208,6 +208,24 @@ def check_bad_inputs(ctsweep, work, images, model, base_csv):
     model_file.rewrite(model, badmodel, meta_update={"model": "alexnet"})
     refused("unknown model", badmodel,
             re.escape(f"ctsweep: error: {badmodel}: metadata 'model' = 'alexnet': expected ") + ".*vgg16.*")
+    shape = os.path.join(d, "shape.safetensors")
+    t = model_file.safetensors_io.load_file(model)
+    t["head.0.weight"] = np.ascontiguousarray(t["head.0.weight"].T)
+    model_file.safetensors_io.save_file(t, shape, metadata=model_file.safetensors_io.load_metadata(model))
+    rows, cols = t["head.0.weight"].shape
+    refused("head tensor of the wrong shape", shape,
+            re.escape(f"ctsweep: error: {shape}: head tensor 'head.0.weight' is F32 [{rows},{cols}], "
+                      f"expected F32 [{cols},{rows}]"))
+    for key, value, expected in (("unfreeze", "6", "an integer from 0 to 5 (the stages of vgg16)"),
+                                 ("classes", '["COVID"]', "a JSON list of two distinct names"),
+                                 ("threshold", "1.5", "a probability in [0, 1]"),
+                                 ("head", '{"hidden":[32,16],"dropout":0.5}',
+                                  '{"hidden":[...],"dropout":p,"standardize":true|false}'),
+                                 ("feature_store", "fp8", "fp32, fp16 or bf16")):
+        bad_meta = os.path.join(d, f"meta_{key}.safetensors")
+        model_file.rewrite(model, bad_meta, meta_update={key: value})
+        refused(f"metadata {key}", bad_meta,
+                re.escape(f"ctsweep: error: {bad_meta}: metadata '{key}' = '{value}': expected {expected}"))
     missing = os.path.join(d, "missing.safetensors")
     refused("missing model file", missing,
             re.escape(f"ctsweep: error: {missing}: cannot open: No such file or directory"),
