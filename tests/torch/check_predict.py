@@ -20,6 +20,8 @@ missing file (exit 1, exactly one line, nothing written, an existing CSV
 untouched), a non-image among good images (exit 3, one line naming it, the
 others predicted with the same bits), DenseNet's Grad-CAM refused in one line.
 VGG19, ResNet-18 and ResNet-50: probabilities and Grad-CAM of a fine-tuned file.
+feature_store fp16 and bf16: probabilities from our backbone's output rounded
+by numpy, within 1e-6.
 
 With `cuda`: `predict --backend cuda` against the CPU (label gpu):
 probabilities within 1e-4 absolute, CAMs within 1e-3 * max|CPU| (cuDNN's and
@@ -285,6 +287,40 @@ def check_more_models(ctsweep, work, images):
             compare(f"{name} 64px unfreeze 1: Grad-CAM vs PyTorch hooks", f["cam"][:], ref.gradcam(x), rtol=CAM_RTOL)
 
 
+def check_feature_store(ctsweep, work, images):
+    """feature_store fp16 / bf16: the sweep kept the backbone's output at that
+    precision, so predict rounds it the same way. Reference: our own features
+    (`ctsweep features` with the model file as weights) rounded by numpy
+    (round to nearest even), then PyTorch's head; and the rounding must show."""
+    d = os.path.join(work, "store")
+    os.makedirs(d, exist_ok=True)
+    x = inputs(ctsweep, d, images, 96)
+    path = os.path.join(d, "fp32.safetensors")
+    ref = model_file.make("resnet34", path, 96, hidden=[32, 16], standardize=True, calib=x)
+    feats = os.path.join(d, "features.h5")
+    run([ctsweep, "features", "--model", "resnet34", "--weights", path, "--image-size", "96", "-o", feats] + images)
+    with h5py.File(feats, "r") as f:
+        ours = f["features"][:].reshape(len(images), -1)
+    out = os.path.join(d, "fp32.csv")
+    run([ctsweep, "predict", path, *images, "-o", out])
+    p32 = read_csv(out)[1]
+    rounders = {"fp16": lambda a: a.astype(np.float16).astype(np.float32),
+                "bf16": lambda a: model_file.safetensors_io.bf16_bits_to_float32(
+                    model_file.safetensors_io.float32_to_bf16_bits(a))}
+    for store, rnd in rounders.items():
+        sp = os.path.join(d, f"{store}.safetensors")
+        model_file.rewrite(path, sp, meta_update={"feature_store": store})
+        out = os.path.join(d, f"{store}.csv")
+        run([ctsweep, "predict", sp, *images, "-o", out])
+        p = read_csv(out)[1]
+        with torch.no_grad():
+            z = (torch.from_numpy(rnd(ours)) - ref.mean) * ref.inv
+            pref = torch.softmax(ref.head(z), 1)[:, 1].numpy()
+        compare(f"feature_store {store}: prob vs our features rounded by numpy + PyTorch's head", p, pref, atol=1e-6)
+        check(np.abs(p - p32).max() > 1e-6, f"feature_store {store}: the rounding changes the probabilities "
+                                             f"(max|{store} - fp32| {np.abs(p - p32).max():.2e})")
+
+
 def check_cuda(ctsweep, work, images):
     for case in (CASES[0], CASES[3]):
         name, size, unfreeze, std, ft = case
@@ -330,6 +366,7 @@ def main():
         check_bad_inputs(ctsweep, work, images, *first)
         check_densenet(ctsweep, work, images)
         check_more_models(ctsweep, work, images[:4])
+        check_feature_store(ctsweep, work, images)
     if FAILED:
         print(f"{len(FAILED)} check(s) failed")
         sys.exit(1)
