@@ -189,6 +189,7 @@ typedef struct {
     uint8_t *picture; // (S, cam_image_width(S), 3)
     size_t *good;     // indices into the batch's paths that decoded
     CtError *errs;    // (B)
+    int *ok;          // (B)
 } Run;
 
 // Decodes the batch's images in parallel; bad ones get a warning line in
@@ -198,7 +199,7 @@ static size_t load_batch(Run *r, char **paths, size_t n) {
     ImageLimits lim;
     image_limits_default(&lim);
     const size_t S = r->S, px = S * S * 3;
-    int *ok = ct_calloc(n, sizeof *ok);
+    int *ok = r->ok;
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t i = 0; i < n; i++) {
         r->errs[i].msg[0] = 0;
@@ -213,7 +214,6 @@ static size_t load_batch(Run *r, char **paths, size_t n) {
         if (m != i) memmove(r->rgb + m * px, r->rgb + i * px, px);
         r->good[m++] = i;
     }
-    free(ok);
 #pragma omp parallel for schedule(static)
     for (size_t k = 0; k < m; k++) resize_to_tensor(r->x + k * r->per, r->rgb + k * px, S, S, r->pred.mf.norm);
     return m;
@@ -268,6 +268,7 @@ int cmd_predict(int argc, char **argv) {
     r.x = ct_try_aligned_alloc(r.B * r.per, sizeof(float));
     r.good = ct_calloc(r.B, sizeof *r.good);
     r.errs = ct_calloc(r.B, sizeof *r.errs);
+    r.ok = ct_calloc(r.B, sizeof *r.ok);
     if (r.have_cam) {
         r.cams = ct_malloc_array(r.B * r.cam.h * r.cam.w, sizeof *r.cams);
         r.picture = ct_malloc_array(r.S * cam_image_width(r.S) * 3, 1);
@@ -353,6 +354,7 @@ out:
     free(r.picture);
     free(r.good);
     free(r.errs);
+    free(r.ok);
     if (!ok) return CT_EXIT_ERROR;
     return n_bad ? CT_EXIT_SKIPPED : CT_EXIT_OK;
 }
