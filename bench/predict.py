@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`ctsweep predict` throughput and Grad-CAM cost per image at 224 px.
 
-usage: bench/predict.py [--images 16] [--size 224] [--batch 16] [--threads 2]
+usage: bench/predict.py [--images 16] [--size 224] [--batch 16] [--threads 2] [--unfreeze 0]
                         [--backend cpu|cuda] [--models vgg16,resnet34] [--work DIR]
 
 For each model, writes a model file in the format of `ctsweep export`
@@ -9,7 +9,9 @@ For each model, writes a model file in the format of `ctsweep export`
 `ctsweep predict` twice over the same COVID-CT images (from
 ../shared/data/covid-ct, repeated as needed): without --saliency (images/s,
 decode and preprocessing included) and with it (the extra seconds per image
-are Grad-CAM's: the last stage again, its backward, the CAM and the PNG).
+are Grad-CAM's: the backbone up to the last stage again (not with
+--unfreeze 1, whose prefix is Grad-CAM's), the last stage forward and
+backward, the CAM and the PNG).
 Run with Debian's python3 (torch, torchvision, h5py). Build first
 (scripts/lib/common.sh: ctsweep_build).
 """
@@ -34,6 +36,7 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--backend", default="cpu")
+    ap.add_argument("--unfreeze", type=int, default=0)
     ap.add_argument("--models", default="vgg16,resnet34")
     ap.add_argument("--work", default=None)
     a = ap.parse_args()
@@ -44,11 +47,12 @@ def main():
     images = (imgs * (a.images // len(imgs) + 1))[:a.images]
     calib = np.stack([reference.preprocess(p, a.size) for p in imgs[:4]])
     isa = subprocess.run([ctsweep, "--version"], capture_output=True, text=True).stdout.strip()
-    print(f"{isa}; {a.images} images at {a.size} px, batch {a.batch}, {a.threads} threads, backend {a.backend}")
+    print(f"{isa}; {a.images} images at {a.size} px, batch {a.batch}, {a.threads} threads, backend {a.backend}, "
+          f"unfreeze {a.unfreeze}; load average {open('/proc/loadavg').read().split()[0]}")
     for name in a.models.split(","):
         path = os.path.join(work, f"{name}.safetensors")
         hidden = [512, 256, 128] if name.startswith("vgg") else [256, 128]
-        model_file.make(name, path, a.size, hidden=hidden, standardize=True, calib=calib)
+        model_file.make(name, path, a.size, hidden=hidden, standardize=True, calib=calib, unfreeze=a.unfreeze)
         common = [ctsweep, "predict", path, *images, "--batch", str(a.batch), "--threads", str(a.threads),
                   "--backend", a.backend, "--no-progress"]
         t = {}
