@@ -24,7 +24,7 @@ static int put_chunk(FILE *f, const char type[4], const uint8_t *data, size_t le
     put_be32(hdr, (uint32_t)len);
     memcpy(hdr + 4, type, 4);
     uint32_t crc = libdeflate_crc32(0, type, 4);
-    crc = libdeflate_crc32(crc, data, len);
+    if (len) crc = libdeflate_crc32(crc, data, len);  // (a NULL buffer would restart the CRC)
     uint8_t tail[4];
     put_be32(tail, crc);
     return fwrite(hdr, 1, 8, f) != 8 || (len && fwrite(data, 1, len, f) != len) || fwrite(tail, 1, 4, f) != 4 ? -1 : 0;

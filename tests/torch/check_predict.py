@@ -117,6 +117,8 @@ def check_pngs(label, sal, images, size):
     for i, (p, img) in enumerate(zip(pngs, images)):
         stem = os.path.splitext(os.path.basename(img))[0]
         with Image.open(p) as im:
+            im.verify()  # every chunk's CRC
+        with Image.open(p) as im:
             im.load()
             good = (im.size == (w, size) and im.mode == "RGB" and os.path.basename(p).endswith(f"_{stem}.png")
                     and im.getpixel((bar_x, 0)) == jet(1.0) and im.getpixel((bar_x, size - 1)) == jet(0.0))
