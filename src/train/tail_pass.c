@@ -9,8 +9,6 @@
  * contribution in reverse layer order is written in place, later ones go
  * through a scratch buffer and an add, always in the same order.
  */
-#include <stdlib.h>
-
 #include "nn/models.h"
 #include "train/tail.h"
 #include "train/tail_layer.h"
@@ -191,11 +189,11 @@ int tail_backward_logit(Tail *t, size_t cls, size_t stop, CtError *err) {
     size_t n = t->n_rows;
     if (cls >= HEAD_CLASSES || stop >= t->n_layers) fatal("tail_backward_logit: class %zu, layer %zu", cls, stop);
     if (t->dropout_on) return ct_errorf(err, "tail: a gradient of a logit needs an eval forward");
-    // d (sum of rows' logit cls) / d logits: one-hot rows.
-    float *onehot = ct_calloc(n * HEAD_CLASSES, sizeof *onehot);
-    for (size_t r = 0; r < n; r++) onehot[r * HEAD_CLASSES + cls] = 1.0f;
+    // d (sum of rows' logit cls) / d logits: one-hot rows, staged in the
+    // host buffer the logits are read back through.
+    float *onehot = t->logits_host;
+    for (size_t r = 0; r < n * HEAD_CLASSES; r++) onehot[r] = r % HEAD_CLASSES == cls ? 1.0f : 0.0f;
     ops->upload(t->hdh[0], onehot, n * HEAD_CLASSES * sizeof *onehot);
-    free(onehot);
     head_backward(t, n, 0, 1);
     for (size_t i = 0; i < t->n_layers; i++) t->fresh[i] = 1;
     t->fresh[t->n_layers] = 0;
