@@ -8,7 +8,8 @@ and a fine-tuned one (unfreeze 1, last stage moved away from its random
 initialisation), standardisation on in one and off in the other:
   - probabilities equal torchvision + an nn.Sequential head on our own
     preprocessed input (`ctsweep features --model identity`), |diff| <= 1e-5;
-  - bit for bit the same CSV with --batch 1, 7 and the default 32;
+  - bit for bit the same CSV with --batch 1, 7 and the default 32, and with
+    one thread;
   - labels by the model's threshold, and by --threshold;
   - /cam of saliency.h5 equals Grad-CAM with PyTorch hooks (forward hook on
     VGG's last ReLU / ResNet's layer4, torch.autograd.grad of the positive
@@ -158,11 +159,11 @@ def check_case(ctsweep, work, images, case):
               f"{label}: labels by --threshold {t}")
     with open(out, "rb") as f:
         base = f.read()
-    for b in (1, 7):
-        o = os.path.join(d, f"batch{b}.csv")
-        run([ctsweep, "predict", path, *images, "-o", o, "--batch", str(b)])
+    for flags in (["--batch", "1"], ["--batch", "7"], ["--threads", "1"]):
+        o = os.path.join(d, f"{flags[0][2:]}{flags[1]}.csv")
+        run([ctsweep, "predict", path, *images, "-o", o, *flags])
         with open(o, "rb") as f:
-            check(f.read() == base, f"{label}: --batch {b} gives the default batch's CSV bit for bit")
+            check(f.read() == base, f"{label}: {' '.join(flags)} gives the default's CSV bit for bit")
     with h5py.File(os.path.join(sal, "saliency.h5"), "r") as f:
         cam = f["cam"][:]
         spaths = [p.decode() if isinstance(p, bytes) else p for p in f["paths"][:]]
