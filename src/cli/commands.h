@@ -9,6 +9,7 @@
 int cmd_features(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_phantoms(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
@@ -17,5 +18,7 @@ int cmd_validate(int argc, char **argv);
 #define CT_EXIT_OK 0
 #define CT_EXIT_ERROR 1
 #define CT_EXIT_USAGE 2
+// Some inputs were skipped (each named on stderr), the rest done.
+#define CT_EXIT_SKIPPED 3
 
 #endif

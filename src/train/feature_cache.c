@@ -214,6 +214,15 @@ static void decode(float *dst, const void *src, size_t n, FeatureStore s) {
         for (size_t i = 0; i < n; i++) dst[i] = bf16_to_f32(((const uint16_t *)src)[i]);
 }
 
+void feature_store_round(float *x, size_t n, FeatureStore s) {
+    if (s == FSTORE_FP32) return;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t t;  // room for any store format
+        encode(&t, x + i, 1, s);
+        decode(x + i, &t, 1, s);
+    }
+}
+
 static size_t store_bytes(FeatureStore s) { return s == FSTORE_FP32 ? 4 : 2; }
 
 // ---- computing ----
@@ -366,12 +375,7 @@ static int get_rows(FeatureCache *fc, const FeatureSpec *fs, const DataSet *ds, 
         // Not kept, but rounded to the store format all the same, so results
         // do not depend on whether an entry fitted the budget.
         fc->stats.uncached++;
-        if (fc->store != FSTORE_FP32)
-            for (size_t i = 0; i < floats; i++) {
-                uint32_t t;  // room for any store format
-                encode(&t, buf + i, 1, fc->store);
-                decode(buf + i, &t, 1, fc->store);
-            }
+        feature_store_round(buf, floats, fc->store);
         *out = buf;
     }
     *n_out = n;

@@ -29,6 +29,9 @@ typedef enum { FSTORE_FP32 = 0, FSTORE_FP16, FSTORE_BF16 } FeatureStore;
 
 int feature_store_parse(const char *s, FeatureStore *out);
 const char *feature_store_name(FeatureStore s);
+// Rounds x (n values) in place to the store format and back, exactly as an
+// entry of the cache holds them (identity for fp32): what a trial reads.
+void feature_store_round(float *x, size_t n, FeatureStore s);
 
 typedef struct {
     char model[32];

@@ -468,6 +468,12 @@ int tail_fit_standardize(Tail *t, const float *x_host, size_t n, CtError *err) {
     return rc;
 }
 
+void tail_set_standardize(Tail *t, const float *mean, const float *inv_std) {
+    if (!t->std_mean) fatal("tail_set_standardize: the head does not standardise");
+    t->ops->upload(t->std_mean, mean, t->feat * sizeof(float));
+    t->ops->upload(t->std_inv, inv_std, t->feat * sizeof(float));
+}
+
 int tail_params_finite(const Tail *t) {
     float *h = ct_malloc_array(TAIL_CHUNK, sizeof *h);
     int ok = 1;

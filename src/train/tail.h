@@ -122,6 +122,11 @@ const float *tail_forward_rows(Tail *t, const float *x, size_t n, size_t row0, i
 // t->input_grad is 0). labels are host memory. Returns the sum of losses
 // (negative with err on a backend failure).
 double tail_backward(Tail *t, const uint8_t *labels, size_t batch_rows, size_t *correct, CtError *err);
+// Grad-CAM's gradient: after an eval forward, d (sum over rows of logit
+// cls) / d (output of tail layer stop) into t->dact[stop + 1] (backend
+// memory, (n, out_numel of layer stop)), through the head and the tail
+// layers after `stop`; data gradients only, parameter gradients untouched.
+int tail_backward_logit(Tail *t, size_t cls, size_t stop, CtError *err);
 void tail_zero_grads(Tail *t);
 // One Adam/AdamW step: tail parameters at lr_tail, head at lr_head.
 void tail_adam_step(Tail *t, const AdamSpec *spec, double lr_tail, double lr_head);
@@ -141,6 +146,9 @@ double tail_evaluate_rows(Tail *t, const uint8_t *labels, size_t n, size_t *corr
 // output under the tail's current parameters, in eval mode) over rows x_host
 // (n, in_numel), fixed from then on as head_fit_standardize fixes a head's.
 int tail_fit_standardize(Tail *t, const float *x_host, size_t n, CtError *err);
+// head.standardize from stored statistics (host memory, (feat) each): the
+// mean and the inverse std the forward multiplies by.
+void tail_set_standardize(Tail *t, const float *mean, const float *inv_std);
 // Every parameter finite.
 int tail_params_finite(const Tail *t);
 // Parameters, Adam moments and step, for checkpoints; and back into a tail

@@ -96,7 +96,9 @@ static void grad_done(Tail *t, int ti, size_t count) {
     else t->ops->add(t->dact[ti], t->dact[ti], t->tmp, count);
 }
 
-static int layer_backward(Tail *t, TailLayer *L, size_t j, size_t n, CtError *err) {
+// params: parameter gradients too (0: the data gradients alone, for
+// gradients with respect to activations).
+static int layer_backward(Tail *t, TailLayer *L, size_t j, size_t n, int params, CtError *err) {
     const BackendOps *ops = t->ops;
     float *dy = t->dact[j + 1];
     const float *x = t->act[L->src];
@@ -110,12 +112,12 @@ static int layer_backward(Tail *t, TailLayer *L, size_t j, size_t n, CtError *er
             else ops->add(t->dact[L->res], t->dact[L->res], dy, nout);
             t->fresh[L->res] = 0;
         }
-        if (L->has_bn) {
+        if (params && L->has_bn) {
             ops->zero(t->gwf, L->cout * L->cin * L->k * L->k * sizeof(float));
             ops->zero(t->gbf, L->cout * sizeof(float));
             rc = ops->conv_backward_weights(L->conv, t->gwf, t->gbf, dy, x, n, err);
             if (rc == 0) unfold_bn_grads(t, L, t->gwf, t->gbf);
-        } else {
+        } else if (params) {
             rc = ops->conv_backward_weights(L->conv, L->gw, L->gb, dy, x, n, err);
         }
         if (rc == 0 && data)
@@ -143,16 +145,17 @@ static int layer_backward(Tail *t, TailLayer *L, size_t j, size_t n, CtError *er
     return 0;
 }
 
-double tail_backward(Tail *t, const uint8_t *labels, size_t batch_rows, size_t *correct, CtError *err) {
+// The head's backward from the logits' gradient in t->hdh[0] (eval or
+// training forward): parameter gradients when params; the gradient of the
+// final pool's output into t->dact[t->n_layers] when upstream.
+static void head_backward(Tail *t, size_t n, int params, int upstream) {
     const BackendOps *ops = t->ops;
-    size_t n = t->n_rows;
-    double loss = ops->softmax_xent(t->hdh[0], correct, t->hact[t->n_lin], labels, n, batch_rows);
     int cur = 0;
     for (size_t l = t->n_lin; l-- > 0;) {
         size_t I = t->dim[l], O = t->dim[l + 1];
         float *dy = t->hdh[cur];
-        ops->linear_backward_params(t->hgw[l], t->hgb[l], dy, t->hact[l], n, I, O);
-        if (l == 0 && t->n_tail_params == 0 && !t->input_grad) break;  // the head alone, nothing upstream
+        if (params) ops->linear_backward_params(t->hgw[l], t->hgb[l], dy, t->hact[l], n, I, O);
+        if (l == 0 && !upstream) break;  // the head alone, nothing upstream
         float *dx = l == 0 ? t->dact[t->n_layers] : t->hdh[1 - cur];
         ops->linear_backward_input(dx, dy, t->hw[l], n, I, O);
         if (l == 0) {
@@ -164,11 +167,38 @@ double tail_backward(Tail *t, const uint8_t *labels, size_t batch_rows, size_t *
         if (t->dropout_on) ops->dropout_backward(dx, dx, t->hmask[l], n * I);
         cur = 1 - cur;
     }
-    if (t->n_tail_params == 0 && !t->input_grad) return ops->check(err) ? -1.0 : loss;
+}
+
+double tail_backward(Tail *t, const uint8_t *labels, size_t batch_rows, size_t *correct, CtError *err) {
+    const BackendOps *ops = t->ops;
+    size_t n = t->n_rows;
+    double loss = ops->softmax_xent(t->hdh[0], correct, t->hact[t->n_lin], labels, n, batch_rows);
+    int upstream = t->n_tail_params > 0 || t->input_grad;
+    head_backward(t, n, 1, upstream);
+    if (!upstream) return ops->check(err) ? -1.0 : loss;
     for (size_t i = 0; i < t->n_layers; i++) t->fresh[i] = 1;
     t->fresh[t->n_layers] = 0;
     for (size_t j = t->n_layers; j-- > 0;)
-        if (layer_backward(t, &t->layers[j], j, n, err)) return -1.0;
+        if (layer_backward(t, &t->layers[j], j, n, 1, err)) return -1.0;
     if (t->input_grad && t->fresh[0]) fatal("tail: nothing read the cut input");
     return ops->check(err) ? -1.0 : loss;
+}
+
+int tail_backward_logit(Tail *t, size_t cls, size_t stop, CtError *err) {
+    const BackendOps *ops = t->ops;
+    size_t n = t->n_rows;
+    if (cls >= HEAD_CLASSES || stop >= t->n_layers) fatal("tail_backward_logit: class %zu, layer %zu", cls, stop);
+    if (t->dropout_on) return ct_errorf(err, "tail: a gradient of a logit needs an eval forward");
+    // d (sum of rows' logit cls) / d logits: one-hot rows, staged in the
+    // host buffer the logits are read back through.
+    float *onehot = t->logits_host;
+    for (size_t r = 0; r < n * HEAD_CLASSES; r++) onehot[r] = r % HEAD_CLASSES == cls ? 1.0f : 0.0f;
+    ops->upload(t->hdh[0], onehot, n * HEAD_CLASSES * sizeof *onehot);
+    head_backward(t, n, 0, 1);
+    for (size_t i = 0; i < t->n_layers; i++) t->fresh[i] = 1;
+    t->fresh[t->n_layers] = 0;
+    for (size_t j = t->n_layers; j-- > stop + 1;)
+        if (layer_backward(t, &t->layers[j], j, n, 0, err)) return -1;
+    if (t->fresh[stop + 1]) fatal("tail: no gradient reached layer %s", t->layers[stop].name);
+    return ops->check(err);
 }
