@@ -81,6 +81,13 @@ void write_trial(Sweep *s, size_t t) {
     if (trial_file_write(path, &s->grid.trials[t], &s->rec[t], trial_val_index(s, &s->grid.trials[t]),
                          s->index[SPLIT_TEST], ck, &err))
         results_unwritable(err.msg);
+    TrialRecord *rec = &s->rec[t];
+    for (int k = 0; k < 2 && rec->status == TRIAL_DONE; k++)  // on disk now, copied from there on rewrites
+        if (rec->kept[k]) {
+            kept_weights_free(rec->kept[k]);
+            free(rec->kept[k]);
+            rec->kept[k] = NULL;
+        }
     s->manifest_dirty = 1;
     s->stats.file_writes++;
     if (s->trial_dirty) s->trial_dirty[t] = 0;
@@ -209,6 +216,21 @@ void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, int ran
     flush_run(s, run);  // the run's other trials show their progress too
     if (s->ckpt[run].file[0]) master_drop_checkpoint(s, run);
     if (ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
+}
+
+void master_weights(Sweep *s, size_t run, size_t budget, KeptWeights *w) {
+    const GridRun *gr = &s->grid.runs[run];
+    for (size_t k = 0; k < gr->n_trials; k++) {
+        TrialRecord *rec = &s->rec[gr->trials[k]];
+        if (s->grid.trials[gr->trials[k]].epochs != budget || rec->status == TRIAL_DONE) continue;
+        int slot = w->kind == KEEP_FINAL ? 1 : 0;
+        if (rec->kept[slot]) kept_weights_free(rec->kept[slot]);
+        else rec->kept[slot] = ct_calloc(1, sizeof *rec->kept[slot]);
+        *rec->kept[slot] = *w;
+        memset(w, 0, sizeof *w);
+        return;
+    }
+    kept_weights_free(w);  // a retried run's budget that an earlier attempt recorded
 }
 
 // A finished run's checkpoint is deleted (a VGG head's is ~156 MB; a large
@@ -440,6 +462,11 @@ void master_loop(Sweep *s, char *pending) {
                       src, s->hosts ? s->hosts[src] : "?", m.n_test, s->n_split[SPLIT_TEST]);
             master_budget(s, (size_t)m.run, (size_t)m.budget, m.test_prob, src);
             budget_msg_free(&m);
+        } else if (st.MPI_TAG == MSG_WEIGHTS) {
+            WeightsMsg m;
+            if (weights_msg_decode(&r, &m) || m.run >= s->grid.n_runs)
+                fatal("malformed WEIGHTS message from rank %d", src);
+            master_weights(s, (size_t)m.run, (size_t)m.budget, &m.w);
         } else if (st.MPI_TAG == MSG_CHECKPOINT) {
             CheckpointMsg m;
             if (checkpoint_msg_decode(&r, &m) || m.run >= s->grid.n_runs)
