@@ -21,7 +21,9 @@ CASE:
           afterwards (no temporary file left either): no --trial, an unknown
           trial, an unknown --epoch kind, a trial that is not done, a trial
           that kept no weights for that epoch, an -o in a missing folder and
-          an -o that is a folder.
+          an -o that is a folder. `ctsweep validate` names damaged kept
+          weights (a wrong epoch, a float64 tensor, statistics without their
+          pair).
 """
 import glob
 import json
@@ -222,6 +224,24 @@ def case_errors(ctsweep, work):
     ok = r.returncode == 1 and re.fullmatch(rf"ctsweep export: {re.escape(folder)}: cannot write: Is a directory",
                                             r.stderr.strip()) and not left and os.listdir(folder) == ["inside"]
     report(ok, f"-o that is a folder: exit {r.returncode}, '{r.stderr.strip()}', temporaries left {left}")
+    # ctsweep validate checks the kept weights.
+    r = run([ctsweep, "validate", out])
+    report(r.returncode == 0, f"validate with kept weights: exit {r.returncode}, {r.stdout.strip()[-80:]}")
+    damaged = os.path.join(work, "export_damaged")
+    shutil.rmtree(damaged, ignore_errors=True)
+    shutil.copytree(out, damaged)
+    with h5py.File(os.path.join(damaged, "trials", f"{tid}.h5"), "r+") as h:
+        h["model/selected"].attrs["epoch"] = 7
+        del h["model/selected/head.standardize.inv_std"]
+        del h["model/selected/head.1.bias"]
+        h["model/selected/head.1.bias"] = np.zeros(2, np.float64)
+    r = run([ctsweep, "validate", damaged])
+    want = [f"trials/{tid}.h5: /model/selected@epoch is not the trial's selected epoch",
+            f"trials/{tid}.h5: /model/selected/head.1.bias (and any other listed) is not a float32 tensor",
+            f"trials/{tid}.h5: /model/selected: head.standardize.mean and .inv_std are not both there"]
+    missing = [w for w in want if w not in r.stdout + r.stderr]
+    report(r.returncode == 1 and not missing, f"validate of damaged kept weights: exit {r.returncode}, "
+           f"{'each problem named' if not missing else 'missing ' + str(missing)}")
     r = run(x + [out, "--trial", tid, "-o", dst])
     report(r.returncode == 0 and os.path.exists(dst) and not glob.glob(dst + ".tmp*"),
            f"the same trial's selected epoch exports: exit {r.returncode}, {r.stdout.strip()}")
