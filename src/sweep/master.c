@@ -233,10 +233,10 @@ void master_weights(Sweep *s, size_t run, size_t budget, KeptWeights *w) {
     kept_weights_free(w);  // a retried run's budget that an earlier attempt recorded
 }
 
-// A finished run's checkpoint is deleted (a VGG head's is ~156 MB; a large
-// grid would keep hundreds of GB), once every trial file of the run says
-// done and no longer points at it. A run with a failed trial keeps it, for
-// --retry-failed.
+// A finished run's checkpoint is deleted (a VGG head's is ~208 MB with the
+// selected epoch's copy; a large grid would keep hundreds of GB), once
+// every trial file of the run says done and no longer points at it. A run
+// with a failed trial keeps it, for --retry-failed.
 void master_drop_checkpoint(Sweep *s, size_t run) {
     const GridRun *gr = &s->grid.runs[run];
     for (size_t k = 0; k < gr->n_trials; k++)

@@ -405,8 +405,10 @@ def case_failure(ctsweep, work):
         ck = dict(h["checkpoint"].attrs) if "checkpoint" in h else {}
     with h5py.File(t2, "a") as h:
         # Unfinished: its epochs (and their test probabilities) recorded, the
-        # budget's report missing.
+        # budget's report (and the kept weights sent with it) missing.
         h.attrs["status"] = "running"
+        if "model" in h:  # the weights come with the budget's report
+            del h["model"]
         for k, v in ck.items():
             h.require_group("checkpoint").attrs[k] = v
     ok_v, msg = validate(ctsweep, out)
