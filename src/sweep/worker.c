@@ -153,13 +153,14 @@ static int send_weights(WorkerCtx *w, size_t budget, CtError *err) {
                              keep_kind_name(kind), w->buf.n >> 20);
         if (w->s->size > 1) {
             send_buf(&w->buf, MSG_WEIGHTS);
-            continue;
+        } else {
+            Rd r;  // one rank: the master's handler directly, through the same bytes
+            rd_init(&r, w->buf.p, w->buf.n);
+            WeightsMsg d;
+            if (weights_msg_decode(&r, &d)) fatal("WEIGHTS message does not decode");
+            master_weights(w->s, w->run, budget, &d.w);
         }
-        Rd r;  // one rank: the master's handler directly, through the same bytes
-        rd_init(&r, w->buf.p, w->buf.n);
-        WeightsMsg d;
-        if (weights_msg_decode(&r, &d)) fatal("WEIGHTS message does not decode");
-        master_weights(w->s, w->run, budget, &d.w);
+        buf_free(&w->buf);  // the weights' size; the next messages are small
     }
     return 0;
 }
