@@ -79,7 +79,10 @@ static int parse_args(int argc, char **argv, ExportArgs *a) {
         fprintf(stderr, "ctsweep export: unexpected argument '%s'\n", argv[optind]);
         return CT_EXIT_USAGE;
     }
-    const char *missing = !a->outdir ? "OUTDIR (a results folder)" : !a->trial ? "--trial ID" : !a->output ? "-o MODEL.safetensors" : NULL;
+    const char *missing = !a->outdir   ? "OUTDIR (a results folder)"
+                          : !a->trial  ? "--trial ID"
+                          : !a->output ? "-o MODEL.safetensors"
+                                       : NULL;
     if (missing) {
         fprintf(stderr, "ctsweep export: %s is required (usage: ctsweep export OUTDIR --trial ID [--epoch "
                         "selected|final] -o MODEL.safetensors)\n", missing);

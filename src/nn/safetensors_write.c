@@ -105,7 +105,8 @@ int st_write_f32(const char *path, const StWriteTensor *t, size_t n, const StMet
         bad = write_all(fd, t[i].data, numel * sizeof(float));
     }
     if (bad || fsync(fd) != 0) ct_errorf(err, "%s: cannot write: %s", path, strerror(errno ? errno : EIO));
-    else if (fchmod(fd, 0666 & ~current_umask()) != 0 || close(fd) != 0) ct_errorf(err, "%s: cannot write: %s", path, strerror(errno));
+    else if (fchmod(fd, 0666 & ~current_umask()) != 0 || close(fd) != 0)
+        ct_errorf(err, "%s: cannot write: %s", path, strerror(errno));
     else fd = -1, rc = 0;
     if (fd >= 0) close(fd);
     if (rc == 0 && rename(tmp, path) != 0) rc = ct_errorf(err, "%s: cannot write: %s", path, strerror(errno));

@@ -58,7 +58,8 @@ int kept_weights_write_h5(hid_t f, const KeptWeights *w, CtError *err) {
     int rc = -1;
     const char *kind = keep_kind_name(w->kind);
     htri_t have = H5Lexists(f, "model", H5P_DEFAULT);
-    h5_try(m = have > 0 ? H5Gopen2(f, "model", H5P_DEFAULT) : H5Gcreate2(f, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+    h5_try(m = have > 0 ? H5Gopen2(f, "model", H5P_DEFAULT)
+                        : H5Gcreate2(f, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
            "model");
     h5_try(g = H5Gcreate2(m, kind, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), kind);
     if (h5io_attr_i64(g, "epoch", (long long)w->epoch, err)) goto fail;

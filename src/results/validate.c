@@ -239,7 +239,9 @@ static void check_model(Ctx *c, hid_t f, const char *status, hsize_t epochs_done
         if (epoch != want) problem(c, "/%s@epoch is not the trial's %s epoch", path, k == 0 ? "selected" : "last");
         ModelWalk w = {.c = c};
         H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, model_tensor, &w);
-        if (w.bad) problem(c, "/%s/%s (and any other listed) is not a float32 tensor of 1 to 4 non-zero dimensions", path, w.first);
+        if (w.bad)
+            problem(c, "/%s/%s (and any other listed) is not a float32 tensor of 1 to 4 non-zero dimensions", path,
+                    w.first);
         if (H5Lexists(g, "head.0.weight", H5P_DEFAULT) <= 0 || H5Lexists(g, "head.0.bias", H5P_DEFAULT) <= 0)
             problem(c, "/%s lacks head.0.weight or head.0.bias%s", path, "");
         int has_mean = H5Lexists(g, "head.standardize.mean", H5P_DEFAULT) > 0,
@@ -247,7 +249,8 @@ static void check_model(Ctx *c, hid_t f, const char *status, hsize_t epochs_done
         hsize_t in = dim_of(g, "head.0.weight", 1);
         if (has_mean != has_inv || (has_mean && (dim_of(g, "head.standardize.mean", 0) != in ||
                                                  dim_of(g, "head.standardize.inv_std", 0) != in)))
-            problem(c, "/%s: head.standardize.mean and .inv_std are not both there with the head's input size%s", path, "");
+            problem(c, "/%s: head.standardize.mean and .inv_std are not both there with the head's input size%s",
+                    path, "");
         H5Gclose(g);
     }
     if (H5Gget_info(m, &gi) >= 0 && gi.nlinks != known)
