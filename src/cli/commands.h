@@ -6,6 +6,7 @@
 #ifndef CTSWEEP_CLI_COMMANDS_H
 #define CTSWEEP_CLI_COMMANDS_H
 
+int cmd_export(int argc, char **argv);
 int cmd_features(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_phantoms(int argc, char **argv);

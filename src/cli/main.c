@@ -21,6 +21,7 @@ static const Command COMMANDS[] = {
     {"validate", cmd_validate, "validate OUTDIR"},
     {"features", cmd_features,
      "features --model M [--weights W.safetensors] --image-size S [--normalize imagenet|unit] -o OUT.h5 IMAGE..."},
+    {"export", cmd_export, "export OUTDIR --trial ID [--epoch selected|final] -o MODEL.safetensors"},
     {"predict", cmd_predict,
      "predict MODEL.safetensors IMAGE... -o OUT.csv [--saliency DIR] [--threshold T] [--backend cpu|cuda]"},
     {"phantoms", cmd_phantoms, "phantoms -o DIR [-n N] [--seed S] [--size PX]"},

@@ -18,6 +18,7 @@
 #include "data/dataset.h"
 #include "data/image_cache.h"
 #include "data/resize.h"
+#include "results/kept_weights.h"
 #include "train/adam.h"
 #include "train/clr.h"
 #include "train/feature_cache.h"
@@ -58,6 +59,7 @@ typedef struct {
     int gpu_share;            // train.gpu_share: workers on one node may share a GPU
     double backbone_lr_scale; // train.backbone_lr_scale: unfrozen stages train at this times the LR
     size_t gpu_cache_mb;      // train.gpu_cache_mb: the cut-point activations kept in GPU memory
+    KeepWeights keep_weights; // train.keep_weights: the epochs whose weights a done trial keeps (not in the id)
     // ---- grid (cartesian product) ----
     char models[CONFIG_MAX_LIST][32];
     size_t n_models;

@@ -42,6 +42,11 @@ void trial_record_free(TrialRecord *r) {
     free(r->lr_trace);
     free(r->val_prob);
     free(r->test_prob);
+    for (int k = 0; k < 2; k++)
+        if (r->kept[k]) {
+            kept_weights_free(r->kept[k]);
+            free(r->kept[k]);
+        }
     memset(r, 0, sizeof *r);
 }
 

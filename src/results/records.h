@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "results/epoch_record.h"
+#include "results/kept_weights.h"
 
 typedef enum { TRIAL_PENDING = 0, TRIAL_RUNNING, TRIAL_DONE, TRIAL_FAILED } TrialStatus;
 
@@ -34,6 +35,9 @@ typedef struct {
     char host[64], device[64];
     int rank;
     uint64_t forwards, cache_hits;
+    // Weights received for the trial's budget and not yet in its file
+    // (the master's): [0] selected, [1] final; NULL when none waits.
+    KeptWeights *kept[2];
 } TrialRecord;
 
 void trial_record_init(TrialRecord *r, size_t budget, size_t n_val, size_t n_test);

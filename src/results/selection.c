@@ -5,12 +5,15 @@
 
 #include <math.h>
 
-// Whether epoch a beats epoch b (a later than b: a tie keeps b).
-static int better(const EpochRecord *a, const EpochRecord *b) {
-    double auc_a = isnan(a->val_auc) ? -INFINITY : a->val_auc, auc_b = isnan(b->val_auc) ? -INFINITY : b->val_auc;
+int selection_better(double auc_a, double loss_a, double auc_b, double loss_b) {
+    auc_a = isnan(auc_a) ? -INFINITY : auc_a, auc_b = isnan(auc_b) ? -INFINITY : auc_b;
     if (auc_a != auc_b) return auc_a > auc_b;
-    double loss_a = isnan(a->val_loss) ? INFINITY : a->val_loss, loss_b = isnan(b->val_loss) ? INFINITY : b->val_loss;
+    loss_a = isnan(loss_a) ? INFINITY : loss_a, loss_b = isnan(loss_b) ? INFINITY : loss_b;
     return loss_a < loss_b;
+}
+
+static int better(const EpochRecord *a, const EpochRecord *b) {
+    return selection_better(a->val_auc, a->val_loss, b->val_auc, b->val_loss);
 }
 
 size_t selection_epoch(const EpochRecord *epochs, size_t n) {

@@ -20,5 +20,8 @@
 // AUC (a val split of one class) ranks below every number, a NaN loss
 // above every loss.
 size_t selection_epoch(const EpochRecord *epochs, size_t n);
+// Whether an epoch of (val AUC a, val loss a) beats an earlier one of
+// (auc b, loss b): applied epoch by epoch it selects what selection_epoch does.
+int selection_better(double auc_a, double loss_a, double auc_b, double loss_b);
 
 #endif

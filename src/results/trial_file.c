@@ -27,6 +27,33 @@ static hid_t epoch_type(void) {
     return t;
 }
 
+// A done trial's kept weights: those received for it, else those its
+// previous file holds (a done trial's file is rewritten when its run ends).
+static int write_model(hid_t f, const TrialRecord *r, const char *path, CtError *err) {
+    hid_t old = -1;
+    int rc = 0;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        int kind = k == 0 ? KEEP_SELECTED : KEEP_FINAL;
+        if (r->kept[k]) {
+            rc = kept_weights_write_h5(f, r->kept[k], err);
+            continue;
+        }
+        if (old < 0 && access(path, F_OK) == 0) old = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        char name[32];
+        snprintf(name, sizeof name, "model/%s", keep_kind_name(kind));
+        if (old < 0 || H5Lexists(old, "model", H5P_DEFAULT) <= 0 || H5Lexists(old, name, H5P_DEFAULT) <= 0) continue;
+        if (H5Lexists(f, "model", H5P_DEFAULT) <= 0) {
+            hid_t g = H5Gcreate2(f, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            if (g < 0) rc = h5io_error(err, "model");
+            else H5Gclose(g);
+        }
+        if (rc == 0 && H5Ocopy(old, name, f, name, H5P_DEFAULT, H5P_DEFAULT) < 0) rc = h5io_error(err, name);
+    }
+    if (old >= 0) H5Fclose(old);
+    H5Eclear2(H5E_DEFAULT);
+    return rc;
+}
+
 int trial_file_write(const char *path, const GridTrial *t, const TrialRecord *r, const int64_t *val_index,
                      const int64_t *test_index, const CheckpointRef *ckpt, CtError *err) {
     char *tmp = ct_asprintf("%s.tmp", path);
@@ -86,6 +113,7 @@ int trial_file_write(const char *path, const GridTrial *t, const TrialRecord *r,
     }
     H5Tclose(et);
     et = -1;
+    if (r->status == TRIAL_DONE && write_model(f, r, path, err)) goto fail;
     // A rename is atomic against kills; finished and failed trials are also
     // flushed to the disk against power loss (per-epoch updates are not: they
     // are rewritten within seconds anyway).

@@ -10,6 +10,9 @@
  * flushed to disk and renamed over the old one, so a kill at any instant
  * leaves either the previous or the new complete file. Trial files are small
  * (the checkpoint state lives in its own file, written only at checkpoints).
+ * A done trial's file also keeps its weights (/model/selected,
+ * /model/final: kept_weights.h), written once from TrialRecord.kept and
+ * copied from the previous file when the file is rewritten afterwards.
  */
 #ifndef CTSWEEP_RESULTS_TRIAL_FILE_H
 #define CTSWEEP_RESULTS_TRIAL_FILE_H

@@ -170,6 +170,95 @@ static int file_version(Ctx *c, hid_t f) {
     return (int)v;
 }
 
+// ---- /model: the kept weights ----
+
+typedef struct {
+    Ctx *c;
+    int bad;
+    char first[96];
+} ModelWalk;
+
+static herr_t model_tensor(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    (void)info;
+    ModelWalk *w = data;
+    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+    int ok = d >= 0;
+    if (ok) {
+        hid_t t = H5Dget_type(d), s = H5Dget_space(d);
+        int nd = H5Sget_simple_extent_ndims(s);
+        hsize_t dims[4] = {0, 0, 0, 0};
+        ok = H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 4 && nd >= 1 && nd <= 4 &&
+             H5Sget_simple_extent_dims(s, dims, NULL) == nd;
+        for (int k = 0; ok && k < nd; k++) ok = dims[k] > 0;
+        H5Sclose(s);
+        H5Tclose(t);
+        H5Dclose(d);
+    }
+    if (!ok && !w->bad) snprintf(w->first, sizeof w->first, "%s", name);
+    w->bad += !ok;
+    return 0;
+}
+
+// Size of dimension k of dataset path (0 when missing).
+static hsize_t dim_of(hid_t f, const char *path, int k) {
+    hsize_t dims[4] = {0, 0, 0, 0};
+    if (H5Lexists(f, path, H5P_DEFAULT) <= 0) return 0;
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    if (d < 0) return 0;
+    hid_t s = H5Dget_space(d);
+    int nd = H5Sget_simple_extent_ndims(s);
+    if (nd > k && nd <= 4) H5Sget_simple_extent_dims(s, dims, NULL);
+    H5Sclose(s);
+    H5Dclose(d);
+    return dims[k];
+}
+
+static void check_model(Ctx *c, hid_t f, const char *status, hsize_t epochs_done) {
+    if (H5Lexists(f, "model", H5P_DEFAULT) <= 0) return;
+    if (strcmp(status, "done") != 0) problem(c, "/model in a trial that is %s, not done%s", status, "");
+    hid_t m = H5Gopen2(f, "model", H5P_DEFAULT);
+    if (m < 0) {
+        problem(c, "/model is not a group%s%s", "", "");
+        return;
+    }
+    H5G_info_t gi;
+    hsize_t known = 0;
+    static const char *const kinds[2] = {"selected", "final"};
+    for (int k = 0; k < 2; k++) {
+        if (H5Lexists(m, kinds[k], H5P_DEFAULT) <= 0) continue;
+        known++;
+        char path[32];
+        snprintf(path, sizeof path, "model/%s", kinds[k]);
+        int64_t epoch = -1, want = k == 0 ? attr_int(f, "selected_epoch") : (int64_t)epochs_done;
+        hid_t g = H5Gopen2(f, path, H5P_DEFAULT);
+        if (g < 0) {
+            problem(c, "/%s is not a group%s", path, "");
+            continue;
+        }
+        h5io_read_attr_num(g, "epoch", H5T_NATIVE_INT64, &epoch);
+        if (epoch != want) problem(c, "/%s@epoch is not the trial's %s epoch", path, k == 0 ? "selected" : "last");
+        ModelWalk w = {.c = c};
+        H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, model_tensor, &w);
+        if (w.bad)
+            problem(c, "/%s/%s (and any other listed) is not a float32 tensor of 1 to 4 non-zero dimensions", path,
+                    w.first);
+        if (H5Lexists(g, "head.0.weight", H5P_DEFAULT) <= 0 || H5Lexists(g, "head.0.bias", H5P_DEFAULT) <= 0)
+            problem(c, "/%s lacks head.0.weight or head.0.bias%s", path, "");
+        int has_mean = H5Lexists(g, "head.standardize.mean", H5P_DEFAULT) > 0,
+            has_inv = H5Lexists(g, "head.standardize.inv_std", H5P_DEFAULT) > 0;
+        hsize_t in = dim_of(g, "head.0.weight", 1);
+        if (has_mean != has_inv || (has_mean && (dim_of(g, "head.standardize.mean", 0) != in ||
+                                                 dim_of(g, "head.standardize.inv_std", 0) != in)))
+            problem(c, "/%s: head.standardize.mean and .inv_std are not both there with the head's input size%s",
+                    path, "");
+        H5Gclose(g);
+    }
+    if (H5Gget_info(m, &gi) >= 0 && gi.nlinks != known)
+        problem(c, "/model holds something other than selected and final%s%s", "", "");
+    H5Gclose(m);
+    H5Eclear2(H5E_DEFAULT);
+}
+
 static void check_trial(Ctx *c, hid_t f, const SchemaEntry *e, size_t n, const char *id) {
     int version = file_version(c, f);
     check_entries(c, f, e, n, "trial", version);
@@ -200,6 +289,7 @@ static void check_trial(Ctx *c, hid_t f, const SchemaEntry *e, size_t n, const c
         if (version < 2 && tp != ti) problem(c, "done, but /test/prob does not match /test/index%s%s", "", "");
         if (epochs >= 0 && ne != (hsize_t)epochs) problem(c, "done, but /epochs has fewer rows than epochs%s%s", "", "");
     }
+    check_model(c, f, status, ne);
 }
 
 int validate_outdir(const char *outdir, FILE *out, int *n_files) {

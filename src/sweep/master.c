@@ -81,6 +81,13 @@ void write_trial(Sweep *s, size_t t) {
     if (trial_file_write(path, &s->grid.trials[t], &s->rec[t], trial_val_index(s, &s->grid.trials[t]),
                          s->index[SPLIT_TEST], ck, &err))
         results_unwritable(err.msg);
+    TrialRecord *rec = &s->rec[t];
+    for (int k = 0; k < 2 && rec->status == TRIAL_DONE; k++)  // on disk now, copied from there on rewrites
+        if (rec->kept[k]) {
+            kept_weights_free(rec->kept[k]);
+            free(rec->kept[k]);
+            rec->kept[k] = NULL;
+        }
     s->manifest_dirty = 1;
     s->stats.file_writes++;
     if (s->trial_dirty) s->trial_dirty[t] = 0;
@@ -211,10 +218,25 @@ void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, int ran
     if (ct_now() - s->last_manifest > 2.0) write_manifest(s, "running");
 }
 
-// A finished run's checkpoint is deleted (a VGG head's is ~156 MB; a large
-// grid would keep hundreds of GB), once every trial file of the run says
-// done and no longer points at it. A run with a failed trial keeps it, for
-// --retry-failed.
+void master_weights(Sweep *s, size_t run, size_t budget, KeptWeights *w) {
+    const GridRun *gr = &s->grid.runs[run];
+    for (size_t k = 0; k < gr->n_trials; k++) {
+        TrialRecord *rec = &s->rec[gr->trials[k]];
+        if (s->grid.trials[gr->trials[k]].epochs != budget || rec->status == TRIAL_DONE) continue;
+        int slot = w->kind == KEEP_FINAL ? 1 : 0;
+        if (rec->kept[slot]) kept_weights_free(rec->kept[slot]);
+        else rec->kept[slot] = ct_calloc(1, sizeof *rec->kept[slot]);
+        *rec->kept[slot] = *w;
+        memset(w, 0, sizeof *w);
+        return;
+    }
+    kept_weights_free(w);  // a retried run's budget that an earlier attempt recorded
+}
+
+// A finished run's checkpoint is deleted (a VGG head's is ~208 MB with the
+// selected epoch's copy; a large grid would keep hundreds of GB), once
+// every trial file of the run says done and no longer points at it. A run
+// with a failed trial keeps it, for --retry-failed.
 void master_drop_checkpoint(Sweep *s, size_t run) {
     const GridRun *gr = &s->grid.runs[run];
     for (size_t k = 0; k < gr->n_trials; k++)
@@ -440,6 +462,11 @@ void master_loop(Sweep *s, char *pending) {
                       src, s->hosts ? s->hosts[src] : "?", m.n_test, s->n_split[SPLIT_TEST]);
             master_budget(s, (size_t)m.run, (size_t)m.budget, m.test_prob, src);
             budget_msg_free(&m);
+        } else if (st.MPI_TAG == MSG_WEIGHTS) {
+            WeightsMsg m;
+            if (weights_msg_decode(&r, &m) || m.run >= s->grid.n_runs)
+                fatal("malformed WEIGHTS message from rank %d", src);
+            master_weights(s, (size_t)m.run, (size_t)m.budget, &m.w);
         } else if (st.MPI_TAG == MSG_CHECKPOINT) {
             CheckpointMsg m;
             if (checkpoint_msg_decode(&r, &m) || m.run >= s->grid.n_runs)

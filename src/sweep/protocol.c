@@ -101,6 +101,67 @@ void budget_msg_free(BudgetMsg *m) {
     m->test_prob = NULL;
 }
 
+// ---- WEIGHTS ----
+
+void weights_msg_encode(const WeightsMsg *m, Buf *b) {
+    buf_put_u64(b, m->run);
+    buf_put_u64(b, m->budget);
+    buf_put_u64(b, (uint64_t)m->w.kind);
+    buf_put_u64(b, m->w.epoch);
+    buf_put_u64(b, m->w.n_tensors);
+    for (size_t i = 0; i < m->w.n_tensors; i++) {
+        const KeptTensor *t = &m->w.tensors[i];
+        buf_put_str(b, t->name);
+        buf_put_u64(b, t->ndim);
+        for (size_t d = 0; d < t->ndim; d++) buf_put_u64(b, t->shape[d]);
+    }
+    buf_put_u64(b, m->w.n_floats);
+    if (m->w.data) buf_put(b, m->w.data, m->w.n_floats * sizeof(float));
+}
+
+int weights_msg_decode(Rd *r, WeightsMsg *m) {
+    memset(m, 0, sizeof *m);
+    m->run = rd_u64(r);
+    m->budget = rd_u64(r);
+    uint64_t kind = rd_u64(r);
+    m->w.kind = kind == KEEP_FINAL ? KEEP_FINAL : KEEP_SELECTED;
+    m->w.epoch = (size_t)rd_u64(r);
+    uint64_t nt = rd_u64(r);
+    // Each tensor takes at least 24 bytes (name length, ndim, a dimension).
+    if (r->bad || (kind != KEEP_SELECTED && kind != KEEP_FINAL) || nt > (r->n - r->off) / 24) return -1;
+    for (uint64_t i = 0; i < nt && !r->bad; i++) {
+        char name[sizeof m->w.tensors[0].name];
+        size_t shape[KEPT_MAX_DIMS];
+        uint64_t len = rd_u64(r);
+        const char *p = len < sizeof name ? rd_view(r, (size_t)len) : NULL;
+        if (!p || memchr(p, 0, (size_t)len)) break;
+        memcpy(name, p, (size_t)len);
+        name[len] = '\0';
+        uint64_t nd = rd_u64(r);
+        if (nd < 1 || nd > KEPT_MAX_DIMS) break;
+        size_t numel = 1;
+        int over = 0;
+        for (uint64_t d = 0; d < nd; d++) {
+            shape[d] = (size_t)rd_u64(r);
+            over |= ct_mul_size(&numel, numel, shape[d]) || numel > r->n;
+        }
+        if (r->bad || over) break;
+        kept_weights_add(&m->w, name, (size_t)nd, shape);
+    }
+    uint64_t nf = rd_u64(r);
+    if (r->bad || m->w.n_tensors != nt || nf != m->w.n_floats || nf > (r->n - r->off) / sizeof(float)) {
+        kept_weights_free(&m->w);
+        return -1;
+    }
+    m->w.data = ct_malloc(nf ? (size_t)nf * sizeof(float) : 1);
+    rd_get(r, m->w.data, (size_t)nf * sizeof(float));
+    if (rd_done(r)) {
+        kept_weights_free(&m->w);
+        return -1;
+    }
+    return 0;
+}
+
 // ---- CHECKPOINT ----
 
 void checkpoint_msg_encode(const CheckpointMsg *m, Buf *b) {

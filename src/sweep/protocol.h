@@ -5,7 +5,8 @@
  *
  * Worker -> master: EPOCH (a run's epoch record, its learning rates, val and
  * test probabilities), BUDGET (test probabilities when an epoch budget
- * completes), CHECKPOINT (a run's training state), END (the run finished or
+ * completes), WEIGHTS (a trial's kept weights at a budget, before its
+ * BUDGET), CHECKPOINT (a run's training state), END (the run finished or
  * failed; also asks for more work), ALIVE (a worker in a long backbone pass
  * is alive). Master -> worker: ASSIGN (a run and the state it starts from)
  * or STOP.
@@ -22,6 +23,7 @@
 #include <stdint.h>
 
 #include "results/epoch_record.h"
+#include "results/kept_weights.h"
 #include "util/buf.h"
 
 typedef enum {
@@ -30,6 +32,7 @@ typedef enum {
     MSG_END = 13,
     MSG_CHECKPOINT = 14,
     MSG_ALIVE = 15,
+    MSG_WEIGHTS = 16,
     MSG_ASSIGN = 21,
     MSG_STOP = 22,
 } MsgTag;
@@ -67,6 +70,23 @@ typedef struct {
 void budget_msg_encode(const BudgetMsg *m, Buf *b);
 int budget_msg_decode(Rd *r, BudgetMsg *m);
 void budget_msg_free(BudgetMsg *m);
+
+// ---- WEIGHTS: the kept weights of a budget's trial (one kind) ----
+// Sent before the budget's BUDGET, once per kind kept (selected, final):
+// its own message, so a BUDGET stays small and a VGG head (~52 MB in
+// float32) travels once. Encoding writes the tensor table and then
+// w.data; with w.data NULL the caller appends the w.n_floats floats itself
+// (train_keep_put), so no copy of the weights is made for the message.
+// Decoded: the table and the data are the message's own copies
+// (kept_weights_free releases them).
+typedef struct {
+    uint64_t run;
+    uint64_t budget;
+    KeptWeights w;
+} WeightsMsg;
+
+void weights_msg_encode(const WeightsMsg *m, Buf *b);
+int weights_msg_decode(Rd *r, WeightsMsg *m);
 
 // ---- CHECKPOINT: a run's training state (train_state_save) ----
 typedef struct {

@@ -106,6 +106,9 @@ void progress_clear(Sweep *s);
 void master_epoch(Sweep *s, size_t run, const EpochRecord *r, const double *lr, size_t n_iters, const float *vp,
                   const float *tp, int rank);
 void master_budget(Sweep *s, size_t run, size_t budget, const float *tp, int rank);
+// Kept weights of the run's trial at that budget (before its BUDGET):
+// held until the trial's file is written done; takes w's contents.
+void master_weights(Sweep *s, size_t run, size_t budget, KeptWeights *w);
 void master_checkpoint(Sweep *s, size_t run, size_t epoch, size_t iter, const void *blob, size_t len);
 // outcome: 1 done, 2 interrupted (its unfinished trials stay pending), 0 failed.
 void master_end(Sweep *s, size_t run, int outcome, const char *error, double wall, uint64_t fwd, uint64_t hits,

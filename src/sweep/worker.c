@@ -7,6 +7,7 @@
  * reports go to the master's handlers directly.
  */
 #define _GNU_SOURCE
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "sweep/protocol.h"
 #include "sweep/quiet_wait.h"
 #include "sweep/sweep_internal.h"
+#include "train/keep.h"
 #include "train/trial.h"
 #include "util/stopsig.h"
 
@@ -125,9 +127,48 @@ static void w_epoch_reported(void *ctx, size_t epoch) {
         worker_checkpoint(w);
 }
 
+// The budget's kept weights (train.keep_weights), each kind its own
+// message, before the BUDGET that makes the trial done: the group's leader
+// sends them (its ranks hold the same weights).
+static int send_weights(WorkerCtx *w, size_t budget, CtError *err) {
+    const TrainState *st = w->st;
+    for (int kind = KEEP_SELECTED; st && kind <= KEEP_FINAL; kind <<= 1) {
+        if (!(st->keep & kind)) continue;
+        if (kind == KEEP_SELECTED && (st->sel_lost || !st->sel_epoch || !st->sel)) {
+            ct_warn("run %zu: the selected epoch's weights were not in the checkpoint it resumed from; the trial at "
+                    "budget %zu keeps no selected weights", w->run, budget);
+            continue;
+        }
+        WeightsMsg m = {.run = w->run, .budget = budget};
+        train_keep_table(st, &m.w);
+        m.w.kind = kind;
+        m.w.epoch = kind == KEEP_SELECTED ? st->sel_epoch : st->epoch;
+        m.w.data = kind == KEEP_SELECTED ? st->sel : NULL;
+        buf_reset(&w->buf);
+        weights_msg_encode(&m, &w->buf);
+        if (!m.w.data) train_keep_put(st, &w->buf);  // the final weights, straight into the message
+        free(m.w.tensors);
+        if (w->buf.n > (size_t)INT_MAX)
+            return ct_errorf(err, "the %s weights (%zu MiB) do not fit one MPI message: set train.keep_weights: none",
+                             keep_kind_name(kind), w->buf.n >> 20);
+        if (w->s->size > 1) {
+            send_buf(&w->buf, MSG_WEIGHTS);
+        } else {
+            Rd r;  // one rank: the master's handler directly, through the same bytes
+            rd_init(&r, w->buf.p, w->buf.n);
+            WeightsMsg d;
+            if (weights_msg_decode(&r, &d)) fatal("WEIGHTS message does not decode");
+            master_weights(w->s, w->run, budget, &d.w);
+        }
+        buf_free(&w->buf);  // the weights' size; the next messages are small
+    }
+    return 0;
+}
+
 static int w_on_budget(void *ctx, size_t budget, const float *tp, size_t best, double best_acc, CtError *err) {
     WorkerCtx *w = ctx;
-    (void)err, (void)best, (void)best_acc;
+    (void)best, (void)best_acc;
+    if (w->s->group_rank == 0 && send_weights(w, budget, err)) return -1;
     if (w->s->size == 1) {
         master_budget(w->s, w->run, budget, tp, 0);
         return 0;
@@ -303,6 +344,7 @@ void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob_len) {
     ts.n_budgets = run->n_trials;
     run_budgets(s, run, ts.budgets);
     ts.seed = run->seed;
+    ts.keep_weights = s->group_rank == 0 ? (int)c->keep_weights : KEEP_NONE;  // the leader sends them
     FeatureStats before = fcache_stats(s->fc);
     TrainState st;
     memset(&st, 0, sizeof st);

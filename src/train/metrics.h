@@ -11,5 +11,10 @@
 
 // AUC of scores p (n) against 0/1 labels; NaN when a class is absent.
 double metrics_auc(const float *p, const uint8_t *labels, size_t n);
+// The threshold that maximises Youden's J = sensitivity + specificity - 1
+// over every distinct score, the highest on ties (positive iff p >= it):
+// analysis/metrics.py youden_threshold's rule and arithmetic, so the value
+// is the same. NaN when a class is absent.
+double metrics_youden_threshold(const float *p, const uint8_t *labels, size_t n);
 
 #endif

@@ -38,12 +38,15 @@ static float *carve(Carver *c, size_t a, size_t b) {
     return p;
 }
 
-static void add_tensor(Tail *t, const char *name, const char *suffix, float *param, float *grad, size_t numel) {
+static void add_tensor(Tail *t, const char *name, const char *suffix, float *param, float *grad, size_t numel,
+                       size_t ndim, const size_t *shape) {
     TailTensor *tt = &t->tensors[t->n_tensors++];
     snprintf(tt->name, sizeof tt->name, "%s.%s", name, suffix);
     tt->param = param;
     tt->grad = grad;
     tt->numel = numel;
+    tt->ndim = ndim;
+    for (size_t d = 0; d < ndim; d++) tt->shape[d] = shape[d];
 }
 
 // The parameter block: params, grads, m, v, each laid out alike.
@@ -67,15 +70,15 @@ static void layout_params(Tail *t, Carver *c) {
         if (L->kind != NN_CONV) continue;
         size_t nw = L->cout * L->cin * L->k * L->k;
         L->w = t->params + off, L->gw = t->grads + off;
-        add_tensor(t, L->name, "weight", L->w, L->gw, nw);
+        add_tensor(t, L->name, "weight", L->w, L->gw, nw, 4, (const size_t[4]){L->cout, L->cin, L->k, L->k});
         off += nw;
         if (L->has_bn) {
             L->gamma = t->params + off, L->ggamma = t->grads + off;
-            add_tensor(t, L->bn_name, "weight", L->gamma, L->ggamma, L->cout);
+            add_tensor(t, L->bn_name, "weight", L->gamma, L->ggamma, L->cout, 1, &L->cout);
             off += L->cout;
         }
         L->b = t->params + off, L->gb = t->grads + off;
-        add_tensor(t, L->has_bn ? L->bn_name : L->name, "bias", L->b, L->gb, L->cout);
+        add_tensor(t, L->has_bn ? L->bn_name : L->name, "bias", L->b, L->gb, L->cout, 1, &L->cout);
         off += L->cout;
     }
     for (size_t l = 0; l < t->n_lin; l++) {
@@ -83,10 +86,10 @@ static void layout_params(Tail *t, Carver *c) {
         snprintf(name, sizeof name, "head.%zu", l);
         size_t nw = t->dim[l + 1] * t->dim[l];
         t->hw[l] = t->params + off, t->hgw[l] = t->grads + off;
-        add_tensor(t, name, "weight", t->hw[l], t->hgw[l], nw);
+        add_tensor(t, name, "weight", t->hw[l], t->hgw[l], nw, 2, (const size_t[2]){t->dim[l + 1], t->dim[l]});
         off += nw;
         t->hb[l] = t->params + off, t->hgb[l] = t->grads + off;
-        add_tensor(t, name, "bias", t->hb[l], t->hgb[l], t->dim[l + 1]);
+        add_tensor(t, name, "bias", t->hb[l], t->hgb[l], t->dim[l + 1], 1, &t->dim[l + 1]);
         off += t->dim[l + 1];
     }
 }

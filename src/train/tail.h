@@ -42,6 +42,7 @@ typedef struct {
     char name[64];
     float *param, *grad;  // views into the parameter block: backend memory (ops->download to read)
     size_t numel;
+    size_t ndim, shape[4];  // torchvision's shape: (cout, cin, k, k), (cout), (out, in)
 } TailTensor;
 
 typedef struct TailLayer TailLayer;

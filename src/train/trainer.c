@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "nn/models.h"
+#include "train/keep.h"
 #include "train/metrics.h"
 #include "util/rng.h"
 
@@ -87,6 +88,10 @@ int train_state_init(TrainState *st, const TrainSpec *spec, const TrainData *dat
         return ct_errorf(err, "out of memory for the trainer");
     }
     if (!st->tail) head_reset_params(&st->head, spec->seed);
+    if (train_keep_init(st, spec->keep_weights, err)) {
+        train_state_free(st);
+        return -1;
+    }
     st->best_val_acc = -1.0;
     st->initialised = 1;
     return 0;
@@ -103,6 +108,7 @@ void train_state_free(TrainState *st) {
     free(st->val_prob);
     free(st->test_prob);
     free(st->perm);
+    train_keep_free(st);
     memset(st, 0, sizeof *st);
 }
 
@@ -373,6 +379,7 @@ int train_run(TrainState *st, const TrainSpec *spec, const TrainData *data, cons
             rc = ct_errorf(err, "non-finite val loss after epoch %zu", e + 1);
             break;
         }
+        train_keep_epoch(st, &r);
         if (r.val_acc > st->best_val_acc) {
             st->best_val_acc = r.val_acc;
             st->best_epoch = e + 1;
@@ -431,11 +438,12 @@ void train_state_save(const TrainState *st, Buf *out) {
     buf_put(out, st->lr_trace, st->iters_per_epoch * sizeof *st->lr_trace);
     if (st->tail) {
         tail_state_save(st->tail, out);
-        return;
+    } else {
+        buf_put(out, st->head.params, st->head.n_params * sizeof(float));
+        buf_put(out, st->adam.m, st->head.n_params * sizeof(float));
+        buf_put(out, st->adam.v, st->head.n_params * sizeof(float));
     }
-    buf_put(out, st->head.params, st->head.n_params * sizeof(float));
-    buf_put(out, st->adam.m, st->head.n_params * sizeof(float));
-    buf_put(out, st->adam.v, st->head.n_params * sizeof(float));
+    train_keep_save(st, out);
 }
 
 int train_state_load(TrainState *st, const void *blob, size_t len, CtError *err) {
@@ -466,12 +474,13 @@ int train_state_load(TrainState *st, const void *blob, size_t len, CtError *err)
     rd_get(&r, st->lr_trace, st->iters_per_epoch * sizeof *st->lr_trace);
     if (st->tail) {
         if (tail_state_load(st->tail, &r, err)) return -1;
-        if (r.bad || r.off != r.n) return ct_errorf(err, "checkpoint: truncated or oversized training state");
-        return 0;
+    } else {
+        rd_get(&r, st->head.params, n * sizeof(float));
+        rd_get(&r, st->adam.m, n * sizeof(float));
+        rd_get(&r, st->adam.v, n * sizeof(float));
     }
-    rd_get(&r, st->head.params, n * sizeof(float));
-    rd_get(&r, st->adam.m, n * sizeof(float));
-    rd_get(&r, st->adam.v, n * sizeof(float));
+    if (r.bad) return ct_errorf(err, "checkpoint: truncated training state");
+    if (train_keep_load(st, &r, err)) return -1;
     if (r.bad || r.off != r.n) return ct_errorf(err, "checkpoint: truncated or oversized training state");
     return 0;
 }

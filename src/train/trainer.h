@@ -62,6 +62,7 @@ typedef struct {
     size_t budgets[TRAIN_MAX_BUDGETS];  // ascending epoch counts; the run lasts budgets[n_budgets - 1]
     size_t n_budgets;
     uint64_t seed;  // head init, shuffle and dropout
+    int keep_weights;  // KeepWeights (results/kept_weights.h): KEEP_SELECTED allocates the selected copy
 } TrainSpec;
 
 // Features and labels. val and test are clean (unaugmented); training
@@ -112,7 +113,7 @@ typedef struct {
     void (*allreduce_f64)(void *ctx, double *buf, size_t n);
 } TrainHooks;
 
-typedef struct {
+typedef struct TrainState {
     Head head;         // unfreeze 0
     Tail *tail;        // unfreeze > 0 (the head is then the tail's, and Head is unused)
     AdamState adam;
@@ -128,6 +129,14 @@ typedef struct {
     double *lr_trace;  // (iters_per_epoch) of the epoch in progress
     float *val_prob, *test_prob;
     uint32_t *perm;    // (n_train) this epoch's order
+    // The selected epoch so far (train/keep.h): its val AUC and loss, and
+    // with KEEP_SELECTED a copy of its weights (n_sel floats, host memory).
+    int keep;
+    size_t sel_epoch;
+    double sel_auc, sel_loss;
+    int sel_lost;      // resumed from a checkpoint without the copy
+    float *sel;
+    size_t n_sel;
     int initialised;
 } TrainState;
 

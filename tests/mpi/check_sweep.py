@@ -189,14 +189,21 @@ def run(cmd, env=None, **kw):
 
 
 def results(out):
-    """Everything deterministic about a finished sweep."""
+    """Everything deterministic about a finished sweep, the kept weights included."""
     r = {}
     for f in sorted(glob.glob(os.path.join(out, "trials", "*.h5"))):
         with h5py.File(f, "r") as h:
             e = h["epochs"][...]
             cols = [c for c in e.dtype.names if c != "seconds"]
+            # The kept weights (train.keep_weights): their table and every value.
+            table, values = [], [np.zeros(0, np.float32)]
+            for kind in sorted(h["model"]) if "model" in h else []:
+                for name in sorted(h["model"][kind]):
+                    table.append((kind, int(h["model"][kind].attrs["epoch"]), name, h["model"][kind][name].shape))
+                    values.append(h["model"][kind][name][...].ravel())
             r[os.path.basename(f)] = (np.array([tuple(x[c] for c in cols) for x in e]), h["lr_trace"][...],
-                                      h["val/prob"][...], h["test/prob"][...], h.attrs["status"])
+                                      h["val/prob"][...], h["test/prob"][...], h.attrs["status"], tuple(table),
+                                      np.concatenate(values))
     return r
 
 
@@ -218,12 +225,28 @@ def validate(ctsweep, out):
     return r.returncode == 0, (r.stdout + r.stderr).strip().splitlines()[-1:]
 
 
+def reusable(ctsweep, out):
+    """Whether the reference run in out was made by this very ctsweep binary
+    (a reference from another build may lack what this one records)."""
+    st = os.stat(ctsweep)
+    stamp, path = f"{st.st_size} {st.st_mtime_ns}\n", os.path.join(out, "made_by_ctsweep")
+    if os.path.exists(os.path.join(out, "sweep.h5")) and os.path.exists(path) and open(path).read() == stamp:
+        return True
+    shutil.rmtree(out, ignore_errors=True)
+    return False
+
+
+def stamp_reference(ctsweep, out):
+    st = os.stat(ctsweep)
+    open(os.path.join(out, "made_by_ctsweep"), "w").write(f"{st.st_size} {st.st_mtime_ns}\n")
+
+
 def reference(ctsweep, work, cfg):
     out = os.path.join(work, "ref")
-    if not os.path.exists(os.path.join(out, "sweep.h5")):
-        shutil.rmtree(out, ignore_errors=True)
+    if not reusable(ctsweep, out):
         r = run(mpirun(1, [ctsweep, "run", cfg, "-o", out]))
         assert r.returncode == 0, r.stderr
+        stamp_reference(ctsweep, out)
     return out, results(out)
 
 
@@ -382,8 +405,10 @@ def case_failure(ctsweep, work):
         ck = dict(h["checkpoint"].attrs) if "checkpoint" in h else {}
     with h5py.File(t2, "a") as h:
         # Unfinished: its epochs (and their test probabilities) recorded, the
-        # budget's report missing.
+        # budget's report (and the kept weights sent with it) missing.
         h.attrs["status"] = "running"
+        if "model" in h:  # the weights come with the budget's report
+            del h["model"]
         for k, v in ck.items():
             h.require_group("checkpoint").attrs[k] = v
     ok_v, msg = validate(ctsweep, out)

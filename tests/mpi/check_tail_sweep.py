@@ -40,7 +40,8 @@ CASE:
             (every 0.3 s: mid-epoch states holding the unfrozen stages, the
             head and both Adam moments), --resume after each: every file
             validates after every kill and the final results equal an
-            uninterrupted run
+            uninterrupted run, the kept weights of each trial's selected
+            epoch included (the selected copy travels in the checkpoints)
   chaos     the chaos case of check_sweep.py on the unfreeze grid: 8
             SIGKILLs, half at random moments and half injected inside the
             master's file commits, resuming after each
@@ -103,10 +104,10 @@ def write(work, name, text):
 def tail_reference(ctsweep, work):
     cfg = write(work, "tail.yaml", TAIL_CONFIG)
     out = os.path.join(work, "tail_ref")
-    if not os.path.exists(os.path.join(out, "sweep.h5")):
-        shutil.rmtree(out, ignore_errors=True)
+    if not cs.reusable(ctsweep, out):
         r = cs.run(cs.mpirun(1, [ctsweep, "run", cfg, "-o", out]))
         assert r.returncode == 0, r.stderr
+        cs.stamp_reference(ctsweep, out)
     return cfg, out, cs.results(out)
 
 
@@ -263,6 +264,17 @@ def case_kill(ctsweep, work):
     ok_v, msg = cs.validate(ctsweep, out)
     cs.report(r.returncode == 0 and ok_v and cs.same(ref, cs.results(out)),
               f"final resume: exit {r.returncode}, {msg}, results identical to an uninterrupted run")
+    # The kept weights (train.keep_weights: selected, the default) are among
+    # those results: every trial keeps its selected epoch's, bit for bit as
+    # uninterrupted, also where the selected epoch came before a kill (the
+    # copy travels in the checkpoint).
+    kept = {k: v[5] for k, v in cs.results(out).items()}
+    a = attrs(out)
+    ok = all(len(t) > 0 and all(x[0] == "selected" and x[1] == a[k]["selected_epoch"] for x in t)
+             for k, t in kept.items())
+    early = sum(a[k]["selected_epoch"] < a[k]["epochs"] for k in kept)
+    cs.report(ok and len(kept) == 8, f"kept weights after the kills: {len(kept)} trials hold /model/selected at "
+              f"their selected epoch ({early} selected before their last epoch), equal to the uninterrupted run's")
 
 
 def case_chaos(ctsweep, work):

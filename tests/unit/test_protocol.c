@@ -7,6 +7,7 @@
  *
  * usage: test_protocol SCRATCH_DIR SHARED_DATA_DIR (both unused)
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -248,8 +249,89 @@ static void test_alive_assign_stop(void) {
     buf_free(&b);
 }
 
+static int decode_weights(const uint8_t *p, size_t n) {
+    Rd r;
+    rd_init(&r, p, n);
+    WeightsMsg m;
+    int rc = weights_msg_decode(&r, &m);
+    kept_weights_free(&m.w);
+    return rc;
+}
+
+static void test_weights(void) {
+    float data[3 * 2 + 3 + 2];
+    for (size_t i = 0; i < sizeof data / sizeof data[0]; i++) data[i] = 0.25f * (float)i - 1.0f;
+    WeightsMsg in = {.run = 6, .budget = 12};
+    kept_weights_add(&in.w, "head.0.weight", 2, (const size_t[2]){3, 2});
+    kept_weights_add(&in.w, "head.0.bias", 1, (const size_t[1]){3});
+    kept_weights_add(&in.w, "head.standardize.mean", 1, (const size_t[1]){2});
+    in.w.kind = KEEP_FINAL;
+    in.w.epoch = 9;
+    in.w.data = data;
+    Buf b = {0};
+    weights_msg_encode(&in, &b);
+    Rd r;
+    rd_init(&r, b.p, b.n);
+    WeightsMsg out;
+    CHECK(weights_msg_decode(&r, &out) == 0, "WEIGHTS: decode failed");
+    CHECK(out.run == 6 && out.budget == 12 && out.w.kind == KEEP_FINAL && out.w.epoch == 9 && out.w.n_tensors == 3 &&
+              out.w.n_floats == 11 && out.w.data && memcmp(out.w.data, data, sizeof data) == 0,
+          "WEIGHTS: run %llu, budget %llu, kind %d, epoch %zu, %zu tensors, %zu values", (unsigned long long)out.run,
+          (unsigned long long)out.budget, out.w.kind, out.w.epoch, out.w.n_tensors, out.w.n_floats);
+    CHECK(out.w.n_tensors == 3 && strcmp(out.w.tensors[0].name, "head.0.weight") == 0 && out.w.tensors[0].ndim == 2 &&
+              out.w.tensors[0].shape[0] == 3 && out.w.tensors[0].shape[1] == 2 && out.w.tensors[1].offset == 6 &&
+              strcmp(out.w.tensors[2].name, "head.standardize.mean") == 0 && out.w.tensors[2].offset == 9,
+          "WEIGHTS: the tensor table differs");
+    kept_weights_free(&out.w);
+    check_rejects_truncated("WEIGHTS", &b, decode_weights);
+    // Data NULL: the caller appends the values, the bytes are the same.
+    Buf b2 = {0};
+    in.w.data = NULL;
+    weights_msg_encode(&in, &b2);
+    buf_put(&b2, data, sizeof data);
+    CHECK(b2.n == b.n && memcmp(b2.p, b.p, b.n) == 0, "WEIGHTS: values appended by the caller differ");
+    // A kind other than selected or final is refused.
+    memcpy(b2.p + 2 * sizeof(uint64_t), &(uint64_t){KEEP_BOTH}, sizeof(uint64_t));
+    rd_init(&r, b2.p, b2.n);
+    CHECK(weights_msg_decode(&r, &out) != 0, "WEIGHTS of kind 'both' accepted");
+    kept_weights_free(&out.w);
+    buf_free(&b2);
+    buf_free(&b);
+    kept_weights_free(&(KeptWeights){.tensors = in.w.tensors});
+    // VGG16's default head with its statistics (13060226 values, ~52 MB) is
+    // one message of its values plus a few hundred bytes: bounded, and well
+    // within one MPI message (int count).
+    WeightsMsg big = {.run = 1, .budget = 2};
+    const size_t dims[] = {25088, 512, 256, 128, 2};
+    for (size_t l = 0; l < 4; l++) {
+        char name[32];
+        snprintf(name, sizeof name, "head.%zu.weight", l);
+        kept_weights_add(&big.w, name, 2, (const size_t[2]){dims[l + 1], dims[l]});
+        snprintf(name, sizeof name, "head.%zu.bias", l);
+        kept_weights_add(&big.w, name, 1, &dims[l + 1]);
+    }
+    kept_weights_add(&big.w, "head.standardize.mean", 1, &dims[0]);
+    kept_weights_add(&big.w, "head.standardize.inv_std", 1, &dims[0]);
+    big.w.kind = KEEP_SELECTED;
+    big.w.epoch = 1;
+    big.w.data = calloc(big.w.n_floats, sizeof(float));
+    big.w.data[big.w.n_floats - 1] = 3.5f;
+    weights_msg_encode(&big, &b);
+    size_t over = b.n - big.w.n_floats * sizeof(float);
+    CHECK(big.w.n_floats == 13060226 && over < 512 && b.n < (size_t)INT_MAX,
+          "WEIGHTS of VGG16's head: %zu values, %zu bytes beyond them", big.w.n_floats, over);
+    rd_init(&r, b.p, b.n);
+    CHECK(weights_msg_decode(&r, &out) == 0 && out.w.n_floats == big.w.n_floats &&
+              out.w.data[out.w.n_floats - 1] == 3.5f,
+          "WEIGHTS of VGG16's head: decode");
+    kept_weights_free(&out.w);
+    kept_weights_free(&big.w);
+    buf_free(&b);
+}
+
 int main(void) {
     test_epoch();
+    test_weights();
     test_budget();
     test_checkpoint();
     test_end();
