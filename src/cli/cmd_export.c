@@ -4,7 +4,8 @@
  * backbone under torchvision's names (the frozen stages from the weights
  * the sweep used, or its seeded random backbone, rebuilt from the stored
  * configuration; the unfrozen stages as trained), the head as
- * head.<i>.weight|bias, its standardisation as head.standardize.mean|std,
+ * head.<i>.weight|bias, its standardisation as head.standardize.mean|std
+ * (and inv_std, the multipliers training used, which predict reads),
  * and __metadata__ saying how to use it (model, image size, normalisation,
  * classes, the val-chosen threshold, provenance). Format "ctsweep-model/1":
  * README "Keeping and exporting a model".
@@ -347,7 +348,7 @@ static int export_model(const ExportArgs *a, CtError *err) {
                            k->name, t.model);
         else memcpy(r->data, v, numel * sizeof(float));
     }
-    size_t nt = raw.n + t.w.n_tensors;
+    size_t nt = raw.n + t.w.n_tensors + 1;  // + head.standardize.std
     StWriteTensor *out = ct_calloc(nt ? nt : 1, sizeof *out);
     float *std = NULL;
     size_t n_out = 0;
@@ -360,7 +361,7 @@ static int export_model(const ExportArgs *a, CtError *err) {
     }
     for (size_t i = 0; rc == 0 && i < t.w.n_tensors; i++) {
         const KeptTensor *k = &t.w.tensors[i];
-        if (strncmp(k->name, "head.", 5) != 0 || strcmp(k->name, "head.standardize.inv_std") == 0) continue;
+        if (strncmp(k->name, "head.", 5) != 0) continue;  // head.standardize.inv_std too: predict's exact multipliers
         StWriteTensor *o = &out[n_out++];
         snprintf(o->name, sizeof o->name, "%s", k->name);
         o->ndim = k->ndim;

@@ -418,6 +418,10 @@ void model_init_conv_raw(const NNGraph *g, size_t layer, uint64_t seed, float *w
         }
 }
 
+// The raw tensors of model_init_conv_raw folded exactly as a weights file's
+// are (model_fold_bn), so a seeded backbone and the same backbone written to
+// safetensors and loaded back (`ctsweep export`, then predict) are the same
+// bits.
 void model_init_random(NNGraph *g, uint64_t seed) {
     for (size_t i = 0; i < g->n_layers; i++) {
         NNLayer *l = &g->layers[i];
@@ -427,15 +431,10 @@ void model_init_random(NNGraph *g, uint64_t seed) {
                 l->bias[o] = 0.0f;
             }
         if (l->kind != NN_CONV) continue;
-        // kaiming_normal_(mode="fan_out", nonlinearity="relu"): std = sqrt(2 / fan_out).
-        double std = sqrt(2.0 / (double)(l->cout * l->k * l->k));
-        // Identity BatchNorm (gamma 1, beta 0, mean 0, var 1) folded in.
-        double fold = l->bn_name[0] ? 1.0 / sqrt(1.0 + MODEL_BN_EPS) : 1.0;
-        RngStream rs;
-        rng_stream_init(&rs, seed, RNG_INIT_BACKBONE, (uint32_t)i, 0, 0);
-        size_t n = l->cout * l->cin * l->k * l->k;
-        for (size_t j = 0; j < n; j++) l->weight[j] = (float)(rng_normal(&rs) * std * fold);
-        memset(l->bias, 0, l->cout * sizeof(float));
+        float *bn = l->bn_name[0] ? ct_malloc_array(4 * l->cout, sizeof(float)) : NULL;
+        model_init_conv_raw(g, i, seed, l->weight, l->bias, bn);
+        if (bn) model_fold_bn(l->weight, l->bias, bn, l->cout, l->cin * l->k * l->k);
+        free(bn);
     }
 }
 

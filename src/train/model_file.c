@@ -242,6 +242,8 @@ static int check_head_tensors(const ModelFile *mf, const SafeTensors *st, CtErro
         return 0;
     }
     if (check_tensor(st, "head.standardize.mean", dim[0], 0, 1, err)) return -1;
+    if (st_find(st, "head.standardize.inv_std") && check_tensor(st, "head.standardize.inv_std", dim[0], 0, 1, err))
+        return -1;
     return check_tensor(st, "head.standardize.std", dim[0], 0, 1, err);
 }
 
@@ -255,17 +257,29 @@ int model_file_read(ModelFile *mf, const char *path, CtError *err) {
     return rc;
 }
 
+// The multipliers training used: head.standardize.inv_std when the file has
+// it (ctsweep export writes it, so predict scores with the sweep's bits),
+// else 1 / head.standardize.std. A constant training feature has inv_std 0,
+// std +inf: it contributes 0 either way.
 int model_file_read_standardize(const ModelFile *mf, const SafeTensors *st, float *mean, float *inv_std,
                                 CtError *err) {
     size_t D = mf->head.in_dim;
+    int have_inv = st_find(st, "head.standardize.inv_std") != NULL;
     if (st_read_f32(st, "head.standardize.mean", &D, 1, mean, err) ||
-        st_read_f32(st, "head.standardize.std", &D, 1, inv_std, err))
+        st_read_f32(st, have_inv ? "head.standardize.inv_std" : "head.standardize.std", &D, 1, inv_std, err))
         return -1;
     for (size_t i = 0; i < D; i++) {
-        if (!(inv_std[i] > 0) || !isfinite(inv_std[i]) || !isfinite(mean[i]))
-            return ct_errorf(err, "%s: head.standardize: element %zu is not finite or its std is not positive",
-                             st->path, i);
-        inv_std[i] = 1.0f / inv_std[i];
+        if (!isfinite(mean[i]))
+            return ct_errorf(err, "%s: head.standardize.mean: element %zu is not finite", st->path, i);
+        if (have_inv) {
+            if (!(inv_std[i] >= 0) || !isfinite(inv_std[i]))
+                return ct_errorf(err, "%s: head.standardize.inv_std: element %zu is negative or not finite",
+                                 st->path, i);
+        } else {
+            if (!(inv_std[i] > 0))
+                return ct_errorf(err, "%s: head.standardize.std: element %zu is not positive", st->path, i);
+            inv_std[i] = isinf(inv_std[i]) ? 0.0f : 1.0f / inv_std[i];
+        }
     }
     return 0;
 }

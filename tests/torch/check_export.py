@@ -16,7 +16,9 @@ CASE:
           that epoch's val probabilities), classes, model, image size, trial
           id, fingerprint. The file also loads with ctsweep's own reader:
           `ctsweep features --weights EXPORTED` gives torchvision's features
-          of the exported backbone (1e-4 relative + 1e-5).
+          of the exported backbone (1e-4 relative + 1e-5). `ctsweep predict`
+          on the exported file gives the recorded /test/prob bit for bit
+          (test images in /test/index order, --eval-rows the batch size).
   errors  the refusals, each one line with its exit code and -o absent
           afterwards (no temporary file left either): no --trial, an unknown
           trial, an unknown --epoch kind, a trial that is not done, a trial
@@ -25,6 +27,7 @@ CASE:
           weights (a wrong epoch, a float64 tensor, statistics without their
           pair).
 """
+import csv
 import glob
 import json
 import os
@@ -154,6 +157,25 @@ def case_torch(ctsweep, work):
             head = json.loads(meta["head"])
             report(not bad and head["standardize"] is True and "software_version" in meta,
                    f"{model} unfreeze {unfreeze} {kind}: metadata {'as recorded' if not bad else bad}, head {head}")
+            # ctsweep predict on the exported file: the test images in /test/index
+            # order, the head and tail evaluated in groups of the trial's batch size
+            # as the sweep scores its test split: the recorded probabilities, bit for
+            # bit (float32 through %.9g), and within 1e-6 in any case.
+            csv_path = os.path.join(work, f"{tid}_{kind}.csv")
+            r = run([ctsweep, "predict", dst, *[paths[i] for i in test_index], "-o", csv_path, "--eval-rows", "8",
+                     "--threads", "2"])
+            if r.returncode != 0:
+                report(False, f"{model} unfreeze {unfreeze} {kind}: predict failed: {r.stderr.strip()[-300:]}")
+            else:
+                with open(csv_path) as f:
+                    rows = list(csv.DictReader(f))
+                pp = np.array([float(row["prob"]) for row in rows], np.float32)
+                same_paths = [row["path"] for row in rows] == [paths[i] for i in test_index]
+                dp = float(np.abs(pp.astype(np.float64) - ref).max()) if len(pp) == len(ref) else float("inf")
+                exact = len(pp) == len(ref) and np.array_equal(pp, ref.astype(np.float32))
+                report(same_paths and dp <= 1e-6 and exact,
+                       f"{model} unfreeze {unfreeze} {kind}: ctsweep predict vs /test/prob epoch {epoch}: max |diff| "
+                       f"{dp:.2e}, {'bit-identical' if exact else 'NOT bit-identical'} over {len(pp)} images")
             if kind == "final" and unfreeze == 1:
                 # ctsweep's own loader reads the exported backbone as torchvision does.
                 fh5 = os.path.join(work, f"{tid}_features.h5")
