@@ -255,6 +255,35 @@ def check_bad_inputs(ctsweep, work, images, model, base_csv):
               "non-image: saliency.h5 holds the good images only")
 
 
+def check_constant_feature(ctsweep, work, images, model):
+    """A feature that was constant in training (std +inf, or inv_std 0 in a
+    file that has inv_std, as `ctsweep export` writes for it) contributes
+    nothing: the same bits as zeroing its column of the first weight."""
+    io = model_file.safetensors_io
+    d = os.path.join(work, "constant")
+    os.makedirs(d, exist_ok=True)
+    t, meta = io.load_file(model), io.load_metadata(model)
+    std = t["head.standardize.std"]
+    a, b, c = dict(t), dict(t), dict(t)
+    a["head.standardize.std"] = std.copy()
+    a["head.standardize.std"][:5] = np.inf
+    b["head.standardize.inv_std"] = (np.float32(1) / std).astype(np.float32)
+    b["head.standardize.inv_std"][:5] = 0
+    c["head.0.weight"] = t["head.0.weight"].copy()
+    c["head.0.weight"][:, :5] = 0
+    probs = {}
+    for tag, tensors in (("std_inf", a), ("inv_std_0", b), ("column_0", c)):
+        path = os.path.join(d, f"{tag}.safetensors")
+        io.save_file(tensors, path, metadata=meta)
+        out = os.path.join(d, f"{tag}.csv")
+        run([ctsweep, "predict", path, *images, "-o", out])
+        probs[tag] = read_csv(out)[1]
+    base = read_csv(os.path.join(os.path.dirname(model), "out.csv"))[1]
+    check(np.array_equal(probs["std_inf"], probs["column_0"]) and np.array_equal(probs["inv_std_0"], probs["column_0"])
+          and not np.array_equal(probs["column_0"], base),
+          "constant features (std inf, inv_std 0): the bits of a zeroed weight column, and not the full model's")
+
+
 def check_densenet(ctsweep, work, images):
     d = os.path.join(work, "densenet121")
     os.makedirs(d, exist_ok=True)
@@ -367,6 +396,7 @@ def main():
             got = check_case(ctsweep, work, images, case)
             first = first or got
         check_bad_inputs(ctsweep, work, images, *first)
+        check_constant_feature(ctsweep, work, images, first[0])
         check_densenet(ctsweep, work, images)
         check_more_models(ctsweep, work, images[:4])
         check_feature_store(ctsweep, work, images)
