@@ -11,6 +11,9 @@
  * cp x kp x tiles FLOPs over the whole layer's time), i.e. the FMA units'
  * use, transforms included in the time.
  *
+ * Times are the thread's CPU time (best of --reps), so that other work on a
+ * shared machine does not count.
+ *
  * usage: bench_winograd [--model vgg16|resnet34] [--size 224] [--reps N]
  */
 #include <immintrin.h>
@@ -22,9 +25,11 @@
 #include "backend/cpu/cpu_winograd.h"
 #include "util/util.h"
 
+// The thread's CPU time: on a shared machine, time sliced away to other
+// processes does not count (their cache pressure still does).
 static double now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 

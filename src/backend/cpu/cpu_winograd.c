@@ -100,9 +100,11 @@ int cpu_wino_auto(size_t c, size_t k, size_t h, size_t w) {
     (void)c;
     (void)k;
     // Tiles of 4x4 waste the part of the last tile row and column past the
-    // image: 12.5% at 14x14, 23% at 7x7 (where oneDNN's direct kernel also
-    // blocks well). Measured on a 2-core AVX2 EPYC, ResNet-34's 7x7 512-channel
-    // layers run at about the same speed either way; take Winograd from 8x8 up.
+    // image: 12.5% of the work at 14x14, 23% at 7x7. Measured on a 2-core
+    // AVX2 EPYC (CPU time, bench_backbone resnet34 at 224 px, auto against
+    // winograd): ResNet-34 runs its 7x7 512-channel layers at about the same
+    // speed either way, but their transformed weights take 4x the memory
+    // (+140 MiB for layer4) and time to plan. So Winograd from 8x8 up.
     return h >= 8 && w >= 8;
 }
 
