@@ -99,6 +99,10 @@ size_t cpu_wino_scratch_bytes(const CpuWino *p) {
 int cpu_wino_auto(size_t c, size_t k, size_t h, size_t w) {
     (void)c;
     (void)k;
+    // On AVX-512 oneDNN has its own Winograd kernel, 16 lanes wide: auto
+    // keeps oneDNN's choice there, whether or not it took Winograd.
+    int avx512 = (int)dnnl_cpu_isa_avx512_core;
+    if (((int)dnnl_get_effective_cpu_isa() & avx512) == avx512) return 0;
     // Tiles of 4x4 waste the part of the last tile row and column past the
     // image: 12.5% of the work at 14x14, 23% at 7x7. Measured on a 2-core
     // AVX2 EPYC (CPU time, bench_backbone resnet34 at 224 px, auto against

@@ -45,8 +45,9 @@ CpuWino *cpu_wino_create(const float *weight,  // (k, c, 3, 3)
                          size_t c, size_t k, size_t h, size_t w, int sum, int relu);
 size_t cpu_wino_weight_bytes(const CpuWino *p);
 size_t cpu_wino_scratch_bytes(const CpuWino *p);
-// Whether `--conv-algo auto` takes this kernel for a layer of that shape
-// (a rule on shapes only, so that results never depend on timings).
+// Whether `--conv-algo auto` takes this kernel for a layer of that shape:
+// never on AVX-512 (oneDNN's choice stands there), else a rule on shapes
+// only, so that results never depend on timings.
 int cpu_wino_auto(size_t c, size_t k, size_t h, size_t w);
 
 // dst = relu(conv(src) + bias [+ dst]); src and dst in nChw8c, one image.
