@@ -13,7 +13,10 @@
  * PlanGroup), so its concatenations copy nothing; BatchNorm + ReLU is
  * oneDNN's batch normalization with the ReLU fused.
  * Buffers are allocated once the plan is known; weights are reordered into
- * oneDNN's preferred layout once at creation.
+ * oneDNN's preferred layout once at creation. Where oneDNN has no Winograd
+ * kernel (below AVX-512), a 3x3 stride-1 convolution can be a step of our
+ * own instead (cpu_winograd.h: nChw8c in and out, post-ops fused, weights
+ * transformed at creation), run like the primitives, an image per thread.
  *
  * Batch invariance by construction. An image's features must not depend on
  * the batch it is computed in (its size, its other images, its position) nor
@@ -368,24 +371,21 @@ static int plan_wino(CpuNet *net, const NNLayer *l, int li, TensorPlan *tp, NNSh
     else tag_md(&dmd, l->cout, o.h, o.w, dnnl_f32, dnnl_nChw8c);
     CpuWino *wp = cpu_wino_create(l->weight, l->bias, l->cin, l->cout, o.h, o.w, l->residual != NN_NONE, l->relu);
     if (!wp) return ct_errorf(err, "out of memory for the Winograd weights of %s", l->name);
+    int sbuf, tmp;
+    size_t soff;
+    if (plan_conv_io(net, l, li, tp, &smd, &dmd, &sbuf, &soff, &tmp, err)) {
+        cpu_wino_free(wp);
+        return -1;
+    }
     Step *s = step_push(net, NULL, l->name);
     s->wino = wp;  // owned by the step from here on
+    step_arg_at(s, DNNL_ARG_SRC, &smd, sbuf, soff, NULL);
+    step_arg_at(s, DNNL_ARG_DST, &dmd, out->buf, out->off, NULL);
     net->owned_bytes += cpu_wino_weight_bytes(wp);
     if (cpu_wino_scratch_bytes(wp) > net->scratch_bytes) net->scratch_bytes = cpu_wino_scratch_bytes(wp);
     if (net->verbose)
         ct_info("  %-24s %4zu->%-4zu %zux%zu s%zu  %3zux%-3zu  ctsweep winograd F(4,3) avx2 (%zu tiles, %zu a block)",
                 l->name, l->cin, l->cout, l->k, l->k, l->stride, o.h, o.w, wp->th * wp->tw, wp->tb);
-    // The reorders plan_conv_io adds go before this step: move it last.
-    size_t at = net->n_steps - 1;
-    int sbuf, tmp;
-    size_t soff;
-    if (plan_conv_io(net, l, li, tp, &smd, &dmd, &sbuf, &soff, &tmp, err)) return -1;
-    Step self = net->steps[at];
-    memmove(&net->steps[at], &net->steps[at + 1], (net->n_steps - 1 - at) * sizeof self);
-    s = &net->steps[net->n_steps - 1];
-    *s = self;
-    step_arg_at(s, DNNL_ARG_SRC, &smd, sbuf, soff, NULL);
-    step_arg_at(s, DNNL_ARG_DST, &dmd, out->buf, out->off, NULL);
     if (tmp != -100) pool_put(net, tmp);
     return 0;
 }
