@@ -4,11 +4,15 @@ torchvision (see reference.py), and checks `--model identity` against PIL.
 usage: check_features.py CTSWEEP WORK COVID_ROOT MODEL SIZES [MODE]
 
 MODE is `auto` (default: --conv-algo auto, fp32), `winograd` (every 3x3
-stride-1 convolution through Winograd) or `bf16` (--precision bf16). The
-Winograd and bf16 kernels of oneDNN 2.6 exist only on AVX-512 CPUs: where
-oneDNN's ISA (printed first) has no AVX-512, those modes check that the tool
-refuses them with its one-line message, print `skipped: needs AVX-512` and
-exit 77 (ctest's SKIP_RETURN_CODE), so they never pass silently.
+stride-1 convolution through Winograd: oneDNN's on AVX-512, ctsweep's own
+F(4,3) on AVX2, e.g. under ONEDNN_MAX_CPU_ISA=AVX2) or `bf16` (--precision
+bf16). bf16 kernels of oneDNN 2.6 exist only on AVX-512 CPUs, Winograd
+kernels only from AVX2 up: where oneDNN's ISA (printed first) lacks them,
+those modes check that the tool refuses them with its one-line message,
+print `skipped: needs ...` and exit 77 (ctest's SKIP_RETURN_CODE), so they
+never pass silently. Where it runs, the winograd mode checks that
+`--verbose`'s plan names the kernel it promises on that ISA for every 3x3
+stride-1 convolution, and that ONEDNN_MAX_CPU_ISA=SSE41 gets the refusal.
 
 Tolerance: max |ours - ref| <= 1e-4 * max |ref| + 1e-5 over each output
 (float32 accumulation in a different order across 13-36 layers; BatchNorm
@@ -76,7 +80,8 @@ def main():
     isa = oneDNN_isa(ctsweep)
     print(f"oneDNN ISA: {isa} (ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}); mode {mode}")
     work = os.path.join(work, name if mode == "auto" else f"{name}-{mode}")
-    if mode != "auto" and not isa.startswith("avx512"):
+    needs = {"winograd": "AVX2", "bf16": "AVX-512"}.get(mode)
+    if needs and not (isa.startswith("avx512") or (needs == "AVX2" and isa.startswith("avx2"))):
         # The refusal itself is checked: one line that says why.
         os.makedirs(work, exist_ok=True)
         img = reference.pick_images(covid_root)[0][0]
@@ -90,7 +95,7 @@ def main():
               f"{lines[-1] if lines else '(no message)'}")
         if not refused:
             sys.exit(1)
-        print(f"skipped: needs AVX-512 (oneDNN ISA here: {isa})")
+        print(f"skipped: needs {needs} (oneDNN ISA here: {isa})")
         sys.exit(SKIP)
     if name == "identity":
         # More images for preprocessing: two of every kind.
@@ -131,6 +136,29 @@ def main():
             ours = features(out, ["--batch", "3", "--threads", "2"], images)
             ref = np.load(os.path.join(work, f"{name}_{s}.npy"))
             ok = compare(f"{name} {s}px {mode} ({len(images)} images)", ours, ref, rtol)
+            if s == min(sizes) and mode == "winograd":
+                # Every 3x3 stride-1 convolution of the plan is a Winograd
+                # one, and on AVX2 ours (the plan printed by --verbose).
+                r = run([ctsweep, "features", "--model", name, "--weights", weights, "--image-size", str(s),
+                         "--verbose", "-o", os.path.join(work, "plan.h5")] + flags + images[:1])
+                convs = [ln for ln in r.stderr.splitlines() if " 3x3 s1 " in ln]
+                want = "ctsweep winograd" if isa.startswith("avx2") else "wino"
+                wino = [ln for ln in convs if want in ln]
+                planned = len(convs) > 0 and len(wino) == len(convs)
+                print(f"{'ok  ' if planned else 'FAIL'} {name} {s}px plan: {len(wino)} of {len(convs)} 3x3 stride-1 "
+                      f"convolutions through '{want}' on {isa}")
+                # Below AVX2 (here by oneDNN's limit, which ours honours too)
+                # there is no Winograd kernel: one line, nothing written.
+                refused_h5 = os.path.join(work, "refused.h5")
+                r = subprocess.run([ctsweep, "features", "--model", name, "--weights", weights, "--image-size",
+                                    str(s), "-o", refused_h5] + flags + images[:1], capture_output=True, text=True,
+                                   env=dict(os.environ, ONEDNN_MAX_CPU_ISA="SSE41"))
+                lines = r.stderr.strip().splitlines()
+                refused = r.returncode == 1 and any("no Winograd convolution for this CPU" in ln for ln in lines) \
+                    and not os.path.exists(refused_h5)
+                print(f"{'ok  ' if refused else 'FAIL'} {name} winograd refused under ONEDNN_MAX_CPU_ISA=SSE41: "
+                      f"exit {r.returncode}: {lines[-1] if lines else '(no message)'}")
+                ok = ok and planned and refused
             if s == min(sizes):
                 # An image's features must not depend on the batch it ran in
                 # (size, companions, position) nor on the thread count.

@@ -13,7 +13,10 @@
  * PlanGroup), so its concatenations copy nothing; BatchNorm + ReLU is
  * oneDNN's batch normalization with the ReLU fused.
  * Buffers are allocated once the plan is known; weights are reordered into
- * oneDNN's preferred layout once at creation.
+ * oneDNN's preferred layout once at creation. Where oneDNN has no Winograd
+ * kernel (below AVX-512), a 3x3 stride-1 convolution can be a step of our
+ * own instead (cpu_winograd.h: nChw8c in and out, post-ops fused, weights
+ * transformed at creation), run like the primitives, an image per thread.
  *
  * Batch invariance by construction. An image's features must not depend on
  * the batch it is computed in (its size, its other images, its position) nor
@@ -44,6 +47,7 @@
 
 #include "backend/cpu/cpu_dnnl.h"
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/cpu_winograd.h"
 #include "backend/pool_plan.h"
 
 #define MAX_ARGS 8
@@ -61,7 +65,8 @@ typedef struct {
 } ArgSpec;
 
 typedef struct {
-    dnnl_primitive_t prim;
+    dnnl_primitive_t prim;  // NULL for our own Winograd convolution
+    CpuWino *wino;          // its plan: SRC and DST are spec[0] and spec[1]
     ArgSpec spec[MAX_ARGS];
     int nargs;
     char what[80];
@@ -322,6 +327,69 @@ static void group_place(CpuNet *net, TensorPlan *t, size_t c) {
     t->off = t->choff * pg->h * pg->w * dt_size(net);
 }
 
+// The source and destination of convolution l: a reorder of the source when
+// the producer's layout is not psrc (into pool buffer *tmp, else -100), and
+// the destination pre-filled with the shortcut when there is one.
+static int plan_conv_io(CpuNet *net, const NNLayer *l, int li, TensorPlan *tp, const dnnl_memory_desc_t *psrc,
+                        const dnnl_memory_desc_t *pdst, int *sbuf, size_t *soff, int *tmp, CtError *err) {
+    const TensorPlan *in = l->src == NN_INPUT ? &tp[0] : &tp[l->src + 1];
+    TensorPlan *out = &tp[li + 1];
+    *sbuf = in->buf;
+    *soff = in->off;
+    *tmp = -100;
+    if (!dnnl_memory_desc_equal(psrc, &in->md)) {
+        *tmp = pool_get(net, dnnl_memory_desc_get_size(psrc));
+        if (plan_reorder_at(net, &in->md, in->buf, in->off, psrc, *tmp, 0, NULL, l->name, err)) return -1;
+        *sbuf = *tmp;
+        *soff = 0;
+    }
+    out->md = *pdst;
+    if (l->residual != NN_NONE) {
+        TensorPlan *r = l->residual == NN_INPUT ? &tp[0] : &tp[l->residual + 1];
+        if (r->last == li && r->buf >= 0 && r->group < 0 && dnnl_memory_desc_equal(&r->md, pdst)) {
+            out->buf = r->buf;  // accumulate in place; the shortcut dies here
+            r->buf = -100;
+        } else {
+            out->buf = pool_get(net, dnnl_memory_desc_get_size(pdst));
+            if (plan_reorder_at(net, &r->md, r->buf, r->off, pdst, out->buf, 0, NULL, l->name, err)) return -1;
+        }
+    } else if (out->group < 0) {
+        out->buf = pool_get(net, dnnl_memory_desc_get_size(pdst));
+    }
+    return 0;
+}
+
+// Our Winograd F(4,3) convolution (cpu_winograd.h) on nChw8c, where oneDNN
+// has none: weights transformed once, the step runs it on the worker's
+// scratchpad.
+static int plan_wino(CpuNet *net, const NNLayer *l, int li, TensorPlan *tp, NNShape o, CtError *err) {
+    const TensorPlan *in = l->src == NN_INPUT ? &tp[0] : &tp[l->src + 1];
+    TensorPlan *out = &tp[li + 1];
+    dnnl_memory_desc_t smd, dmd;
+    tag_md(&smd, l->cin, (size_t)in->md.dims[2], (size_t)in->md.dims[3], dnnl_f32, dnnl_nChw8c);
+    if (out->group >= 0) dmd = out->md;  // placed by plan_conv, nChw8c
+    else tag_md(&dmd, l->cout, o.h, o.w, dnnl_f32, dnnl_nChw8c);
+    CpuWino *wp = cpu_wino_create(l->weight, l->bias, l->cin, l->cout, o.h, o.w, l->residual != NN_NONE, l->relu);
+    if (!wp) return ct_errorf(err, "out of memory for the Winograd weights of %s", l->name);
+    int sbuf, tmp;
+    size_t soff;
+    if (plan_conv_io(net, l, li, tp, &smd, &dmd, &sbuf, &soff, &tmp, err)) {
+        cpu_wino_free(wp);
+        return -1;
+    }
+    Step *s = step_push(net, NULL, l->name);
+    s->wino = wp;  // owned by the step from here on
+    step_arg_at(s, DNNL_ARG_SRC, &smd, sbuf, soff, NULL);
+    step_arg_at(s, DNNL_ARG_DST, &dmd, out->buf, out->off, NULL);
+    net->owned_bytes += cpu_wino_weight_bytes(wp);
+    if (cpu_wino_scratch_bytes(wp) > net->scratch_bytes) net->scratch_bytes = cpu_wino_scratch_bytes(wp);
+    if (net->verbose)
+        ct_info("  %-24s %4zu->%-4zu %zux%zu s%zu  %3zux%-3zu  ctsweep winograd F(4,3) avx2 (%zu tiles, %zu a block)",
+                l->name, l->cin, l->cout, l->k, l->k, l->stride, o.h, o.w, wp->th * wp->tw, wp->tb);
+    if (tmp != -100) pool_put(net, tmp);
+    return 0;
+}
+
 // ---- planning ----
 
 static int plan_conv(CpuNet *net, const NNLayer *l, int li, TensorPlan *tp, const NNShape *shapes,
@@ -362,11 +430,23 @@ static int plan_conv(CpuNet *net, const NNLayer *l, int li, TensorPlan *tp, cons
         st = dnnl_primitive_desc_create(&pd, &cd, attr, net->eng, NULL);
         if (st != dnnl_success) pd = NULL;
     }
+    // Where oneDNN has no Winograd kernel (below AVX-512), our own: for
+    // `winograd` on every such layer, for `auto` by a rule on the shape.
+    // (`auto` leaves a layer whose input channels fill no whole 8-channel
+    // block, the image's 3, to the direct kernel.)
+    if (st != dnnl_success && wino_ok && l->pad == 1 && cpu_wino_supported() &&
+        (l->cin % 8 == 0 || opt->conv_algo == CONV_ALGO_WINOGRAD) &&
+        (out->group < 0 || out->md.format_desc.blocking.inner_blks[0] == 8) &&
+        (opt->conv_algo == CONV_ALGO_WINOGRAD ||
+         (opt->conv_algo == CONV_ALGO_AUTO && cpu_wino_auto(l->cin, l->cout, o.h, o.w)))) {
+        dnnl_primitive_attr_destroy(attr);
+        return plan_wino(net, l, li, tp, o, err);
+    }
     if (st != dnnl_success) {
         if (opt->conv_algo == CONV_ALGO_WINOGRAD && wino_ok) {
             dnnl_primitive_attr_destroy(attr);
-            return ct_errorf(err, "%s: oneDNN has no Winograd convolution for this CPU (%s)", l->name,
-                             dnnl_status2str(st));
+            return ct_errorf(err, "%s: no Winograd convolution for this CPU (oneDNN's needs AVX-512, ctsweep's "
+                             "AVX2+FMA)", l->name);
         }
         dnnl_convolution_desc_t cd;
         DNNL_TRY(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &smd,
@@ -406,29 +486,9 @@ static int plan_conv(CpuNet *net, const NNLayer *l, int li, TensorPlan *tp, cons
     void *bbuf = reorder_now(net, &ub, l->bias, pb, l->name, err);
     if (!bbuf) goto fail;
 
-    // Source: reorder if the producer's layout is not the one wanted.
-    int sbuf = in->buf, tmp = -100;
-    size_t soff = in->off;
-    if (!dnnl_memory_desc_equal(psrc, &in->md)) {
-        tmp = pool_get(net, dnnl_memory_desc_get_size(psrc));
-        if (plan_reorder_at(net, &in->md, in->buf, in->off, psrc, tmp, 0, NULL, l->name, err)) goto fail;
-        sbuf = tmp;
-        soff = 0;
-    }
-    // Destination, pre-filled with the shortcut when there is one.
-    out->md = *pdst;
-    if (has_res) {
-        TensorPlan *r = l->residual == NN_INPUT ? &tp[0] : &tp[l->residual + 1];
-        if (r->last == li && r->buf >= 0 && r->group < 0 && dnnl_memory_desc_equal(&r->md, pdst)) {
-            out->buf = r->buf;  // accumulate in place; the shortcut dies here
-            r->buf = -100;
-        } else {
-            out->buf = pool_get(net, dnnl_memory_desc_get_size(pdst));
-            if (plan_reorder_at(net, &r->md, r->buf, r->off, pdst, out->buf, 0, NULL, l->name, err)) goto fail;
-        }
-    } else if (out->group < 0) {
-        out->buf = pool_get(net, dnnl_memory_desc_get_size(pdst));
-    }
+    int sbuf, tmp;
+    size_t soff;
+    if (plan_conv_io(net, l, li, tp, psrc, pdst, &sbuf, &soff, &tmp, err)) goto fail;
     DNNL_TRY(dnnl_primitive_create(&prim, pd), "convolution %s", l->name);
     Step *s = step_push(net, prim, l->name);
     step_arg_at(s, DNNL_ARG_SRC, psrc, sbuf, soff, NULL);
@@ -735,6 +795,14 @@ static long run_one(CpuNet *net, CpuWorker *wk, const float *in, float *out, dnn
     memcpy(wk->input, in, 3 * net->h * net->w * sizeof(float));
     for (size_t i = 0; i < net->n_steps; i++) {
         Step *s = &net->steps[i];
+        if (s->wino) {
+            // oneDNN's CPU stream has run every earlier step when execute returns.
+            void *src = NULL, *dst = NULL;
+            dnnl_memory_get_data_handle(wk->args[i * MAX_ARGS].memory, &src);
+            dnnl_memory_get_data_handle(wk->args[i * MAX_ARGS + 1].memory, &dst);
+            cpu_wino_run(s->wino, dst, src, wk->scratch);
+            continue;
+        }
         *st = dnnl_primitive_execute(s->prim, wk->stream, s->nargs, wk->args + i * MAX_ARGS);
         if (*st != dnnl_success) return (long)i;
     }
@@ -809,6 +877,7 @@ void cpu_net_free(CpuNet *net) {
     if (!net) return;
     for (size_t i = 0; i < net->n_steps; i++)
         if (net->steps[i].prim) dnnl_primitive_destroy(net->steps[i].prim);
+        else cpu_wino_free(net->steps[i].wino);
     if (net->workers)
         for (size_t t = 0; t < net->n_workers; t++) {
             CpuWorker *wk = &net->workers[t];
