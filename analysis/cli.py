@@ -15,7 +15,7 @@ from analysis.results import ResultsError, Sweep
 SEL = "val_auc|val_acc|val_loss|final"
 USAGES = {
     "report": f"python3 -m analysis report OUTDIR -o REPORTDIR [--select {SEL}] [--prevalence P] "
-              f"[--auc-ci delong|bootstrap] [--bootstrap N] [-g G] [--seed S]",
+              f"[--auc-ci delong|bootstrap] [--bootstrap N] [-g G] [--seed S] [--ctsweep PATH] [--no-saliency]",
     "leaderboard": f"python3 -m analysis leaderboard OUTDIR [--csv FILE] [--by rank|val_auc|val_acc|test_acc|test_auc] "
                    f"[--select {SEL}] [--prevalence P] [--auc-ci delong|bootstrap]",
     "cv": f"python3 -m analysis cv OUTDIR [--csv FILE] [--select {SEL}]",
@@ -58,6 +58,9 @@ def _parser():
     _eval_args(r)
     r.add_argument("-g", type=int, default=10, help="Hosmer-Lemeshow groups (>= 3; default 10)")
     r.add_argument("--seed", type=int, default=0, help="added to every trial's bootstrap seed (default 0)")
+    r.add_argument("--ctsweep", metavar="PATH", help="the ctsweep binary for the Grad-CAM overlays (default: "
+                   "$CTSWEEP_BIN, the repository's build/ctsweep, or ctsweep on PATH)")
+    r.add_argument("--no-saliency", action="store_true", help="galleries without Grad-CAM overlays")
     lb = add("leaderboard", "print one row per trial; optionally write CSV")
     lb.add_argument("outdir", metavar="OUTDIR")
     lb.add_argument("--csv", metavar="FILE", help="also write the rows as CSV to FILE ('-' for stdout only)")
@@ -102,7 +105,7 @@ def _cmd_report(a):
     t0 = time.time()
     sweep = Sweep(a.outdir)
     path, rep = write_report(sweep, a.output, rule=a.select, n_boot=a.bootstrap, g=a.g, seed=a.seed,
-                             auc_ci=a.auc_ci, prevalence=a.prevalence)
+                             auc_ci=a.auc_ci, prevalence=a.prevalence, saliency=not a.no_saliency, ctsweep=a.ctsweep)
     bad = rep.sev.failed_checks()
     for w in rep.warnings[:5]:
         print(f"analysis: warning: {w}", file=sys.stderr)

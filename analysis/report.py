@@ -1,20 +1,22 @@
 """The HTML report: REPORTDIR/index.html with its figures (fig/*.png),
-gallery thumbnails (thumbs/*.png) and leaderboard.csv. The folder is
+gallery thumbnails (thumbs/*.png), Grad-CAM overlays (cam/<trial>/*.png, from
+`ctsweep predict --saliency`) and leaderboard.csv. The folder is
 self-contained (no network, inline CSS and a few lines of JavaScript for
 the sortable tables) and opens from disk.
 """
 import datetime
 import glob
 import os
+import shutil
 
 import numpy as np
 
-from analysis import figures, images, leaderboard, report_eval
+from analysis import figures, leaderboard, report_eval
+from analysis.report_gallery import CSS as GALLERY_CSS, GALLERY_MAX, Galleries
 from analysis.cv import CvSummary
 from analysis.evaluate import SweepEval
 from analysis.htmlfmt import ci, esc, f, img, p_value, pct, swatch
 
-GALLERY_MAX = 24
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0 auto;max-width:1320px;
@@ -28,10 +30,6 @@ table.sortable th[data-dir=desc]::after{content:" \\25BC"}tr.best td{background:
 tr.failed td{color:#a00}.banner{padding:8px 12px;border-radius:6px;margin:10px 0;font-weight:600}
 .done{background:#e5f5e5}.running{background:#fff3cd}.interrupted{background:#ffe0cc}.bad{background:#fde2e2}
 .cap{font-size:13px;color:#444;max-width:1100px}img.fig{max-width:100%;border:1px solid #eee}
-.gallery{display:flex;flex-wrap:wrap;gap:10px}.gallery figure{margin:0;width:140px;font-size:11px;text-align:center}
-.gallery img{width:128px;height:128px;object-fit:contain;background:#000;border:2px solid #ccc}
-.gallery .fp img{border-color:#d62728}.gallery .fn img{border-color:#ff7f0e}.missing{width:128px;height:128px;
-display:flex;align-items:center;justify-content:center;background:#eee;font-size:10px;word-break:break-all}
 .swatch{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:4px;vertical-align:-1px}
 pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}details{margin:6px 0}summary{cursor:pointer}
 code{background:#f3f3f3;padding:0 3px}
@@ -78,7 +76,7 @@ _f, _pct, _p, _ci, _swatch, _img = f, pct, p_value, ci, swatch, img
 
 class Report:
     def __init__(self, sweep, outdir, rule="val_auc", n_boot=2000, g=10, seed=0, auc_ci="delong", prevalence=None,
-                 gallery_max=GALLERY_MAX):
+                 gallery_max=GALLERY_MAX, saliency=True, ctsweep=None):
         self.sweep = sweep
         self.dir = os.path.abspath(outdir)
         self.sev = SweepEval(sweep, rule=rule, n_boot=n_boot, g=g, seed=seed, auc_ci=auc_ci, prevalence=prevalence)
@@ -86,6 +84,7 @@ class Report:
         self.ci_name = "DeLong" if auc_ci == "delong" else f"{n_boot}-resample stratified bootstrap"
         self.colours = figures.model_colours(sweep.models())
         self.gallery_max = gallery_max
+        self.galleries = Galleries(self, want_cam=saliency, ctsweep=ctsweep, gallery_max=gallery_max)
         self.warnings = []
 
     # ---- files ----
@@ -97,6 +96,7 @@ class Report:
             os.makedirs(d, exist_ok=True)
             for old in glob.glob(os.path.join(d, "*.png")):
                 os.remove(old)
+        shutil.rmtree(os.path.join(self.dir, "cam"), ignore_errors=True)
 
     def _fig(self, name):
         return os.path.join(self.dir, "fig", name), "fig/" + name
@@ -107,7 +107,7 @@ class Report:
         self._prepare()
         body = [self._header(), self._summary(), self._leaderboard(), report_eval.cross_validation(self),
                 self._comparison(), self._roc(), self._confusion(), report_eval.calibration(self, self._selected()),
-                self._galleries(), self._curves(), report_eval.hyper(self), self._problems(), self._checks(),
+                self.galleries.html(self._selected(), self.colours), self._curves(), report_eval.hyper(self), self._problems(), self._checks(),
                 self._methods(), self._config()]
         with open(os.path.join(self.dir, "leaderboard.csv"), "w") as fh:
             fh.write(leaderboard.csv_text(self.sev))
@@ -116,7 +116,7 @@ class Report:
         title = f"ctsweep report: {os.path.basename(self.sweep.outdir)}"
         doc = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(title)}</title>"
-               f"<link rel=\"icon\" href=\"data:,\"><style>{CSS}</style></head><body>\n" + "\n".join(body) +
+               f"<link rel=\"icon\" href=\"data:,\"><style>{CSS}{GALLERY_CSS}</style></head><body>\n" + "\n".join(body) +
                f"\n<script>{JS}</script>\n</body></html>\n")
         path = os.path.join(self.dir, "index.html")
         tmp = path + ".tmp"
@@ -408,59 +408,6 @@ class Report:
         out.append(report_eval.rates_table(self, sel))
         return "".join(out)
 
-    def _thumb(self, row):
-        name = f"{row}.png"
-        dst = os.path.join(self.dir, "thumbs", name)
-        if os.path.exists(dst):
-            return "thumbs/" + name, None
-        src = self.sweep.image_path(row)
-        if src is None:
-            return None, f"not found: {self.sweep.paths[row]}"
-        try:
-            images.write_thumbnail(src, dst)
-        except (OSError, ValueError) as ex:
-            return None, str(ex)
-        return "thumbs/" + name, None
-
-    def _gallery(self, e, kind):
-        y, p, pred = e.y_test, e.p_test, e.pred05
-        if kind == "fp":
-            idx = np.flatnonzero((y == 0) & (pred == 1))
-            idx = idx[np.argsort(-p[idx], kind="mergesort")]
-        else:
-            idx = np.flatnonzero((y == 1) & (pred == 0))
-            idx = idx[np.argsort(p[idx], kind="mergesort")]
-        items = []
-        for i in idx[:self.gallery_max]:
-            row = int(e.t.test_index[i])
-            rel, err = self._thumb(row)
-            name = os.path.basename(self.sweep.paths[row])
-            if rel:
-                pic = f'<img src="{esc(rel)}" alt="{esc(name)}">'
-            else:
-                self.warnings.append(f"gallery image of /dataset row {row}: {err}")
-                pic = f'<div class="missing">{esc(err)}</div>'
-            items.append(f'<figure class="{kind}">{pic}<figcaption>P(positive) = {p[i]:.3f}<br>'
-                         f'<span title="{esc(self.sweep.paths[row])}">{esc(name)}</span></figcaption></figure>')
-        label = "False positives (true negative, P > 0.5), most confident first" if kind == "fp" else \
-            "False negatives (true positive, P ≤ 0.5), most confident first"
-        more = f" — showing {self.gallery_max} of {len(idx)}" if len(idx) > self.gallery_max else ""
-        if not items:
-            return f"<h4>{label}: none</h4>"
-        return f"<h4>{label}: {len(idx)}{more}</h4><div class=gallery>{''.join(items)}</div>"
-
-    def _galleries(self):
-        out = ['<h2 id="galleries">Misclassified test images</h2><p class=cap>Each model\'s selected trial at '
-               'P &gt; 0.5; thumbnails from the data set paths recorded in sweep.h5, each with its predicted '
-               'P(positive) and file name (hover for the full path).</p>']
-        for e in self._selected():
-            out.append(f"<h3>{_swatch(self.colours[e.t.model])}{esc(e.t.model)} — trial {e.t.trial_id}</h3>")
-            out.append(self._gallery(e, "fp"))
-            out.append(self._gallery(e, "fn"))
-        if len(out) == 1:
-            out.append("<p>No trial is done yet.</p>")
-        return "".join(out)
-
     def _curves(self):
         sev = self.sev
         out = ['<h2 id="curves">Training curves and learning rates</h2>']
@@ -585,7 +532,9 @@ class Report:
                 f'sweep.h5</summary><pre>{esc(self.sweep.config_yaml)}</pre></details>')
 
 
-def write_report(sweep, outdir, rule="val_auc", n_boot=2000, g=10, seed=0, auc_ci="delong", prevalence=None):
-    r = Report(sweep, outdir, rule=rule, n_boot=n_boot, g=g, seed=seed, auc_ci=auc_ci, prevalence=prevalence)
+def write_report(sweep, outdir, rule="val_auc", n_boot=2000, g=10, seed=0, auc_ci="delong", prevalence=None,
+                 saliency=True, ctsweep=None):
+    r = Report(sweep, outdir, rule=rule, n_boot=n_boot, g=g, seed=seed, auc_ci=auc_ci, prevalence=prevalence,
+               saliency=saliency, ctsweep=ctsweep)
     path = r.write()
     return path, r

@@ -19,6 +19,7 @@ import sys
 import math
 
 import h5py
+import matplotlib.image as mpimg
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -174,7 +175,7 @@ def test_complete_report(sweeps):
                  "decision_curves.png", "confusion_vgg16.png", "confusion_resnet34.png"):
         assert f"fig/{name}" in srcs, name
     for section in ("Leaderboard", "Cross-validation", "Model comparison", "ROC curves", "Confusion matrices",
-                    "Calibration", "Decision curves", "Misclassified test images", "Training curves",
+                    "Calibration", "Decision curves", "Test images and where the model looks", "Training curves",
                     "Hyperparameters", "Failed and unfinished"):
         assert section in doc, section
     # schema 2: test figures at every epoch, so no schema-1 note (tests/mpi/fixtures'
@@ -237,13 +238,25 @@ def test_complete_report(sweeps):
         tn, fp, fn, tp = confusion_matrix(y, (t["test_prob"] > 0.5).astype(int), labels=[0, 1]).ravel()
         assert re.search(rf"{best[:8]}</td><td class=l>P &gt; 0.5</td><td>{tn}</td><td>{fp}</td><td>{fn}</td>"
                          rf"<td>{tp}</td>", doc), (best, tn, fp, fn, tp)
-        # galleries: one thumbnail per misclassified test image (up to 24), named by its file
+        # galleries: one thumbnail per misclassified test image (up to 24), named by its file,
+        # and a sample of up to 6 true positives and 6 true negatives, each beside its Grad-CAM
+        # overlay from the weights the trial kept (ctsweep export + predict --saliency)
         n_err = int(fp + fn)
         section = doc.split(f"— trial {best}</h3>")[1].split("<h3>")[0]
-        thumbs = re.findall(r'<figure class="f[pn]"><img src="thumbs/(\d+)\.png"', section)
-        assert len(thumbs) == min(fp, 24) + min(fn, 24), (len(thumbs), n_err)
-        for row in thumbs:
+        figs = re.findall(r'<figure class="(f[pn]|t[pn])"><div class=pair><img class=thumb src="thumbs/(\d+)\.png"'
+                          r'[^>]*><img src="(cam/[^"]+\.png)"', section)
+        errs = [f for f in figs if f[0] in ("fp", "fn")]
+        assert len(errs) == min(fp, 24) + min(fn, 24), (len(errs), n_err)
+        assert len(figs) == len(errs) + min(tp, 6) + min(tn, 6), (len(figs), tp, tn)
+        for kind, row, cam in figs:
             assert os.path.basename(paths[int(row)]) in doc
+            assert cam.startswith(f"cam/{best}/")
+            pic = mpimg.imread(os.path.join(rep, cam))
+            assert pic.shape[0] == 48 and pic.shape[1] > 48, pic.shape  # the input size, plus a colour bar
+        m = re.search(r"predict's probabilities equal the recorded ones within ([0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?)", section)
+        assert m and float(m.group(1)) <= 1e-6, section[:600]
+        with h5py.File(os.path.join(rep, "cam", best, "saliency.h5"), "r") as h:
+            assert h["cam"].shape[0] == len(figs) and np.all(np.isfinite(h["cam"][...]))
 
     imgs, sorted_ok = browser_check(index, "screenshot_complete.png")
     assert len(imgs) == len(srcs)
