@@ -52,6 +52,10 @@ int precision_parse(const char *s, Precision *out) {
 
 const char *precision_name(Precision p) { return (unsigned)p < 4 ? PRECISION_NAMES[p] : "?"; }
 
+const char *conv_algo_name(ConvAlgo a) {
+    return a == CONV_ALGO_DIRECT ? "direct" : a == CONV_ALGO_WINOGRAD ? "winograd" : "auto";
+}
+
 int conv_algo_parse(const char *s, ConvAlgo *out) {
     if (strcmp(s, "auto") == 0) *out = CONV_ALGO_AUTO;
     else if (strcmp(s, "direct") == 0) *out = CONV_ALGO_DIRECT;

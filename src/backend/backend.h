@@ -37,6 +37,7 @@ int backend_kind_parse(const char *s, BackendKind *out);
 int precision_parse(const char *s, Precision *out);
 const char *precision_name(Precision p);
 int conv_algo_parse(const char *s, ConvAlgo *out);
+const char *conv_algo_name(ConvAlgo a);
 
 typedef struct BackendNet BackendNet;
 

@@ -403,7 +403,9 @@ static int export_model(const ExportArgs *a, CtError *err) {
                          {"software_version", t.software[0] ? t.software : CTSWEEP_VERSION},
                          {"unfreeze", unfreeze},
                          {"head", head},
-                         {"feature_store", feature_store_name(m.cfg.feature_store)}};
+                         {"feature_store", feature_store_name(m.cfg.feature_store)},
+                         {"precision", precision_name(m.cfg.backend.precision)},
+                         {"conv_algo", conv_algo_name(m.cfg.backend.conv_algo)}};
         rc = st_write_f32(a->output, out, n_out, meta, sizeof meta / sizeof meta[0], err);
         if (rc == 0)
             printf("%s: %s trial %s, %s epoch %zu (%zu tensors, threshold %s)\n", a->output, t.model, a->trial,

@@ -251,6 +251,8 @@ int cmd_predict(int argc, char **argv) {
     }
     double threshold = isnan(a.threshold) ? mf.threshold : a.threshold;
     r.B = a.batch < n_images ? a.batch : n_images;
+    a.backend.precision = mf.precision;  // the sweep's backbone arithmetic and kernels
+    a.backend.conv_algo = mf.conv_algo;
     if (predictor_init(&r.pred, a.model, &mf, &a.backend, r.B, a.eval_rows, &err)) goto out;
     r.have_pred = 1;
     if (a.saliency) {

@@ -40,6 +40,10 @@ static void shared_hash(char out[65], const Grid *g, const SweepConfig *c, const
                  c->adam.beta2, c->adam.eps, (int)c->feature_store, (int)c->backend.precision,
                  (unsigned long long)c->backbone_seed);
     sha256_update(&h, buf, (size_t)n);
+    if (c->backend.conv_algo != CONV_ALGO_AUTO) {  // auto keeps the ids it always had
+        n = snprintf(buf, sizeof buf, "algo=%d|", (int)c->backend.conv_algo);
+        sha256_update(&h, buf, (size_t)n);
+    }
     if (!g->weights_named)
         for (size_t m = 0; m < GRID_V1_WEIGHT_SLOTS; m++) sha256_update(&h, "", 1);
     uint8_t d[32];

@@ -30,18 +30,6 @@ static int find_target(const NNGraph *g, size_t *layer, CtError *err) {
     return 0;
 }
 
-static int load_standardize(GradCam *gc, const char *path, const ModelFile *mf, CtError *err) {
-    SafeTensors st;
-    if (st_open(&st, path, err)) return -1;
-    float *mean = ct_malloc_array(gc->tail.feat, sizeof *mean), *inv = ct_malloc_array(gc->tail.feat, sizeof *inv);
-    int rc = model_file_read_standardize(mf, &st, mean, inv, err);
-    if (rc == 0) tail_set_standardize(&gc->tail, mean, inv);
-    free(mean);
-    free(inv);
-    st_close(&st);
-    return rc;
-}
-
 int gradcam_init(GradCam *gc, const char *path, const ModelFile *mf, const BackendOptions *opt, size_t max_batch,
                  int own_prefix, CtError *err) {
     memset(gc, 0, sizeof *gc);
@@ -69,7 +57,7 @@ int gradcam_init(GradCam *gc, const char *path, const ModelFile *mf, const Backe
         gc->in_numel = gc->tail.in_numel;
         rc = tail_load_safetensors(&gc->tail, &g, path, err);
     }
-    if (rc == 0 && mf->head.standardize) rc = load_standardize(gc, path, mf, err);
+    if (rc == 0) rc = model_file_load_tail_standardize(mf, path, &gc->tail, err);
     if (rc == 0 && own_prefix) rc = predictor_prefix_create(&gc->net, path, mf, cut, opt, max_batch, err);
     if (rc == 0) {
         size_t per = gc->c * gc->h * gc->w;

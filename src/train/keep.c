@@ -9,7 +9,6 @@
 #include "results/selection.h"
 #include "train/trainer.h"
 
-#define KEEP_CHUNK ((size_t)1 << 20)
 
 // ---- the snapshot ----
 
@@ -49,28 +48,14 @@ void train_keep_table(const TrainState *st, KeptWeights *w) {
 }
 
 // n floats of backend memory into out, a chunk at a time through host memory.
-static void put_backend(const Tail *t, Buf *out, const float *src, size_t n) {
-    if (t->ops->host_memory) {
-        buf_put(out, src, n * sizeof *src);
-        return;
-    }
-    float *h = ct_malloc_array(KEEP_CHUNK, sizeof *h);
-    for (size_t i = 0; i < n; i += KEEP_CHUNK) {
-        size_t m = n - i < KEEP_CHUNK ? n - i : KEEP_CHUNK;
-        t->ops->download(h, src + i, m * sizeof(float));
-        buf_put(out, h, m * sizeof(float));
-    }
-    free(h);
-}
-
 void train_keep_put(const TrainState *st, Buf *out) {
     size_t D = std_dim(st);
     if (st->tail) {
         const Tail *t = st->tail;
-        put_backend(t, out, t->params, t->n_params);
+        tail_put_host(t, out, t->params, t->n_params);
         if (D) {
-            put_backend(t, out, t->std_mean, D);
-            put_backend(t, out, t->std_inv, D);
+            tail_put_host(t, out, t->std_mean, D);
+            tail_put_host(t, out, t->std_inv, D);
         }
         return;
     }

@@ -173,6 +173,14 @@ static int read_metadata(ModelFile *mf, const SafeTensors *st, CtError *err) {
     snprintf(mf->trial_id, sizeof mf->trial_id, "%s", v);
     if (!(v = meta(st, "feature_store", err))) return -1;
     if (feature_store_parse(v, &mf->store)) return bad_meta(st, "feature_store", v, "fp32, fp16 or bf16", err);
+    // Optional: the backbone's arithmetic and kernels the sweep ran (absent:
+    // fp32 and auto), so predict computes what the sweep computed.
+    mf->precision = PRECISION_FP32;
+    mf->conv_algo = CONV_ALGO_AUTO;
+    if ((v = st_metadata_get(st, "precision")) && precision_parse(v, &mf->precision))
+        return bad_meta(st, "precision", v, "fp32, bf16, tf32 or fp16", err);
+    if ((v = st_metadata_get(st, "conv_algo")) && conv_algo_parse(v, &mf->conv_algo))
+        return bad_meta(st, "conv_algo", v, "auto, direct or winograd", err);
     if (!(v = meta(st, "unfreeze", err))) return -1;
     NNGraph g;
     if (model_build(&g, mf->model, err)) return -1;
@@ -296,4 +304,17 @@ int model_file_load_head(const ModelFile *mf, const SafeTensors *st, Head *h, Ct
     if (!mf->head.standardize) return 0;
     if (!h->mean) fatal("model_file_load_head: a head planned without standardisation");
     return model_file_read_standardize(mf, st, h->mean, h->inv_std, err);
+}
+
+int model_file_load_tail_standardize(const ModelFile *mf, const char *path, Tail *t, CtError *err) {
+    if (!mf->head.standardize) return 0;
+    SafeTensors st;
+    if (st_open(&st, path, err)) return -1;
+    float *mean = ct_malloc_array(t->feat, sizeof *mean), *inv = ct_malloc_array(t->feat, sizeof *inv);
+    int rc = model_file_read_standardize(mf, &st, mean, inv, err);
+    if (rc == 0) tail_set_standardize(t, mean, inv);
+    free(mean);
+    free(inv);
+    st_close(&st);
+    return rc;
 }

@@ -19,6 +19,7 @@
 #include "nn/safetensors.h"
 #include "train/feature_cache.h"
 #include "train/head.h"
+#include "train/tail.h"
 #include "util/util.h"
 
 #define MODEL_FILE_FORMAT "ctsweep-model/1"
@@ -35,6 +36,8 @@ typedef struct {
     int unfreeze;          // the last stages the trial trained (0: the head alone)
     HeadSpec head;         // in_dim: the backbone's output per image
     FeatureStore store;    // the precision the sweep kept prefix activations at
+    Precision precision;   // the backbone's arithmetic in the sweep (train.precision; fp32 when not given)
+    ConvAlgo conv_algo;    // its convolution kernels (train.conv_algo; auto when not given)
 } ModelFile;
 
 // Reads and checks the metadata and the head's tensors of path (the
@@ -45,9 +48,13 @@ int model_file_read(ModelFile *mf, const char *path, CtError *err);
 // planned from mf->head.
 int model_file_load_head(const ModelFile *mf, const SafeTensors *st, Head *h, CtError *err);
 
-// head.standardize.mean and the inverse of head.standardize.std (1/std in
-// float, the statistics the head multiplies by), (in_dim) each.
+// head.standardize.mean and the multipliers the head uses (in_dim) each:
+// head.standardize.inv_std when present, else 1/std in float.
 int model_file_read_standardize(const ModelFile *mf, const SafeTensors *st, float *mean, float *inv_std,
                                 CtError *err);
+
+// The file's standardisation statistics into a tail (nothing without
+// standardisation).
+int model_file_load_tail_standardize(const ModelFile *mf, const char *path, Tail *t, CtError *err);
 
 #endif

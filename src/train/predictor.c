@@ -42,16 +42,7 @@ static int tail_create(Predictor *p, const char *path, const NNGraph *g, size_t 
     }
     p->tail->input_grad = 0;
     if (tail_load_safetensors(p->tail, g, path, err)) return -1;
-    if (!p->mf.head.standardize) return 0;
-    SafeTensors st;
-    if (st_open(&st, path, err)) return -1;
-    float *mean = ct_malloc_array(p->tail->feat, sizeof *mean), *inv = ct_malloc_array(p->tail->feat, sizeof *inv);
-    int rc = model_file_read_standardize(&p->mf, &st, mean, inv, err);
-    if (rc == 0) tail_set_standardize(p->tail, mean, inv);
-    free(mean);
-    free(inv);
-    st_close(&st);
-    return rc;
+    return model_file_load_tail_standardize(&p->mf, path, p->tail, err);
 }
 
 int predictor_init(Predictor *p, const char *path, const ModelFile *mf, const BackendOptions *opt, size_t max_batch,

@@ -493,7 +493,11 @@ int tail_params_finite(const Tail *t) {
     return ok;
 }
 
-static void put_device(const Tail *t, Buf *out, const float *src, size_t n) {
+void tail_put_host(const Tail *t, Buf *out, const float *src, size_t n) {
+    if (t->ops->host_memory) {
+        buf_put(out, src, n * sizeof *src);
+        return;
+    }
     float *h = ct_malloc_array(TAIL_CHUNK, sizeof *h);
     for (size_t i = 0; i < n; i += TAIL_CHUNK) {
         size_t m = n - i < TAIL_CHUNK ? n - i : TAIL_CHUNK;
@@ -515,9 +519,9 @@ void tail_state_save(const Tail *t, Buf *out) {
     buf_put_u64(out, t->n_params);
     buf_put_u64(out, t->n_tail_params);
     buf_put_u64(out, t->adam_steps);
-    put_device(t, out, t->params, t->n_params);
-    put_device(t, out, t->m, t->n_params);
-    put_device(t, out, t->v, t->n_params);
+    tail_put_host(t, out, t->params, t->n_params);
+    tail_put_host(t, out, t->m, t->n_params);
+    tail_put_host(t, out, t->v, t->n_params);
 }
 
 int tail_state_load(Tail *t, Rd *r, CtError *err) {

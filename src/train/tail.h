@@ -155,6 +155,9 @@ int tail_params_finite(const Tail *t);
 // Parameters, Adam moments and step, for checkpoints; and back into a tail
 // planned alike (errors say what does not match).
 void tail_state_save(const Tail *t, Buf *out);
+// n floats of backend memory at src appended to out (downloaded in chunks
+// from a device).
+void tail_put_host(const Tail *t, Buf *out, const float *src, size_t n);
 int tail_state_load(Tail *t, Rd *r, CtError *err);
 
 #endif

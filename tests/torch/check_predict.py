@@ -226,7 +226,9 @@ def check_bad_inputs(ctsweep, work, images, model, base_csv):
                                  ("threshold", "1.5", "a probability in [0, 1]"),
                                  ("head", '{"hidden":[32,16],"dropout":0.5}',
                                   '{"hidden":[...],"dropout":p,"standardize":true|false}'),
-                                 ("feature_store", "fp8", "fp32, fp16 or bf16")):
+                                 ("feature_store", "fp8", "fp32, fp16 or bf16"),
+                                 ("precision", "fp64", "fp32, bf16, tf32 or fp16"),
+                                 ("conv_algo", "fft", "auto, direct or winograd")):
         bad_meta = os.path.join(d, f"meta_{key}.safetensors")
         model_file.rewrite(model, bad_meta, meta_update={key: value})
         refused(f"metadata {key}", bad_meta,
@@ -330,7 +332,8 @@ def check_feature_store(ctsweep, work, images):
     path = os.path.join(d, "fp32.safetensors")
     ref = model_file.make("resnet34", path, 96, hidden=[32, 16], standardize=True, calib=x)
     feats = os.path.join(d, "features.h5")
-    run([ctsweep, "features", "--model", "resnet34", "--weights", path, "--image-size", "96", "-o", feats] + images)
+    run([ctsweep, "features", "--model", "resnet34", "--weights", path, "--image-size", "96", "--conv-algo", "direct",
+         "-o", feats] + images)
     with h5py.File(feats, "r") as f:
         ours = f["features"][:].reshape(len(images), -1)
     out = os.path.join(d, "fp32.csv")

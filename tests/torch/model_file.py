@@ -90,7 +90,7 @@ def features(m, name, x):
 
 
 def make(name, path, size, hidden, dropout=0.5, standardize=True, unfreeze=0, calib=None, seed=7,
-         threshold=0.4375, normalize="imagenet", feature_store="fp32", finetune=False):
+         threshold=0.4375, normalize="imagenet", feature_store="fp32", finetune=False, conv_algo="direct"):
     torch.manual_seed(seed)
     m = reference.build_model(name, seed)
     for mod in m.modules():  # hooks and autograd see every ReLU's own output
@@ -150,6 +150,10 @@ def make(name, path, size, hidden, dropout=0.5, standardize=True, unfreeze=0, ca
         "unfreeze": str(unfreeze),
         "head": json.dumps({"hidden": list(hidden), "dropout": dropout, "standardize": bool(standardize)}),
         "feature_store": feature_store,
+        # oneDNN's direct kernels: torchvision's numbers to ~1e-6 (auto's
+        # Winograd is ~1e-5 relative away in the features)
+        "precision": "fp32",
+        "conv_algo": conv_algo,
     }
     safetensors_io.save_file(tensors, path, metadata=meta)
     return ref
