@@ -14,10 +14,12 @@
  * non-zero exit; -o is written through a temporary file and a rename, so a
  * failure leaves nothing behind and an existing file whole.
  */
+#include <dirent.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli/commands.h"
@@ -165,6 +167,36 @@ static int id_is_plain(const char *id) {
         if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || *p == '-'))
             return 0;
     return 1;
+}
+
+// The trial id `given` names in OUTDIR/trials: the whole id or a unique
+// prefix, in either case (as the analysis takes them). 0 with id set.
+static int resolve_trial(const char *outdir, const char *given, char *id, size_t idsize, CtError *err) {
+    char *dir = ct_asprintf("%s/trials", outdir);
+    DIR *d = id_is_plain(given) ? opendir(dir) : NULL;
+    size_t n = 0, glen = strlen(given);
+    char first[80] = "", second[80] = "";
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0 || len - 3 >= sizeof first) continue;
+        if (len - 3 < glen || strncasecmp(e->d_name, given, glen) != 0) continue;
+        if (len - 3 == glen) {  // the whole id: no other can be meant
+            snprintf(first, sizeof first, "%.*s", (int)(len - 3), e->d_name);
+            n = 1;
+            break;
+        }
+        snprintf(n == 0 ? first : second, sizeof first, "%.*s", (int)(len - 3), e->d_name);
+        n++;
+    }
+    if (d) closedir(d);
+    free(dir);
+    if (n == 0)
+        return ct_errorf(err, "%s: no trial %s here (ctsweep status %s lists the trials)", outdir, given, outdir);
+    if (n > 1)
+        return ct_errorf(err, "%s: trial prefix %s is ambiguous: %zu trials start with it (%s, %s%s)", outdir,
+                         given, n, first, second, n > 2 ? ", ..." : "");
+    snprintf(id, idsize, "%s", first);
+    return 0;
 }
 
 typedef struct {
@@ -318,11 +350,10 @@ static int export_model(const ExportArgs *a, CtError *err) {
     RawTensors raw = {0};
     NNGraph g;
     int have_graph = 0, rc = manifest_read(&m, a->outdir, err);
-    char *tpath = ct_asprintf("%s/trials/%s.h5", a->outdir, a->trial);
-    if (rc == 0 && (!id_is_plain(a->trial) || access(tpath, F_OK) != 0))
-        rc = ct_errorf(err, "%s: no trial %s here (ctsweep status %s lists the trials)", a->outdir, a->trial,
-                       a->outdir);
-    if (rc == 0) rc = trial_read(&t, tpath, a->trial, a->kind, &m, err);
+    char trial[80] = "";
+    if (rc == 0) rc = resolve_trial(a->outdir, a->trial, trial, sizeof trial, err);
+    char *tpath = ct_asprintf("%s/trials/%s.h5", a->outdir, trial);
+    if (rc == 0) rc = trial_read(&t, tpath, trial, a->kind, &m, err);
     const char *weights = "";
     if (rc == 0) rc = backbone_source(&m, t.model, &weights, err);
     SafeTensors wst;
@@ -398,7 +429,7 @@ static int export_model(const ExportArgs *a, CtError *err) {
                          {"threshold", threshold},
                          {"epoch", epoch},
                          {"epoch_kind", keep_kind_name(a->kind)},
-                         {"trial_id", a->trial},
+                         {"trial_id", trial},
                          {"dataset_fingerprint", m.fingerprint},
                          {"software_version", t.software[0] ? t.software : CTSWEEP_VERSION},
                          {"unfreeze", unfreeze},
@@ -408,7 +439,7 @@ static int export_model(const ExportArgs *a, CtError *err) {
                          {"conv_algo", conv_algo_name(m.cfg.backend.conv_algo)}};
         rc = st_write_f32(a->output, out, n_out, meta, sizeof meta / sizeof meta[0], err);
         if (rc == 0)
-            printf("%s: %s trial %s, %s epoch %zu (%zu tensors, threshold %s)\n", a->output, t.model, a->trial,
+            printf("%s: %s trial %s, %s epoch %zu (%zu tensors, threshold %s)\n", a->output, t.model, trial,
                    keep_kind_name(a->kind), t.w.epoch, n_out, threshold);
         free(classes);
         free(head);

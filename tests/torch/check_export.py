@@ -280,6 +280,24 @@ def case_errors(ctsweep, work):
     r = run(x + [out, "--trial", tid, "-o", dst])
     report(r.returncode == 0 and os.path.exists(dst) and not glob.glob(dst + ".tmp*"),
            f"the same trial's selected epoch exports: exit {r.returncode}, {r.stdout.strip()}")
+    # A unique prefix of the id, in either case, names the trial; an ambiguous one is refused.
+    with open(dst, "rb") as f:
+        whole = f.read()
+    ids = sorted(os.path.basename(f)[:-3] for f in glob.glob(os.path.join(out, "trials", "*.h5")))
+    k = next(n for n in range(1, 17) if sum(i.startswith(tid[:n]) for i in ids) == 1)
+    pre = os.path.join(work, "prefix.safetensors")
+    r = run(x + [out, "--trial", tid[:k].upper(), "-o", pre])
+    same = r.returncode == 0 and open(pre, "rb").read() == whole
+    report(same, f"--trial {tid[:k].upper()} (a unique prefix, upper case): exit {r.returncode}, the same file")
+    amb_dir = os.path.join(work, "export_ambiguous")
+    shutil.rmtree(amb_dir, ignore_errors=True)
+    shutil.copytree(out, amb_dir)
+    twin = tid[:8] + ("f" if tid[8] != "f" else "e") + tid[9:]
+    shutil.copy(os.path.join(amb_dir, "trials", f"{tid}.h5"), os.path.join(amb_dir, "trials", f"{twin}.h5"))
+    amb = os.path.join(work, "ambiguous.safetensors")
+    expect("an ambiguous prefix", run(x + [amb_dir, "--trial", tid[:8], "-o", amb]), 1,
+           rf"ctsweep export: {re.escape(amb_dir)}: trial prefix {tid[:8]} is ambiguous: 2 trials start with it "
+           rf"\(({tid}, {twin}|{twin}, {tid})\)", amb)
 
 
 def main():
