@@ -1092,7 +1092,7 @@ def disk_trouble(ctsweep, work, name, cause, make_trouble, undo):
     cfg = write_config(work, "sweep.yaml")
     _, ref = reference(ctsweep, work, cfg)
     mnt = os.path.join(work, name)
-    mount_tmpfs(mnt, 64)
+    mount_tmpfs(mnt, 512)  # the reference sweep keeps 4 VGG16 heads of 52 MB (train.keep_weights)
     try:
         out = os.path.join(mnt, "out")
         p = subprocess.Popen(mpirun(3, [ctsweep, "run", cfg, "-o", out]), stdout=subprocess.DEVNULL,

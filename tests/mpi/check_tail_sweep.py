@@ -145,8 +145,15 @@ def case_learn(ctsweep, work):
 
 
 def case_frozen(ctsweep, work):
+    # Without head.standardize: on these seeded random backbones at 48 px some
+    # features vary by ~1e-5 over the training set, and their inverse standard
+    # deviations (up to 2e4) turn the last-bit differences between the backbone
+    # plan's block5 and the tail's into differences of 1e-3 and more, whichever
+    # kernels compute the prefix. The comparison is of the two paths, not of
+    # that amplification.
     cfg = write(work, "frozen.yaml", TAIL_CONFIG.replace("backbone_lr_scale: 0.01", "backbone_lr_scale: 0")
-                .replace("epochs: [2, 4]", "epochs: [4]").replace("aug_views: 2", "aug_views: 1"))
+                .replace("epochs: [2, 4]", "epochs: [4]").replace("aug_views: 2", "aug_views: 1")
+                .replace("head: {standardize: true}", "head: {standardize: false}"))
     out = os.path.join(work, "tail_frozen")
     shutil.rmtree(out, ignore_errors=True)
     r = cs.run(cs.mpirun(2, [ctsweep, "run", cfg, "-o", out]))
@@ -165,10 +172,10 @@ def case_frozen(ctsweep, work):
         dp = float(np.max(np.abs(p0 - p1)))
         dp1 = float(np.max(np.abs(p0[0] - p1[0])))
         dt = float(np.max(np.abs(t0 - t1) / np.abs(t0)))
-        cs.report(dl < 1e-3 and dp1 < 1e-3 and dp < 5e-3 and dt < 1e-3,
+        cs.report(dl < 1e-5 and dp1 < 1e-5 and dp < 1e-4 and dt < 1e-5,
                   f"{model}: unfreeze 1 with frozen stages follows unfreeze 0 over {len(l0)} epochs: val loss "
-                  f"{dl:.2e}, train loss {dt:.2e} relative (< 1e-3), val probabilities {dp1:.2e} after epoch 1 "
-                  f"(< 1e-3), {dp:.2e} at worst (< 5e-3)")
+                  f"{dl:.2e}, train loss {dt:.2e} relative (< 1e-5), val probabilities {dp1:.2e} after epoch 1 "
+                  f"(< 1e-5), {dp:.2e} at worst (< 1e-4)")
 
 
 def case_ranks(ctsweep, work):
