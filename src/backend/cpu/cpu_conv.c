@@ -107,8 +107,10 @@ static void note_scratch(Plan *p, const_dnnl_primitive_desc_t pd) {
 
 // Workers, their streams, scratchpads and memory objects, once the
 // primitives (and so the scratchpad size) are known.
-static int plan_workers(Plan *p, size_t max_batch, CtError *err) {
-    size_t threads = (size_t)omp_get_max_threads();
+// threads: the caller's thread count, read before it set oneDNN's to one
+// for planning (after that omp_get_max_threads() says 1).
+static int plan_workers(Plan *p, size_t max_batch, int caller_threads, CtError *err) {
+    size_t threads = caller_threads > 0 ? (size_t)caller_threads : 1;
     p->n_workers = threads < max_batch ? threads : max_batch;
     if (p->n_workers == 0) p->n_workers = 1;
     p->wk = ct_calloc(p->n_workers, sizeof *p->wk);
@@ -217,7 +219,7 @@ int cpu_conv_create(BackendConv **out, const BackendConvDesc *d, CtError *err) {
     c->x_numel = d->cin * d->in_h * d->in_w;
     c->y_numel = d->cout * d->out_h * d->out_w;
     c->w_numel = d->cout * d->cin * d->k * d->k;
-    if (plan_workers(p, d->max_batch, err)) goto fail;
+    if (plan_workers(p, d->max_batch, saved, err)) goto fail;
     c->slots = ct_try_aligned_alloc(p->n_workers * (c->w_numel + d->cout), sizeof(float));
     c->pad = ct_try_aligned_alloc(p->n_workers * c->chunk * (c->x_numel + c->y_numel), sizeof(float));
     if (!c->slots || !c->pad) {
@@ -410,7 +412,7 @@ int cpu_maxpool_create(BackendPool **out, const BackendPoolDesc *d, CtError *err
     note_scratch(p, bpd);
     pl->x_numel = d->c * d->in_h * d->in_w;
     pl->y_numel = d->c * d->out_h * d->out_w;
-    if (plan_workers(p, d->max_batch, err)) goto fail;
+    if (plan_workers(p, d->max_batch, saved, err)) goto fail;
     pl->ws = ct_try_aligned_alloc(d->max_batch, pl->ws_bytes ? pl->ws_bytes : 1);
     if (!pl->ws) {
         ct_errorf(err, "out of memory for the max pool's workspace");
