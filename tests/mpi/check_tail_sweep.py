@@ -14,6 +14,19 @@ CASE:
             0.9 is not asked of them here. The trial files record unfreeze,
             backbone_lr_scale and cache_bytes_per_image (the activations at
             the cut: 256x4x4 and 512x4x4 floats at 64 px)
+  pretrained
+            (needs PyTorch) the issue's bar, best val accuracy >= 0.9 with
+            the last stage unfrozen, on phantoms with a pretrained
+            backbone: no ImageNet weights can be fetched here, so
+            pretrain_phantoms.py trains torchvision's ResNet-34 for 2 epochs
+            on 1,200 phantoms of another seed (the source task) and the
+            sweep fine-tunes layer4 + head from that file on 400 phantoms
+            of seed 1 at 64 px (80 val images), unfreeze [0, 1]; the
+            frozen trial's figure is printed beside it, and the unfrozen
+            trial's kept layer4 must differ from the file's (it trained); its
+            export keeps the file's prefix and BatchNorm running statistics
+            bit for bit (frozen, eval mode) and the trained layer4,
+            while the frozen one keeps no backbone tensor
   frozen    unfreeze [0, 1] with train.backbone_lr_scale 0: the unfrozen
             stages do not move, so each unfreeze-1 trial (prefix to the cut,
             tail from the cut) must follow its unfreeze-0 twin (whole
@@ -57,6 +70,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "lib"))
 import check_sweep as cs  # noqa: E402
 
 TAIL_CONFIG = """
@@ -91,6 +105,23 @@ grid:
   batch_size: [16]
   clr:
     - {mode: triangular, base_lr: 1.0e-4, max_lr: 1.0e-3, step_size_epochs: 1}
+"""
+
+PRETRAINED_CONFIG = """
+data:
+  phantoms: {count: 400, size: 112, seed: 1}
+  split: {fractions: [0.6, 0.2, 0.2], seed: 0}
+  image_size: 64
+weights: {resnet34: WEIGHTS}
+head: {standardize: true}
+train: {feature_batch: 16, backbone_lr_scale: 0.1}
+grid:
+  model: [resnet34]
+  unfreeze: [0, 1]
+  epochs: [8]
+  batch_size: [16]
+  clr:
+    - {mode: triangular, base_lr: 1.0e-4, max_lr: 1.0e-3, step_size_epochs: 2}
 """
 
 
@@ -142,6 +173,58 @@ def case_learn(ctsweep, work):
                   f"{a['model']}: unfreeze {a['unfreeze']}, backbone_lr_scale {a['backbone_lr_scale']}, "
                   f"cache_bytes_per_image {a['cache_bytes_per_image']} (want {want_bytes[a['model']]})")
     cs.report(found == 2, f"{found} trials")
+
+
+def case_pretrained(ctsweep, work):
+    import safetensors_io
+    src = os.path.join(work, "pretrain_src")
+    weights = os.path.join(work, "pretrained_resnet34.safetensors")
+    shutil.rmtree(src, ignore_errors=True)
+    r = cs.run([ctsweep, "phantoms", "-o", src, "-n", "1200", "--seed", "7", "--size", "112"])
+    assert r.returncode == 0, r.stderr
+    r = cs.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrain_phantoms.py"),
+                src, "resnet34", "2", "64", weights])
+    print(r.stdout.strip())
+    assert r.returncode == 0, r.stderr
+    cfg = write(work, "pretrained.yaml", PRETRAINED_CONFIG.replace("WEIGHTS", weights))
+    out = os.path.join(work, "pretrained")
+    shutil.rmtree(out, ignore_errors=True)
+    r = cs.run(cs.mpirun(3, [ctsweep, "run", cfg, "-o", out]))
+    cs.report(r.returncode == 0, f"fine-tuning sweep from pretrained weights: exit {r.returncode} "
+              f"{r.stderr.strip().splitlines()[-1:]}")
+    ref = safetensors_io.load_file(weights)
+    best = {}
+    for f, a in attrs(out).items():
+        with h5py.File(os.path.join(out, "trials", f), "r") as h:
+            acc = h["epochs"]["val_acc"]
+            kept = {k: h["model/selected"][k][...] for k in h["model/selected"]}
+        best[int(a["unfreeze"])] = max(acc)
+        print(f"unfreeze {a['unfreeze']}: val accuracy per epoch {[round(float(v), 3) for v in acc]}")
+        moved = [k for k in kept if k.startswith("layer4.") and not np.array_equal(kept[k], ref[k])]
+        if a["unfreeze"] == 1:
+            cs.report(a["status"] == "done" and max(acc) >= 0.9,
+                      f"unfreeze 1 (layer4 + head): best val accuracy {max(acc):.3f} (want >= 0.9)")
+            cs.report(any(k.endswith("conv1.weight") for k in moved),
+                      f"the kept layer4 moved from the pretrained file: {len(moved)} tensors differ")
+            model = os.path.join(work, "pretrained_finetuned.safetensors")
+            r = cs.run([ctsweep, "export", out, "--trial", a["trial_id"], "-o", model])
+            cs.report(r.returncode == 0, f"export of the fine-tuned trial: exit {r.returncode} {r.stderr.strip()[-200:]}")
+            if r.returncode == 0:
+                exp = safetensors_io.load_file(model)
+                stats = [k for k in ref if k.endswith(("running_mean", "running_var"))]
+                same = [k for k in ref if not k.startswith("layer4.") and np.array_equal(exp[k], ref[k])]
+                cs.report(stats and all(np.array_equal(exp[k], ref[k]) for k in stats),
+                          f"the exported model keeps the file's BatchNorm running statistics ({len(stats)} tensors: "
+                          f"eval mode, frozen) and its prefix ({len(same)} of {sum(not k.startswith('layer4.') for k in ref)} "
+                          f"tensors outside layer4 identical)")
+                cs.report(len(same) == sum(not k.startswith("layer4.") for k in ref) and
+                          all(np.array_equal(exp[k], kept[k]) for k in moved),
+                          "exported layer4 = the trial's kept tensors, bit for bit")
+        else:
+            cs.report(a["status"] == "done" and not any(k.startswith("layer") for k in kept),
+                      f"unfreeze 0: done, keeps the head alone ({sorted(kept)[:3]}...)")
+    cs.report(sorted(best) == [0, 1], f"trials {sorted(best)}")
+    print(f"best val accuracy: frozen {best.get(0, float('nan')):.3f}, layer4 fine-tuned {best.get(1, float('nan')):.3f}")
 
 
 def case_frozen(ctsweep, work):
@@ -295,7 +378,7 @@ def main():
     print(f"oneDNN ISA: {isa} (ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')})")
     work = os.path.join(work, isa)
     os.makedirs(work, exist_ok=True)
-    {"learn": case_learn, "frozen": case_frozen, "ranks": case_ranks, "groups": case_groups, "kill": case_kill, "chaos": case_chaos}[case](ctsweep, work)
+    {"learn": case_learn, "pretrained": case_pretrained, "frozen": case_frozen, "ranks": case_ranks, "groups": case_groups, "kill": case_kill, "chaos": case_chaos}[case](ctsweep, work)
     print(f"{cs.PASSED} passed, {cs.FAILED} failed")
     sys.exit(1 if cs.FAILED else 0)
 
