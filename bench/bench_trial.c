@@ -24,6 +24,9 @@
  *            [--unfreeze 0] [--backbone-lr-scale 0.1]
  *        bench_trial MODEL --head-only [--batch 32] [--iters 50] [--threads 2]
  *        bench_trial MODEL --tail-only [--size 224] [--unfreeze 1] [--batch 32] [--iters 50] [--threads 2]
+ * --conv-algo auto|direct|winograd (default auto, as train.conv_algo) in
+ * every mode: the prefix's convolutions and the tail's (Winograd there for
+ * its 3x3 stride-1 layers on AVX2 CPUs unless direct).
  * MODEL: vgg16, vgg19 or resnet34. Prints key=value pairs on one line
  * (epoch_seconds, the trainer's train + val seconds of each epoch, and
  * epoch_wall_seconds, comma-separated); progress goes to stderr.
@@ -163,7 +166,8 @@ static int head_only(const char *model, size_t batch, int iters, int threads) {
 // Forward + backward + Adam of the last `unfreeze` stages and the head on
 // random cut activations (rows cycling through 425), what a fine-tuning
 // epoch spends per training batch after the prefix pass; images/s.
-static int tail_only(const char *model, size_t size, int unfreeze, size_t batch, int iters, int threads) {
+static int tail_only(const char *model, size_t size, int unfreeze, size_t batch, int iters, int threads,
+                     ConvAlgo algo) {
     CtError err = {{0}};
     const BackendOps *ops = backend_ops_get(BACKEND_CPU, &err);
     NNGraph g;
@@ -174,7 +178,7 @@ static int tail_only(const char *model, size_t size, int unfreeze, size_t batch,
     head_spec_default(&hs, model, 1);
     hs.standardize = 0;  // PyTorch's side has none either
     Tail t;
-    if (tail_init(&t, ops, &g, cut, &hs, batch, size, size, &err)) goto fail_graph;
+    if (tail_init(&t, ops, &g, cut, &hs, batch, size, size, algo, &err)) goto fail_graph;
     tail_init_random(&t, &g, 3);
     tail_reset_head(&t, 5);
     t.input_grad = 0;  // as the trainer: no gradient at the cut
@@ -226,13 +230,14 @@ fail:
 int main(int argc, char **argv) {
     if (argc < 2 || argv[1][0] == '-') {
         fprintf(stderr, "usage: bench_trial MODEL [--size S] [--epochs E] [--batch B] [--aug on|off] [--threads T] "
-                        "[--root DIR] [--feature-batch FB] [--unfreeze N] [--backbone-lr-scale S] | MODEL --head-only [--batch B] [--iters N] [--threads T] | MODEL --tail-only [--size S] [--unfreeze N] [--batch B] [--iters N] [--threads T]\n");
+                        "[--root DIR] [--feature-batch FB] [--unfreeze N] [--backbone-lr-scale S] | MODEL --head-only [--batch B] [--iters N] [--threads T] | MODEL --tail-only [--size S] [--unfreeze N] [--batch B] [--iters N] [--threads T]; any: [--conv-algo auto|direct|winograd]\n");
         return 2;
     }
     const char *model = argv[1];
     size_t size = 224, epochs = 3, batch = 32, fbatch = 32;
     int aug = 1, threads = 2, head_only_mode = 0, tail_only_mode = 0, iters = 50, unfreeze = 0;
     double lr_scale = 0.1;
+    ConvAlgo algo = CONV_ALGO_AUTO;
     char root[4096];
     snprintf(root, sizeof root, "%s", "../shared/data/covid-ct");
     for (int i = 2; i < argc; i++) {
@@ -247,6 +252,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--feature-batch")) fbatch = (size_t)atol(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--iters")) iters = atoi(v);
+        else if (!strcmp(a, "--conv-algo")) {
+            if (conv_algo_parse(v, &algo)) { fprintf(stderr, "bench_trial: --conv-algo auto|direct|winograd\n"); return 2; }
+        }
         else if (!strcmp(a, "--unfreeze")) unfreeze = atoi(v);
         else if (!strcmp(a, "--backbone-lr-scale")) lr_scale = atof(v);
         else if (!strcmp(a, "--root")) snprintf(root, sizeof root, "%s", v);
@@ -272,7 +280,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (head_only_mode) return head_only(model, batch, iters, threads);
-    if (tail_only_mode) return tail_only(model, size, unfreeze ? unfreeze : 1, batch, iters, threads);
+    if (tail_only_mode) return tail_only(model, size, unfreeze ? unfreeze : 1, batch, iters, threads, algo);
     omp_set_num_threads(threads);
 
     CtError err = {{0}};
@@ -314,6 +322,7 @@ int main(int argc, char **argv) {
     fs.aug_seed = 3;
     backend_options_default(&fs.backend);
     fs.backend.threads = threads;
+    fs.backend.conv_algo = algo;
     fs.batch = fbatch;
     fs.unfreeze = unfreeze;  // the cut is checked against the model when the prefix is planned
 
@@ -332,6 +341,7 @@ int main(int argc, char **argv) {
     ts.seed = 5;
     // As the sweep's worker fills it (src/sweep/sweep.c, worker_run).
     ts.tail = (TailSpec){.unfreeze = unfreeze, .backbone_lr_scale = lr_scale, .weights = fs.weights,
+                         .conv_algo = fs.backend.conv_algo,
                          .backbone_seed = fs.backbone_seed, .image_size = size, .backend = fs.backend.kind};
     snprintf(ts.tail.model, sizeof ts.tail.model, "%s", model);
 

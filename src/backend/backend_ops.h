@@ -54,6 +54,11 @@ typedef struct {
     int relu;                          // forward applies ReLU last
     int residual;                      // forward adds a shortcut before the ReLU
     size_t max_batch;
+    // Allow a Winograd kernel where the backend has one for this shape
+    // (CPU: 3x3, stride 1, pad 1, channels multiples of 8, an AVX2 CPU):
+    // forward and backward data then differ from a direct convolution by
+    // Winograd's rounding (~1e-6 relative). 0: direct only.
+    int winograd;
 } BackendConvDesc;
 
 // A planned max pool (padding ignored, as -inf), same shape rules.

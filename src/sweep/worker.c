@@ -325,7 +325,8 @@ void worker_run(Sweep *s, size_t run_index, const void *blob, size_t blob_len) {
     memset(&ts, 0, sizeof ts);
     ts.tail = (TailSpec){.unfreeze = run->unfreeze, .backbone_lr_scale = c->backbone_lr_scale,
                          .weights = fs.weights, .backbone_seed = c->backbone_seed, .image_size = c->image_size,
-                         .backend = c->backend.kind, .device_cache_bytes = c->gpu_cache_mb << 20,
+                         .backend = c->backend.kind, .conv_algo = c->backend.conv_algo,
+                         .device_cache_bytes = c->gpu_cache_mb << 20,
                          .device_cache_always = getenv("CTSWEEP_DEVICE_CACHE_ON_CPU") != NULL};
     snprintf(ts.tail.model, sizeof ts.tail.model, "%s", run->model);
     ts.head = c->head;

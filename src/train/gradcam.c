@@ -45,7 +45,7 @@ int gradcam_init(GradCam *gc, const char *path, const ModelFile *mf, const Backe
     if (rc == 0 && target < cut) rc = ct_errorf(err, "%s: the Grad-CAM target lies before the last stage", mf->model);
     size_t S = mf->image_size;
     if (rc == 0) {
-        rc = tail_init(&gc->tail, ops, &g, cut, &mf->head, max_batch, S, S, err);
+        rc = tail_init(&gc->tail, ops, &g, cut, &mf->head, max_batch, S, S, mf->conv_algo, err);
         gc->tail_ok = rc == 0;
         if (rc) ct_error_prefix(err, "%s: Grad-CAM", path);
     }

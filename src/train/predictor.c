@@ -35,7 +35,7 @@ static int tail_create(Predictor *p, const char *path, const NNGraph *g, size_t 
     if (!ops) return -1;
     p->tail = ct_calloc(1, sizeof *p->tail);
     size_t S = p->mf.image_size;
-    if (tail_init(p->tail, ops, g, cut, &p->mf.head, p->eval_rows, S, S, err)) {
+    if (tail_init(p->tail, ops, g, cut, &p->mf.head, p->eval_rows, S, S, p->mf.conv_algo, err)) {
         free(p->tail);
         p->tail = NULL;
         return ct_error_prefix(err, "%s", path);

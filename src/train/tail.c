@@ -159,7 +159,7 @@ static int plan_layer(Tail *t, TailLayer *L, const NNLayer *gl, const NNShape *i
     case NN_CONV: {
         BackendConvDesc d = {.cin = gl->cin, .cout = gl->cout, .k = gl->k, .stride = gl->stride, .pad = gl->pad,
                              .in_h = in->h, .in_w = in->w, .out_h = out->h, .out_w = out->w, .relu = gl->relu,
-                             .residual = L->res >= 0, .max_batch = t->max_batch};
+                             .residual = L->res >= 0, .max_batch = t->max_batch, .winograd = t->winograd};
         return t->ops->conv_create(&L->conv, &d, err);
     }
     case NN_MAXPOOL: {
@@ -175,8 +175,9 @@ static int plan_layer(Tail *t, TailLayer *L, const NNLayer *gl, const NNShape *i
 }
 
 int tail_init(Tail *t, const BackendOps *ops, const NNGraph *g, size_t cut, const HeadSpec *head, size_t max_batch,
-              size_t h, size_t w, CtError *err) {
+              size_t h, size_t w, ConvAlgo conv_algo, CtError *err) {
     memset(t, 0, sizeof *t);
+    t->winograd = conv_algo != CONV_ALGO_DIRECT;
     t->ops = ops;
     t->cut = cut;
     t->input_grad = 1;

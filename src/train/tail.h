@@ -82,6 +82,7 @@ typedef struct {
     float **dact;   // the same tensors' gradients
     float *tmp;     // (max_batch, widest tensor): a second contribution to a gradient
     float *gwf, *gbf;  // a folded convolution's weight and bias gradients
+    int winograd;   // BackendConvDesc.winograd of its convolutions
     int *fresh;     // per tensor: its gradient is not written yet in this backward
     void *param_block, *work_block;
     size_t param_bytes, work_bytes;
@@ -90,8 +91,11 @@ typedef struct {
 // Plans graph layers [cut, n_layers) and the head for inputs of (n <=
 // max_batch, in_shape) where the network input is (3, h, w). The graph must
 // end in its average pool; head->in_dim is set from it. Parameters zero.
+// conv_algo: CONV_ALGO_DIRECT keeps every convolution direct; auto and
+// winograd let the backend use a Winograd kernel where it has one for a
+// layer (BackendConvDesc.winograd).
 int tail_init(Tail *t, const BackendOps *ops, const NNGraph *g, size_t cut, const HeadSpec *head, size_t max_batch,
-              size_t h, size_t w, CtError *err);
+              size_t h, size_t w, ConvAlgo conv_algo, CtError *err);
 void tail_free(Tail *t);
 // Parameters are written through host staging and the backend's upload, so
 // these work on any backend.

@@ -28,7 +28,8 @@ static int tail_create(TrainState *st, const TrainSpec *spec, const TrainData *d
     size_t cut = 0;
     int rc = model_cut_layer(&g, ts->unfreeze, &cut, err);
     st->tail = ct_calloc(1, sizeof *st->tail);
-    if (rc == 0) rc = tail_init(st->tail, ops, &g, cut, &spec->head, rows, ts->image_size, ts->image_size, err);
+    if (rc == 0) rc = tail_init(st->tail, ops, &g, cut, &spec->head, rows, ts->image_size, ts->image_size,
+                                ts->conv_algo, err);
     if (rc == 0 && st->tail->in_numel != data->dim) {
         rc = ct_errorf(err, "%s unfreeze %d: the cut holds %zu values per image, the cached activations %zu",
                        ts->model, ts->unfreeze, st->tail->in_numel, data->dim);

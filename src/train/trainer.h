@@ -44,6 +44,7 @@ typedef struct {
     uint64_t backbone_seed;
     size_t image_size;
     BackendKind backend;
+    ConvAlgo conv_algo;        // train.conv_algo: direct keeps the tail's convolutions direct too
     // Bytes of backend memory for the trial's activations at the cut (val,
     // test, then the training view in use), so batches are gathered there
     // instead of sent from host memory; what does not fit is sent a batch

@@ -61,9 +61,9 @@ static void run_model(const char *model, const char *stage, int unfreeze) {
     HeadSpec hs;
     head_spec_default(&hs, model, 0);
     Tail tc, tg;
-    int okc = tail_init(&tc, CPU, &g, cut, &hs, BATCH, PX, PX, &err) == 0;
+    int okc = tail_init(&tc, CPU, &g, cut, &hs, BATCH, PX, PX, CONV_ALGO_DIRECT, &err) == 0;
     CHECK(okc, "%s: CPU tail: %s", model, err.msg);
-    int okg = okc && tail_init(&tg, GPU, &g, cut, &hs, BATCH, PX, PX, &err) == 0;
+    int okg = okc && tail_init(&tg, GPU, &g, cut, &hs, BATCH, PX, PX, CONV_ALGO_DIRECT, &err) == 0;
     CHECK(okg, "%s: GPU tail: %s", model, err.msg);
     if (!okg) {
         if (okc) tail_free(&tc);

@@ -125,7 +125,7 @@ def rel_err(name, ours, ref):
     return diff[i] / scale, f"{name}: max rel err {diff[i] / scale:.1e} at [{i}] ours {ours[i]:.7e} torch {ref[i]:.7e}"
 
 
-def check_grads(driver, work, name, unfreeze, size, n):
+def check_grads(driver, work, name, unfreeze, size, n, algo="direct"):
     model, params, cut, path = make_case(name, unfreeze, size, work)
     rng = np.random.default_rng(size + unfreeze)
     x = np.abs(rng.standard_normal((n, *cut))).astype(np.float32)
@@ -135,9 +135,11 @@ def check_grads(driver, work, name, unfreeze, size, n):
         p.grad = None
     loss = torch.nn.functional.cross_entropy(model(xt), torch.from_numpy(y.astype(np.int64)))
     loss.backward()
-    attrs = dict(model=name, weights=path, size=float(size), unfreeze=float(unfreeze), batch=float(n))
+    attrs = dict(model=name, weights=path, size=float(size), unfreeze=float(unfreeze), batch=float(n),
+                 conv_algo=algo)
     data = dict(x=x.reshape(n, -1), y=y, hidden=np.array(HIDDEN, np.int32))
-    tag = f"grads_{name}_u{unfreeze}_{size}"
+    tag = f"grads_{name}_u{unfreeze}_{size}_{algo}_{n}"
+    name = f"{name} ({algo})" if algo != "direct" else name
     out = run_driver(driver, "grads", attrs, data, work, tag)
     worst, worst_msg, count = 0.0, "", 0
     ok = abs(out["loss"][0] - loss.item()) <= 1e-5 * abs(loss.item())
@@ -162,6 +164,17 @@ def check_grads(driver, work, name, unfreeze, size, n):
     report(worst <= 1e-4, f"{name} unfreeze {unfreeze} {size} px: {count} gradients (cut input {cut}); "
                           f"worst {worst_msg}")
     return attrs, data, tag
+
+
+def check_subbatch(driver, work, attrs, data, tag, m):
+    """The first m images alone give the logits they had in the whole batch, bit for bit."""
+    whole = run_driver(driver, "grads", attrs, data, work, tag + "_whole")
+    part = run_driver(driver, "grads", dict(attrs, batch=float(m)), dict(data, x=data["x"][:m], y=data["y"][:m]),
+                      work, tag + f"_first{m}")
+    n = int(attrs["batch"])
+    same = np.array_equal(whole["logits"].reshape(n, -1)[:m].view(np.uint8), part["logits"].reshape(m, -1).view(np.uint8))
+    report(same, f"{attrs['model']} {attrs.get('conv_algo', 'direct')} {int(attrs['size'])} px: the first {m} images' "
+                 f"logits in a batch of {int(attrs['batch'])} and alone bit-identical")
 
 
 def check_threads(driver, work, attrs, data, tag, counts=(2,)):
@@ -197,7 +210,7 @@ def torch_steps(name, unfreeze, size, work, x, y, order, lr_tail, lr_head, dtype
     return np.array(losses), final, path, tail_names, head_names
 
 
-def check_steps(driver, work, name, unfreeze, size, steps=20, B=4, rows=16):
+def check_steps(driver, work, name, unfreeze, size, steps=20, B=4, rows=16, algo="direct"):
     _, _, cut, _ = make_case(name, unfreeze, size, work)
     rng = np.random.default_rng(99)
     x = np.abs(rng.standard_normal((rows, *cut))).astype(np.float32)
@@ -208,9 +221,10 @@ def check_steps(driver, work, name, unfreeze, size, steps=20, B=4, rows=16):
     losses, ref, path, tail_names, head_names = torch_steps(*args, torch.float64)
     losses32, _, _, _, _ = torch_steps(*args, torch.float32)
     attrs = dict(model=name, weights=path, size=float(size), unfreeze=float(unfreeze), batch=float(B),
-                 lr_tail=lr_tail, lr_head=lr_head, weight_decay=0.0, adamw=0.0)
+                 lr_tail=lr_tail, lr_head=lr_head, weight_decay=0.0, adamw=0.0, conv_algo=algo)
     data = dict(x=x.reshape(rows, -1), y=y, hidden=np.array(HIDDEN, np.int32), order=order.ravel())
-    out = run_driver(driver, "steps", attrs, data, work, f"steps_{name}_u{unfreeze}_{size}")
+    out = run_driver(driver, "steps", attrs, data, work, f"steps_{name}_u{unfreeze}_{size}_{algo}")
+    name = f"{name} ({algo})" if algo != "direct" else name
     lrel = float(np.max(np.abs(out["loss"] - losses) / np.abs(losses)))
     lrel32 = float(np.max(np.abs(losses32 - losses) / np.abs(losses)))
     worst, worst_msg, bad, n_over, n_all = 0.0, "", [], 0, 0
@@ -257,6 +271,20 @@ def main():
     # padded 3x3 max pool, VGG's 3-channel first convolution.
     check_grads(driver, work, "resnet34", 5, 64, n=2)
     check_grads(driver, work, "vgg16", 5, 32, n=2)
+    # Winograd in the tail (train.conv_algo auto or winograd on an AVX2 CPU):
+    # forward and backward data of the 3x3 stride-1 layers with channels in
+    # multiples of 8, several images' tiles per call. The same bounds; the
+    # grouping of images (8 a call for ResNet-34's layer4 at 32 px, 3 at 64)
+    # must change no bit: threads and sub-batches.
+    for name, size, n in (("vgg16", 64, 3), ("resnet34", 64, 3), ("vgg16", 224, 2), ("resnet34", 224, 2)):
+        check_grads(driver, work, name, 1, size, n=n, algo="winograd")
+    check_steps(driver, work, "resnet34", 1, 64, algo="winograd")
+    attrs, data, tag = check_grads(driver, work, "resnet34", 1, 32, n=19, algo="winograd")
+    check_threads(driver, work, attrs, data, tag, counts=(2, 3))
+    check_subbatch(driver, work, attrs, data, tag, 5)
+    attrs, data, tag = check_grads(driver, work, "resnet34", 2, 64, n=7, algo="winograd")
+    check_threads(driver, work, attrs, data, tag, counts=(2,))
+    check_subbatch(driver, work, attrs, data, tag, 4)
     print(f"{PASSED} passed, {FAILED} failed")
     sys.exit(1 if FAILED else 0)
 

@@ -7,7 +7,7 @@
  *        tail_driver steps IN.h5 OUT.h5   Adam steps over batches
  * IN.h5 attributes: model, weights (safetensors with the tail and
  * head.<i>.* tensors), size (input px), unfreeze, batch, and for steps
- * lr_tail, lr_head, weight_decay, adamw; datasets x (rows, cut numel) float32,
+ * lr_tail, lr_head, weight_decay, adamw, optionally conv_algo (direct when absent); datasets x (rows, cut numel) float32,
  * y (rows) uint8, hidden (int32), and for steps order (steps * batch) int32.
  * OUT.h5: grads: loss, logits, dx and one dataset per parameter gradient;
  * steps: loss (steps) and one dataset per parameter after the last step.
@@ -83,6 +83,10 @@ int main(int argc, char **argv) {
     attr_str(in, "weights", weights, sizeof weights);
     size_t size = (size_t)attr_f64(in, "size"), B = (size_t)attr_f64(in, "batch");
     int unfreeze = (int)attr_f64(in, "unfreeze");
+    char algo_name[16] = "direct";  // optional attribute conv_algo: direct (default), auto, winograd
+    if (H5Aexists(in, "conv_algo") > 0) attr_str(in, "conv_algo", algo_name, sizeof algo_name);
+    ConvAlgo algo;
+    if (conv_algo_parse(algo_name, &algo)) die("conv_algo");
     size_t nx, ny, nh;
     float *x = read_all(in, "x", H5T_NATIVE_FLOAT, sizeof(float), &nx);
     uint8_t *y = read_all(in, "y", H5T_NATIVE_UINT8, 1, &ny);
@@ -97,7 +101,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < nh; i++) hs.hidden[i] = (size_t)hidden[i];
     const BackendOps *ops = backend_ops_get(BACKEND_CPU, &err);
     if (!ops || model_build(&g, model, &err) || model_cut_layer(&g, unfreeze, &cut, &err) ||
-        tail_init(&t, ops, &g, cut, &hs, B, size, size, &err) || tail_load_safetensors(&t, &g, weights, &err)) {
+        tail_init(&t, ops, &g, cut, &hs, B, size, size, algo, &err) || tail_load_safetensors(&t, &g, weights, &err)) {
         fprintf(stderr, "tail_driver: %s\n", err.msg);
         return 1;
     }

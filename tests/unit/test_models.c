@@ -129,9 +129,9 @@ int main(void) {
     CHECK(model_build(&g, "resnet34", &err) == 0, "resnet34");
     size_t cut;
     model_cut_layer(&g, 1, &cut, &err);
-    CHECK(tail_init(&t, ops, &g, cut + 2, &hs, 2, 64, 64, &err) < 0 && strstr(err.msg, "cut between stages"),
+    CHECK(tail_init(&t, ops, &g, cut + 2, &hs, 2, 64, 64, CONV_ALGO_DIRECT, &err) < 0 && strstr(err.msg, "cut between stages"),
           "a cut inside layer4.0 accepted: %s", err.msg);
-    CHECK(tail_init(&t, ops, &g, cut, &hs, 2, 64, 64, &err) == 0, "resnet34 layer4 tail: %s", err.msg);
+    CHECK(tail_init(&t, ops, &g, cut, &hs, 2, 64, 64, CONV_ALGO_DIRECT, &err) == 0, "resnet34 layer4 tail: %s", err.msg);
     // layer4: 3 blocks of 2 convs 3x3 (512 wide, the first from 256) with BN, and a 1x1 downsample.
     size_t want = 9 * (256 * 512 + 5 * 512 * 512) + 256 * 512 + 7 * 2 * 512;
     CHECK(t.n_tail_params == want, "resnet34 layer4: %zu parameters, want %zu", t.n_tail_params, want);
@@ -159,7 +159,7 @@ int main(void) {
     tail_free(&t);
     graph_free(&g);
     CHECK(model_build(&g, "vgg16", &err) == 0, "vgg16");
-    CHECK(tail_init(&t, ops, &g, 0, &hs, 0, 64, 64, &err) < 0, "batch 0 accepted");
+    CHECK(tail_init(&t, ops, &g, 0, &hs, 0, 64, 64, CONV_ALGO_DIRECT, &err) < 0, "batch 0 accepted");
     graph_free(&g);
     return check_summary();
 }

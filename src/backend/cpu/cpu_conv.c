@@ -17,8 +17,18 @@
  * a batch of 32 takes 2 parallel regions per convolution instead of 16.
  *
  * Plain layouts keep the table's contract simple (the executor and the
- * tests hand it torchvision-shaped tensors); oneDNN's blocked layouts and
- * Winograd remain the frozen prefix's (cpu_net.c).
+ * tests hand it torchvision-shaped tensors); oneDNN's blocked layouts
+ * remain the frozen prefix's (cpu_net.c).
+ *
+ * Winograd (BackendConvDesc.winograd, 3x3 stride-1 layers with channels in
+ * multiples of 8, AVX2 CPUs): forward and backward data run the F(4,3)
+ * kernel of cpu_winograd.h on groups of up to `wg` images whose tiles form
+ * one list (ResNet's 7x7 layers have 4 tiles an image), reordered to and
+ * from nChw8c around it. Its weights are transformed on every call, as
+ * they change every step (in float: a few ms for 512 x 512 channels).
+ * A tile's result does not depend on the tiles computed with it, so the
+ * grouping, batch and thread count change no bit here either. The weight
+ * gradients stay oneDNN's, per chunk as above.
  */
 #include "backend/cpu/cpu_conv.h"
 
@@ -30,6 +40,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_dnnl.h"
+#include "backend/cpu/cpu_winograd.h"
 
 // Memory slots of a plan: one oneDNN memory object per slot and worker,
 // pointed at the caller's buffers before each execution.
@@ -62,6 +73,10 @@ struct BackendConv {
     size_t chunk;  // images per weight-gradient call
     float *slots;  // (n_workers, w_numel + cout): per-chunk weight and bias gradients
     float *pad;    // (n_workers, chunk * (x_numel + y_numel)): a partial chunk with zero images after it
+    CpuWino *wf, *wb;  // Winograd forward and backward data (sharing one weight buffer), or NULL
+    size_t wg;         // images per Winograd call
+    size_t wbuf_per;   // floats per worker in wbuf
+    float *wbuf;       // (n_workers, wbuf_per): nChw8c input, output, scratch
 };
 
 struct BackendPool {
@@ -168,6 +183,30 @@ static dnnl_dim_t pad_right(size_t in, size_t out, size_t k, size_t stride, size
 
 // ---- convolution ----
 
+// Images per Winograd call: enough for about 48 tiles (a block's worth,
+// cpu_winograd.c), at most 8 so that a batch still spreads over threads.
+static size_t wino_group(const BackendConvDesc *d) {
+    size_t tiles = ((d->out_h + 3) / 4) * ((d->out_w + 3) / 4), g = (48 + tiles - 1) / tiles;
+    if (g > 8) g = 8;
+    if (g > d->max_batch) g = d->max_batch;
+    return g ? g : 1;
+}
+
+static int wino_plan(BackendConv *c, CtError *err) {
+    const BackendConvDesc *d = &c->d;
+    c->wg = wino_group(d);
+    c->wf = cpu_wino_create_batched(d->cin, d->cout, d->out_h, d->out_w, d->residual, d->relu, c->wg);
+    c->wb = cpu_wino_create_batched(d->cout, d->cin, d->in_h, d->in_w, 0, 0, c->wg);
+    if (!c->wf || !c->wb) return ct_errorf(err, "out of memory for a Winograd convolution plan");
+    cpu_wino_share_weights(c->wb, c->wf);
+    size_t scr = cpu_wino_scratch_bytes(c->wf) > cpu_wino_scratch_bytes(c->wb) ? cpu_wino_scratch_bytes(c->wf)
+                                                                              : cpu_wino_scratch_bytes(c->wb);
+    c->wbuf_per = (c->wg * (c->x_numel + c->y_numel) + scr / sizeof(float) + 15) / 16 * 16;
+    c->wbuf = ct_try_aligned_alloc(c->p.n_workers * c->wbuf_per, sizeof(float));
+    if (!c->wbuf) return ct_errorf(err, "out of memory for Winograd buffers");
+    return 0;
+}
+
 int cpu_conv_create(BackendConv **out, const BackendConvDesc *d, CtError *err) {
     *out = NULL;
     BackendConv *c = ct_calloc(1, sizeof *c);
@@ -226,6 +265,9 @@ int cpu_conv_create(BackendConv **out, const BackendConvDesc *d, CtError *err) {
         ct_errorf(err, "out of memory for the weight-gradient slots");
         goto fail;
     }
+    if (d->winograd && d->k == 3 && d->stride == 1 && d->pad == 1 && d->in_h == d->out_h && d->in_w == d->out_w &&
+        d->cin % 8 == 0 && d->cout % 8 == 0 && cpu_wino_supported() && wino_plan(c, err))
+        goto fail;
     dnnl_primitive_desc_destroy(cpd);
     dnnl_primitive_desc_destroy(fpd);
     dnnl_primitive_desc_destroy(dpd);
@@ -255,6 +297,9 @@ void cpu_conv_free(BackendConv *c) {
     plan_free(&c->p);
     ct_aligned_free(c->slots);
     ct_aligned_free(c->pad);
+    ct_aligned_free(c->wbuf);
+    cpu_wino_free(c->wb);  // borrows wf's weights: first
+    cpu_wino_free(c->wf);
     free(c);
 }
 
@@ -291,10 +336,54 @@ static dnnl_status_t conv_fwd_one(BackendConv *c, Worker *w, float *y, const flo
     return run(w, c->fwd, 4, args, slots, ptr);
 }
 
+// ---- Winograd ----
+
+// (c, hw) <-> nChw8c (c / 8, hw, 8), c a multiple of 8.
+static void to_blocked(float *restrict dst, const float *restrict src, size_t ch, size_t hw) {
+    for (size_t cb = 0; cb < ch / 8; cb++)
+        for (size_t q = 0; q < hw; q++)
+            for (size_t l = 0; l < 8; l++) dst[(cb * hw + q) * 8 + l] = src[(cb * 8 + l) * hw + q];
+}
+
+static void from_blocked(float *restrict dst, const float *restrict src, size_t ch, size_t hw) {
+    for (size_t cb = 0; cb < ch / 8; cb++)
+        for (size_t l = 0; l < 8; l++)
+            for (size_t q = 0; q < hw; q++) dst[(cb * 8 + l) * hw + q] = src[(cb * hw + q) * 8 + l];
+}
+
+// out (n, och, hw) = plan(in (n, ich, hw) [+ res]) in groups of c->wg
+// images, a group per thread at a time.
+static void wino_images(BackendConv *c, CpuWino *wp, float *out, const float *in, const float *res, size_t ich,
+                        size_t och, size_t hw, size_t n) {
+    const size_t G = c->wg, groups = (n + G - 1) / G;
+    int team = (int)(groups < c->p.n_workers ? groups : c->p.n_workers);
+#pragma omp parallel num_threads(team)
+    {
+        float *bi = c->wbuf + (size_t)omp_get_thread_num() * c->wbuf_per, *bo = bi + G * ich * hw,
+              *scr = bo + G * och * hw;
+#pragma omp for schedule(dynamic, 1)
+        for (size_t g = 0; g < groups; g++) {
+            size_t i0 = g * G, m = n - i0 < G ? n - i0 : G;
+            for (size_t i = 0; i < m; i++) {
+                to_blocked(bi + i * ich * hw, in + (i0 + i) * ich * hw, ich, hw);
+                if (res) to_blocked(bo + i * och * hw, res + (i0 + i) * och * hw, och, hw);
+            }
+            cpu_wino_run_images(wp, bo, bi, m, scr);
+            for (size_t i = 0; i < m; i++) from_blocked(out + (i0 + i) * och * hw, bo + i * och * hw, och, hw);
+        }
+    }
+}
+
 int cpu_conv_forward(BackendConv *c, float *y, const float *x, const float *wt, const float *b, const float *res,
                      size_t n, CtError *err) {
     if (n > c->d.max_batch) return ct_errorf(err, "convolution: batch %zu over the plan's %zu", n, c->d.max_batch);
     if ((res != NULL) != (c->d.residual != 0)) fatal("cpu_conv_forward: residual given to a plan without one");
+    if (c->wf) {
+        cpu_wino_weights(c->wf, wt, c->d.cin * 9, 9, 0);
+        memcpy(c->wf->bias, b, c->d.cout * sizeof(float));
+        wino_images(c, c->wf, y, x, res, c->d.cin, c->d.cout, c->d.out_h * c->d.out_w, n);
+        return 0;
+    }
     FOR_IMAGES(&c->p, n, conv_fwd_one(c, w, y + i * c->y_numel, x + i * c->x_numel, wt, b,
                                       res ? res + i * c->y_numel : NULL));
     return 0;
@@ -309,6 +398,11 @@ static dnnl_status_t conv_bwd_data_one(BackendConv *c, Worker *w, float *dx, con
 
 int cpu_conv_backward_data(BackendConv *c, float *dx, const float *dy, const float *wt, size_t n, CtError *err) {
     if (n > c->d.max_batch) return ct_errorf(err, "convolution: batch %zu over the plan's %zu", n, c->d.max_batch);
+    if (c->wb) {
+        cpu_wino_weights(c->wb, wt, 9, c->d.cin * 9, 1);
+        wino_images(c, c->wb, dx, dy, NULL, c->d.cout, c->d.cin, c->d.in_h * c->d.in_w, n);
+        return 0;
+    }
     FOR_IMAGES(&c->p, n, conv_bwd_data_one(c, w, dx + i * c->x_numel, dy + i * c->y_numel, wt));
     return 0;
 }

@@ -35,8 +35,55 @@ static const double G[6][3] = {
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
+static CpuWino *plan(size_t c, size_t k, size_t h, size_t w, int sum, int relu, size_t images);
+
 CpuWino *cpu_wino_create(const float *weight, const float *bias, size_t c, size_t k, size_t h, size_t w,
                          int sum, int relu) {
+    CpuWino *p = plan(c, k, h, w, sum, relu, 1);
+    if (!p) return NULL;
+    if (bias) memcpy(p->bias, bias, k * sizeof(float));
+    // u[xi][kb][ci][16]: G g G^T per (output, input) channel pair, in
+    // double, rounded once; padded channels are zero.
+    for (size_t ko = 0; ko < k; ko++)
+        for (size_t ci = 0; ci < c; ci++) {
+            const float *g = weight + (ko * c + ci) * 9;
+            double t[6][3];
+            for (int r = 0; r < 6; r++)
+                for (int b = 0; b < 3; b++)
+                    t[r][b] = G[r][0] * g[0 * 3 + b] + G[r][1] * g[1 * 3 + b] + G[r][2] * g[2 * 3 + b];
+            for (int r = 0; r < 6; r++)
+                for (int s = 0; s < 6; s++) {
+                    double v = t[r][0] * G[s][0] + t[r][1] * G[s][1] + t[r][2] * G[s][2];
+                    size_t xi = (size_t)(r * 6 + s);
+                    p->u[((xi * (p->kp / 16) + ko / 16) * p->cp + ci) * 16 + ko % 16] = (float)v;
+                }
+        }
+    return p;
+}
+
+CpuWino *cpu_wino_create_batched(size_t c, size_t k, size_t h, size_t w, int sum, int relu, size_t max_images) {
+    if (k % 8) return NULL;
+    return plan(c, k, h, w, sum, relu, max_images ? max_images : 1);
+}
+
+void cpu_wino_weights(CpuWino *p, const float *wt, size_t lane_stride, size_t chan_stride, int flip) {
+    cpu_wino_weights_avx2(p, wt, lane_stride, chan_stride, flip);
+}
+
+int cpu_wino_share_weights(CpuWino *p, CpuWino *q) {
+    if (p->kp != q->kp || p->cp != q->cp || p->borrowed_u) return 0;
+    ct_aligned_free(p->u);
+    p->u = q->u;
+    p->borrowed_u = 1;
+    return 1;
+}
+
+void cpu_wino_run_images(const CpuWino *p, float *dst, const float *src, size_t n, void *scratch) {
+    cpu_wino_run_avx2(p, dst, src, n, scratch);
+}
+
+// The shape, the blocking and zeroed weights and bias.
+static CpuWino *plan(size_t c, size_t k, size_t h, size_t w, int sum, int relu, size_t images) {
     CpuWino *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->c = c;
@@ -57,7 +104,7 @@ CpuWino *cpu_wino_create(const float *weight, const float *bias, size_t c, size_
     // split evenly over the blocks. The blocking changes no result.
     size_t tbmax = ((size_t)2 << 20) / (36 * (p->cp + p->kp)) / 6 * 6;
     if (tbmax < 48) tbmax = 48;
-    size_t tiles = p->th * p->tw, nblocks = (tiles + tbmax - 1) / tbmax;
+    size_t tiles = images * p->th * p->tw, nblocks = (tiles + tbmax - 1) / tbmax;
     p->tb = round_up((tiles + nblocks - 1) / nblocks, 6);
     p->u = ct_try_aligned_alloc(36 * p->kp, p->cp * sizeof(float));
     p->bias = ct_try_aligned_alloc(p->kp, sizeof(float));
@@ -66,24 +113,7 @@ CpuWino *cpu_wino_create(const float *weight, const float *bias, size_t c, size_
         return NULL;
     }
     memset(p->bias, 0, p->kp * sizeof(float));
-    if (bias) memcpy(p->bias, bias, k * sizeof(float));
-    // u[xi][kb][ci][16]: G g G^T per (output, input) channel pair, in
-    // double, rounded once; padded channels are zero.
     memset(p->u, 0, 36 * p->kp * p->cp * sizeof(float));
-    for (size_t ko = 0; ko < k; ko++)
-        for (size_t ci = 0; ci < c; ci++) {
-            const float *g = weight + (ko * c + ci) * 9;
-            double t[6][3];
-            for (int r = 0; r < 6; r++)
-                for (int b = 0; b < 3; b++)
-                    t[r][b] = G[r][0] * g[0 * 3 + b] + G[r][1] * g[1 * 3 + b] + G[r][2] * g[2 * 3 + b];
-            for (int r = 0; r < 6; r++)
-                for (int s = 0; s < 6; s++) {
-                    double v = t[r][0] * G[s][0] + t[r][1] * G[s][1] + t[r][2] * G[s][2];
-                    size_t xi = (size_t)(r * 6 + s);
-                    p->u[((xi * (p->kp / 16) + ko / 16) * p->cp + ci) * 16 + ko % 16] = (float)v;
-                }
-        }
     return p;
 }
 
@@ -115,12 +145,12 @@ int cpu_wino_auto(size_t c, size_t k, size_t h, size_t w) {
 // ---- running ----
 
 void cpu_wino_run(const CpuWino *p, float *dst, const float *src, void *scratch) {
-    cpu_wino_run_avx2(p, dst, src, scratch);
+    cpu_wino_run_avx2(p, dst, src, 1, scratch);
 }
 
 void cpu_wino_free(CpuWino *p) {
     if (!p) return;
-    ct_aligned_free(p->u);
+    if (!p->borrowed_u) ct_aligned_free(p->u);
     ct_aligned_free(p->bias);
     free(p);
 }

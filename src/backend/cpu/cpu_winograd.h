@@ -31,6 +31,7 @@ typedef struct {
     size_t th, tw;      // tiles down and across: ceil(h / 4), ceil(w / 4)
     size_t tb;          // tiles per block (a multiple of 6)
     int sum, relu;      // post-ops: dst = relu(conv + bias + dst)
+    int borrowed_u;     // u belongs to another plan (cpu_wino_share_weights)
     float *u;           // (36, kp / 16, cp, 16) transformed weights
     float *bias;        // (kp)
 } CpuWino;
@@ -57,7 +58,31 @@ void cpu_wino_run(const CpuWino *p,
                   void *scratch);    // cpu_wino_scratch_bytes, 64-byte aligned
 void cpu_wino_free(CpuWino *p);
 
+// For training, where the weights change every step: a plan whose tile
+// blocks span up to max_images images (their tiles form one list, so small
+// layers such as ResNet's 7x7 fill the micro-kernel's rows and each panel
+// of transformed weights serves many tiles; a tile's result is the same in
+// any block, so the images grouped together change no bit), and whose
+// weights are loaded in float by cpu_wino_weights, as often as they change.
+// Needs k a multiple of 8. NULL when out of memory.
+CpuWino *cpu_wino_create_batched(size_t c, size_t k, size_t h, size_t w, int sum, int relu, size_t max_images);
+// G g G^T of every (output o, input i) channel pair, in float, where tap j
+// of the pair is wt[o * lane_stride + i * chan_stride + (flip ? 8 - j : j)]:
+// a convolution's weights (cout, cin, 3, 3) are lane_stride = cin * 9,
+// chan_stride = 9; its backward data (a convolution of the output gradient
+// with the weights transposed and turned by 180 degrees) 9, cout * 9, flip.
+// The bias: set p->bias directly (zero after creation). Runs on the
+// caller's OpenMP threads; bits do not depend on their number.
+void cpu_wino_weights(CpuWino *p, const float *wt, size_t lane_stride, size_t chan_stride, int flip);
+// Makes p use q's transformed-weight buffer instead of its own (same size
+// required; returns 0 when not): for two plans never used at once, such as
+// a layer's forward and backward data, each loading its weights first.
+int cpu_wino_share_weights(CpuWino *p, CpuWino *q);
+// cpu_wino_run for n <= max_images images, one after another in src and dst.
+void cpu_wino_run_images(const CpuWino *p, float *dst, const float *src, size_t n, void *scratch);
+
 // The AVX2+FMA implementation (cpu_winograd_avx2.c, its own compile flags).
-void cpu_wino_run_avx2(const CpuWino *p, float *dst, const float *src, float *scratch);
+void cpu_wino_run_avx2(const CpuWino *p, float *dst, const float *src, size_t n_images, float *scratch);
+void cpu_wino_weights_avx2(CpuWino *p, const float *wt, size_t lane_stride, size_t chan_stride, int flip);
 
 #endif

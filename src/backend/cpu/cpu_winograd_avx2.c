@@ -4,8 +4,9 @@
  * micro-kernel, output transform with bias, residual and ReLU. Compiled
  * with -mavx2 -mfma (CMakeLists.txt); only called where cpuid says so.
  *
- * Layouts (one image):
- *   src, dst  nChw8c: (c / 8, h, w, 8)
+ * Layouts:
+ *   src, dst  nChw8c images one after another: (n, c / 8, h, w, 8); the
+ *             tiles of all n images form one list, cut into blocks
  *   V         (36, tb / 6, cp / 8, 6, 8): a group of 6 tiles' transformed
  *             input, channel blocks outermost, as the transform writes it
  *             (8 channels a vector, no transposition); the micro-kernel
@@ -57,9 +58,10 @@ static inline void input_tile(__m256 *v, const __m256 *d) {
 }
 
 // Transforms the tiles [t0, t0 + 6 * ng) into V (tiles past the image are zero).
-static void input_block(const CpuWino *p, float *V, const float *src, size_t t0, size_t ng) {
-    const size_t h = p->h, w = p->w, ncb = p->cp / 8, T = p->th * p->tw;
+static void input_block(const CpuWino *p, float *V, const float *src, size_t t0, size_t ng, size_t T) {
+    const size_t h = p->h, w = p->w, ncb = p->cp / 8, TI = p->th * p->tw;
     const size_t xs = (p->tb / 6) * p->cp * 6;  // floats between two positions xi
+    const size_t img = ((p->c + 7) / 8) * h * w * 8;  // floats per source image
     __m256 d[36], v[36];
     for (size_t g = 0; g < ng; g++)
         for (size_t j = 0; j < 6; j++) {
@@ -70,8 +72,9 @@ static void input_block(const CpuWino *p, float *V, const float *src, size_t t0,
                     for (size_t xi = 0; xi < 36; xi++) _mm256_store_ps(out + xi * xs, _mm256_setzero_ps());
                     continue;
                 }
-                long y0 = (long)(t / p->tw) * 4 - 1, x0 = (long)(t % p->tw) * 4 - 1;
-                const float *plane = src + cb * h * w * 8;
+                size_t tl = t % TI;  // the tile within its image
+                long y0 = (long)(tl / p->tw) * 4 - 1, x0 = (long)(tl % p->tw) * 4 - 1;
+                const float *plane = src + (t / TI) * img + cb * h * w * 8;
                 if (y0 >= 0 && x0 >= 0 && y0 + 6 <= (long)h && x0 + 6 <= (long)w) {
                     for (int i = 0; i < 6; i++)
                         for (int k = 0; k < 6; k++)
@@ -97,8 +100,10 @@ static void output_block(const CpuWino *p, float *dst, const float *M, size_t t0
     const size_t xs = p->tb * kp;
     __m256 m[36], t[24], y[16];
     const __m256 zero = _mm256_setzero_ps();
+    const size_t TI = p->th * p->tw, img = nkb * h * w * 8;  // tiles, floats per image
     for (size_t j = 0; j < n; j++) {
-        size_t tile = t0 + j, oy = tile / p->tw * 4, ox = tile % p->tw * 4;
+        size_t tile = (t0 + j) % TI, oy = tile / p->tw * 4, ox = tile % p->tw * 4;
+        float *dimg = dst + (t0 + j) / TI * img;
         size_t ny = h - oy < 4 ? h - oy : 4, nx = w - ox < 4 ? w - ox : 4;
         for (size_t kb = 0; kb < nkb; kb++) {
             const float *in = M + j * kp + kb * 8;
@@ -106,7 +111,7 @@ static void output_block(const CpuWino *p, float *dst, const float *M, size_t t0
             for (int s = 0; s < 6; s++) at6(t + s, 6, m + s, 6);  // columns: t (4x6) = A^T m
             for (int r = 0; r < 4; r++) at6(y + r * 4, 1, t + r * 6, 1);  // rows: y (4x4) = t A
             __m256 b = _mm256_load_ps(p->bias + kb * 8);
-            float *plane = dst + kb * h * w * 8;
+            float *plane = dimg + kb * h * w * 8;
             for (size_t r = 0; r < ny; r++)
                 for (size_t c = 0; c < nx; c++) {
                     float *o = plane + ((oy + r) * w + ox + c) * 8;
@@ -165,13 +170,13 @@ static void gemm_6x16(float *m, size_t ldm, const float *v, const float *u, size
 
 // ---- the layer ----
 
-void cpu_wino_run_avx2(const CpuWino *p, float *dst, const float *src, float *scratch) {
-    const size_t T = p->th * p->tw, tb = p->tb, cp = p->cp, kp = p->kp, nkb = kp / 16;
+void cpu_wino_run_avx2(const CpuWino *p, float *dst, const float *src, size_t n_images, float *scratch) {
+    const size_t T = n_images * p->th * p->tw, tb = p->tb, cp = p->cp, kp = p->kp, nkb = kp / 16;
     float *V = scratch;                 // (36, tb / 6, cp / 8, 6, 8)
     float *M = scratch + 36 * tb * cp;  // (36, tb, kp)
     for (size_t t0 = 0; t0 < T; t0 += tb) {
         size_t n = T - t0 < tb ? T - t0 : tb, ng = (n + 5) / 6;
-        input_block(p, V, src, t0, ng);
+        input_block(p, V, src, t0, ng, T);
         // Per position xi, per 16-column weight panel (cp x 16, in L1/L2),
         // every group of 6 tiles of the block.
         for (size_t xi = 0; xi < 36; xi++)
@@ -181,5 +186,61 @@ void cpu_wino_run_avx2(const CpuWino *p, float *dst, const float *src, float *sc
                     gemm_6x16(M + (xi * tb + g * 6) * kp + kb * 16, kp, V + (xi * (tb / 6) + g) * cp * 6, u, cp);
             }
         output_block(p, dst, M, t0, n);
+    }
+}
+
+// ---- weights for training ----
+
+// G g G^T of F(4,3) in float for 8 output channels at once (lanes): g[j]
+// holds tap j of each lane. The same operations in the same order for every
+// call, so a given weight tensor always transforms to the same bits.
+static inline void weight_tile(__m256 *v, const __m256 *g) {
+    const __m256 q = _mm256_set1_ps(0.25f), s6 = _mm256_set1_ps(1.0f / 6), s12 = _mm256_set1_ps(1.0f / 12),
+                 s24 = _mm256_set1_ps(1.0f / 24);
+    __m256 t[6][3];
+    for (int b = 0; b < 3; b++) {
+        __m256 g0 = g[0 * 3 + b], g1 = g[1 * 3 + b], g2 = g[2 * 3 + b];
+        __m256 e = _mm256_add_ps(g0, g2), o = g1;
+        t[0][b] = _mm256_mul_ps(q, g0);
+        t[1][b] = _mm256_mul_ps(_mm256_set1_ps(-1.0f / 6), _mm256_add_ps(e, o));
+        t[2][b] = _mm256_mul_ps(_mm256_set1_ps(-1.0f / 6), _mm256_sub_ps(e, o));
+        __m256 m = _mm256_fmadd_ps(s6, g2, _mm256_mul_ps(s24, g0));
+        t[3][b] = _mm256_fmadd_ps(s12, o, m);
+        t[4][b] = _mm256_fnmadd_ps(s12, o, m);
+        t[5][b] = g2;
+    }
+    for (int r = 0; r < 6; r++) {
+        __m256 g0 = t[r][0], g1 = t[r][1], g2 = t[r][2];
+        __m256 e = _mm256_add_ps(g0, g2), o = g1;
+        v[r * 6 + 0] = _mm256_mul_ps(q, g0);
+        v[r * 6 + 1] = _mm256_mul_ps(_mm256_set1_ps(-1.0f / 6), _mm256_add_ps(e, o));
+        v[r * 6 + 2] = _mm256_mul_ps(_mm256_set1_ps(-1.0f / 6), _mm256_sub_ps(e, o));
+        __m256 m = _mm256_fmadd_ps(s6, g2, _mm256_mul_ps(s24, g0));
+        v[r * 6 + 3] = _mm256_fmadd_ps(s12, o, m);
+        v[r * 6 + 4] = _mm256_fnmadd_ps(s12, o, m);
+        v[r * 6 + 5] = g2;
+    }
+}
+
+void cpu_wino_weights_avx2(CpuWino *p, const float *wt, size_t lane_stride, size_t chan_stride, int flip) {
+    const size_t k = p->k, c = p->c, nkb = p->kp / 16, cp = p->cp;
+    // Output channels 8 at a time (a lane each), input channels one by one;
+    // each (output block, input channel) is written once, so any split over
+    // threads gives the same bits. Padded channels stay zero (set at creation).
+#pragma omp parallel for schedule(static)
+    for (size_t k8 = 0; k8 < k / 8; k8++) {
+        __m256 g[9], v[36];
+        float lanes[9][8];
+        for (size_t ci = 0; ci < c; ci++) {
+            for (int l = 0; l < 8; l++) {
+                const float *src = wt + (k8 * 8 + (size_t)l) * lane_stride + ci * chan_stride;
+                for (int j = 0; j < 9; j++) lanes[j][l] = src[flip ? 8 - j : j];
+            }
+            for (int j = 0; j < 9; j++) g[j] = _mm256_loadu_ps(lanes[j]);
+            weight_tile(v, g);
+            size_t ko = k8 * 8;
+            for (int xi = 0; xi < 36; xi++)
+                _mm256_store_ps(p->u + (((size_t)xi * nkb + ko / 16) * cp + ci) * 16 + ko % 16, v[xi]);
+        }
     }
 }
