@@ -6,6 +6,12 @@
  * more tiles than one block, the residual (sum) and ReLU post-ops. Also
  * checks that an image's result does not depend on the tile blocking.
  *
+ * The training variant (cpu_wino_create_batched + cpu_wino_weights): several
+ * images' tiles in one list give each image the bits it gets alone; weights
+ * transformed in float stay within the bound of the double reference; the
+ * backward-data form (weights transposed and turned, flip) against a
+ * transposed convolution summed in double.
+ *
  * Bound, per output: |ours - ref| <= 1e-5 * (sum |w x| + |b| + |residual|)
  * + 1e-7 (F(4,3)'s transforms in float32; the error printed per case is
  * max |ours - ref| / max |ref|). On a CPU without AVX2+FMA the kernel is
@@ -116,6 +122,122 @@ static double run_case(size_t c, size_t k, size_t h, size_t w, int sum, int relu
     return rel;
 }
 
+// The training plans on n images: forward against per-image runs (bits)
+// and the double reference (bound as above); backward data likewise.
+static double run_batched(size_t c, size_t k, size_t h, size_t w, size_t n, int sum, int relu, uint32_t seed) {
+    size_t xi = c * h * w, yi = k * h * w;
+    float *x = ct_malloc_array(n * xi, sizeof(float)), *wt = ct_malloc_array(k * c * 9, sizeof(float));
+    float *b = ct_malloc_array(k, sizeof(float)), *res = ct_malloc_array(n * yi, sizeof(float));
+    float *xb = ct_try_aligned_alloc(n * xi, sizeof(float)), *yb = ct_try_aligned_alloc(n * yi, sizeof(float));
+    float *y1 = ct_try_aligned_alloc(yi, sizeof(float)), *dyb = ct_try_aligned_alloc(n * yi, sizeof(float));
+    float *dxb = ct_try_aligned_alloc(n * xi, sizeof(float)), *dx1 = ct_try_aligned_alloc(xi, sizeof(float));
+    fill(x, n * xi, seed, -1, 1);
+    fill(wt, k * c * 9, seed + 1, -0.5, 0.5);
+    fill(b, k, seed + 2, -0.3, 0.3);
+    fill(res, n * yi, seed + 3, -1, 1);
+    for (size_t i = 0; i < n; i++) {
+        to_blocked(xb + i * xi, x + i * xi, c, h, w);
+        to_blocked(yb + i * yi, res + i * yi, k, h, w);
+        to_blocked(dyb + i * yi, res + i * yi, k, h, w);  // the output gradient of backward data
+    }
+    CpuWino *f = cpu_wino_create_batched(c, k, h, w, sum, relu, n), *f1 = cpu_wino_create_batched(c, k, h, w, sum, relu, 1);
+    CpuWino *bd = cpu_wino_create_batched(k, c, h, w, 0, 0, n), *bd1 = cpu_wino_create_batched(k, c, h, w, 0, 0, 1);
+    CHECK(f && f1 && bd && bd1, "batched plans %zu->%zu %zux%zu", c, k, h, w);
+    size_t scr = cpu_wino_scratch_bytes(f);
+    if (cpu_wino_scratch_bytes(bd) > scr) scr = cpu_wino_scratch_bytes(bd);
+    if (cpu_wino_scratch_bytes(f1) > scr) scr = cpu_wino_scratch_bytes(f1);
+    if (cpu_wino_scratch_bytes(bd1) > scr) scr = cpu_wino_scratch_bytes(bd1);
+    void *scratch = ct_try_aligned_alloc(scr, 1);
+    cpu_wino_weights(f, wt, c * 9, 9, 0);
+    cpu_wino_weights(f1, wt, c * 9, 9, 0);
+    memcpy(f->bias, b, k * sizeof(float));
+    memcpy(f1->bias, b, k * sizeof(float));
+    cpu_wino_weights(bd, wt, 9, c * 9, 1);
+    cpu_wino_weights(bd1, wt, 9, c * 9, 1);
+    cpu_wino_run_images(f, yb, xb, n, scratch);
+    cpu_wino_run_images(bd, dxb, dyb, n, scratch);
+    int same = 1;
+    for (size_t i = 0; i < n; i++) {
+        to_blocked(y1, res + i * yi, k, h, w);
+        cpu_wino_run_images(f1, y1, xb + i * xi, 1, scratch);
+        same &= memcmp(y1, yb + i * yi, yi * sizeof(float)) == 0;
+        cpu_wino_run_images(bd1, dx1, dyb + i * yi, 1, scratch);
+        same &= memcmp(dx1, dxb + i * xi, xi * sizeof(float)) == 0;
+    }
+    CHECK(same, "%zu->%zu %zux%zu: %zu images in one tile list (blocks of %zu) vs alone differ", c, k, h, w, n, f->tb);
+    // Blocks of 6 tiles, straddling images: the same bits again.
+    CpuWino small = *f;
+    small.tb = 6;
+    float *y6 = ct_try_aligned_alloc(n * yi, sizeof(float));
+    for (size_t i = 0; i < n; i++) to_blocked(y6 + i * yi, res + i * yi, k, h, w);
+    cpu_wino_run_images(&small, y6, xb, n, scratch);
+    CHECK(memcmp(y6, yb, n * yi * sizeof(float)) == 0, "%zu->%zu %zux%zu x%zu: blocks of 6 tiles vs %zu differ", c, k,
+          h, w, n, f->tb);
+    ct_aligned_free(y6);
+    double worst = 0, maxref = 0;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t yy = 0; yy < h; yy++)
+            for (size_t xx = 0; xx < w; xx++) {
+                // forward
+                for (size_t ko = 0; ko < k; ko++) {
+                    double acc = b[ko], mag = fabs(b[ko]);
+                    for (size_t ci = 0; ci < c; ci++)
+                        for (int a = 0; a < 3; a++)
+                            for (int e = 0; e < 3; e++) {
+                                long sy = (long)yy + a - 1, sx = (long)xx + e - 1;
+                                if (sy < 0 || sx < 0 || sy >= (long)h || sx >= (long)w) continue;
+                                double v = (double)wt[(ko * c + ci) * 9 + (size_t)(a * 3 + e)] *
+                                           x[i * xi + (ci * h + (size_t)sy) * w + (size_t)sx];
+                                acc += v, mag += fabs(v);
+                            }
+                    if (sum) acc += res[i * yi + (ko * h + yy) * w + xx], mag += fabs(res[i * yi + (ko * h + yy) * w + xx]);
+                    if (relu && acc < 0) acc = 0;
+                    double ours = yb[i * yi + ((ko / 8) * h * w + yy * w + xx) * 8 + ko % 8], d = fabs(ours - acc);
+                    if (d > 1e-5 * mag + 1e-7 && bad++ < 3) printf("  fwd image %zu (%zu,%zu,%zu): %.8g vs %.8g\n", i, ko, yy, xx, ours, acc);
+                    if (d > worst) worst = d;
+                    if (fabs(acc) > maxref) maxref = fabs(acc);
+                }
+                // backward data: dx[ci](y, x) = sum over ko, taps of w[ko][ci][a][e] dy[ko](y - a + 1, x - e + 1)
+                for (size_t ci = 0; ci < c; ci++) {
+                    double acc = 0, mag = 0;
+                    for (size_t ko = 0; ko < k; ko++)
+                        for (int a = 0; a < 3; a++)
+                            for (int e = 0; e < 3; e++) {
+                                long sy = (long)yy - a + 1, sx = (long)xx - e + 1;
+                                if (sy < 0 || sx < 0 || sy >= (long)h || sx >= (long)w) continue;
+                                double v = (double)wt[(ko * c + ci) * 9 + (size_t)(a * 3 + e)] *
+                                           res[i * yi + (ko * h + (size_t)sy) * w + (size_t)sx];
+                                acc += v, mag += fabs(v);
+                            }
+                    double ours = dxb[i * xi + ((ci / 8) * h * w + yy * w + xx) * 8 + ci % 8], d = fabs(ours - acc);
+                    if (d > 1e-5 * mag + 1e-7 && bad++ < 3) printf("  bwd image %zu (%zu,%zu,%zu): %.8g vs %.8g\n", i, ci, yy, xx, ours, acc);
+                    if (d > worst) worst = d;
+                    if (fabs(acc) > maxref) maxref = fabs(acc);
+                }
+            }
+    CHECK(bad == 0, "%zu->%zu %zux%zu x%zu: %d outputs past the bound (forward and backward data)", c, k, h, w, n, bad);
+    double rel = worst / (maxref > 0 ? maxref : 1);
+    printf("%4zu -> %-4zu %3zux%-3zu x%zu images, float weights, forward + backward data  block %3zu  rel %.2e\n", c, k,
+           h, w, n, f->tb, rel);
+    cpu_wino_free(f);
+    cpu_wino_free(f1);
+    cpu_wino_free(bd);
+    cpu_wino_free(bd1);
+    ct_aligned_free(scratch);
+    ct_aligned_free(xb);
+    ct_aligned_free(yb);
+    ct_aligned_free(y1);
+    ct_aligned_free(dyb);
+    ct_aligned_free(dxb);
+    ct_aligned_free(dx1);
+    free(x);
+    free(wt);
+    free(b);
+    free(res);
+    return rel;
+}
+
 int main(void) {
     if (!cpu_wino_supported()) {
         CHECK(!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || getenv("ONEDNN_MAX_CPU_ISA"),
@@ -137,6 +259,18 @@ int main(void) {
                             (uint32_t)(10 * i));
         if (r > worst) worst = r;
     }
+    static const struct {
+        size_t c, k, h, w, n;
+        int sum, relu;
+    } batched[] = {
+        {16, 24, 7, 7, 5, 1, 1}, {8, 16, 3, 5, 3, 0, 0}, {32, 16, 14, 14, 3, 0, 1}, {24, 8, 1, 1, 8, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof batched / sizeof *batched; i++) {
+        double r = run_batched(batched[i].c, batched[i].k, batched[i].h, batched[i].w, batched[i].n, batched[i].sum,
+                               batched[i].relu, (uint32_t)(200 + 10 * i));
+        if (r > worst) worst = r;
+    }
+    CHECK(cpu_wino_create_batched(16, 12, 7, 7, 0, 0, 2) == NULL, "a batched plan with k not a multiple of 8");
     printf("worst relative error %.2e\n", worst);
     return check_summary();
 }
