@@ -3,8 +3,10 @@
  * pad 1 layers on AVX2+FMA CPUs, where oneDNN 2.6 has no Winograd kernel
  * (it has one for AVX-512 only).
  *
- * One image at a time, single-threaded, on oneDNN's nChw8c layout (the one
- * its AVX2 convolutions use, so no reorder is needed around it). Per block
+ * One image at a time (the frozen prefix) or the tiles of several images in
+ * one list (the trainable tail: cpu_wino_create_batched), single-threaded,
+ * on oneDNN's nChw8c layout (the one its AVX2 convolutions use, so no
+ * reorder is needed around it in the prefix). Per block
  * of tiles: the input transform B^T d B of every 6x6 tile, then for each of
  * the 36 transformed positions a GEMM (tiles x C) . (C x K) by a 6x16
  * register-blocked micro-kernel, then the output transform A^T m A with
