@@ -48,7 +48,7 @@ CASE:
             the tail's and head's gradients summed by the CPU backend's
             allreduce (MPI): close to one rank per trial (sums in another
             order, amplified by Adam as in `frozen`: probabilities and
-            losses within 5e-3; without head.standardize, as `frozen`), the
+            losses within 1e-4, measured 2.5e-6; without head.standardize, as `frozen`), the
             same bits when run again
   kill      SIGKILL of the whole job 0-2 s after each run writes a checkpoint
             (every 0.3 s: mid-epoch states holding the unfrozen stages, the
@@ -321,9 +321,9 @@ def case_groups(ctsweep, work):
                 for x, y in zip(ref[key][:4], res[key][:4]):
                     if np.size(x):
                         worst = max(worst, float(np.max(np.abs(np.asarray(x, float) - np.asarray(y, float)))))
-        cs.report(r.returncode == 0 and ok_v and sorted(res) == sorted(ref) and worst <= 5e-3,
+        cs.report(r.returncode == 0 and ok_v and sorted(res) == sorted(ref) and worst <= 1e-4,
                   f"ranks_per_trial 2, run {k + 1}: exit {r.returncode}, {msg}, max difference from one rank per "
-                  f"trial {worst:.2e} (limit 5e-3)")
+                  f"trial {worst:.2e} (limit 1e-4)")
         outs.append(res)
     cs.report(cs.same(outs[0], outs[1]), "ranks_per_trial 2 twice: bit-identical")
 
