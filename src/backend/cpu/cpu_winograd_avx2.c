@@ -191,35 +191,27 @@ void cpu_wino_run_avx2(const CpuWino *p, float *dst, const float *src, size_t n_
 
 // ---- weights for training ----
 
+// G x for 3 taps (stride s in) -> 6 points (stride so out), in float.
+static inline void g3(__m256 *y, int so, const __m256 *x, int s) {
+    const __m256 q = _mm256_set1_ps(0.25f), s6n = _mm256_set1_ps(-1.0f / 6), s6 = _mm256_set1_ps(1.0f / 6),
+                 s12 = _mm256_set1_ps(1.0f / 12), s24 = _mm256_set1_ps(1.0f / 24);
+    __m256 x0 = x[0], x1 = x[s], x2 = x[2 * s], e = _mm256_add_ps(x0, x2);
+    __m256 m = _mm256_fmadd_ps(s6, x2, _mm256_mul_ps(s24, x0));
+    y[0] = _mm256_mul_ps(q, x0);
+    y[so] = _mm256_mul_ps(s6n, _mm256_add_ps(e, x1));
+    y[2 * so] = _mm256_mul_ps(s6n, _mm256_sub_ps(e, x1));
+    y[3 * so] = _mm256_fmadd_ps(s12, x1, m);
+    y[4 * so] = _mm256_fnmadd_ps(s12, x1, m);
+    y[5 * so] = x2;
+}
+
 // G g G^T of F(4,3) in float for 8 output channels at once (lanes): g[j]
 // holds tap j of each lane. The same operations in the same order for every
 // call, so a given weight tensor always transforms to the same bits.
 static inline void weight_tile(__m256 *v, const __m256 *g) {
-    const __m256 q = _mm256_set1_ps(0.25f), s6 = _mm256_set1_ps(1.0f / 6), s12 = _mm256_set1_ps(1.0f / 12),
-                 s24 = _mm256_set1_ps(1.0f / 24);
-    __m256 t[6][3];
-    for (int b = 0; b < 3; b++) {
-        __m256 g0 = g[0 * 3 + b], g1 = g[1 * 3 + b], g2 = g[2 * 3 + b];
-        __m256 e = _mm256_add_ps(g0, g2), o = g1;
-        t[0][b] = _mm256_mul_ps(q, g0);
-        t[1][b] = _mm256_mul_ps(_mm256_set1_ps(-1.0f / 6), _mm256_add_ps(e, o));
-        t[2][b] = _mm256_mul_ps(_mm256_set1_ps(-1.0f / 6), _mm256_sub_ps(e, o));
-        __m256 m = _mm256_fmadd_ps(s6, g2, _mm256_mul_ps(s24, g0));
-        t[3][b] = _mm256_fmadd_ps(s12, o, m);
-        t[4][b] = _mm256_fnmadd_ps(s12, o, m);
-        t[5][b] = g2;
-    }
-    for (int r = 0; r < 6; r++) {
-        __m256 g0 = t[r][0], g1 = t[r][1], g2 = t[r][2];
-        __m256 e = _mm256_add_ps(g0, g2), o = g1;
-        v[r * 6 + 0] = _mm256_mul_ps(q, g0);
-        v[r * 6 + 1] = _mm256_mul_ps(_mm256_set1_ps(-1.0f / 6), _mm256_add_ps(e, o));
-        v[r * 6 + 2] = _mm256_mul_ps(_mm256_set1_ps(-1.0f / 6), _mm256_sub_ps(e, o));
-        __m256 m = _mm256_fmadd_ps(s6, g2, _mm256_mul_ps(s24, g0));
-        v[r * 6 + 3] = _mm256_fmadd_ps(s12, o, m);
-        v[r * 6 + 4] = _mm256_fnmadd_ps(s12, o, m);
-        v[r * 6 + 5] = g2;
-    }
+    __m256 t[18];                                                  // (6, 3)
+    for (int b = 0; b < 3; b++) g3(t + b, 3, g + b, 3);            // columns: t = G g
+    for (int r = 0; r < 6; r++) g3(v + r * 6, 1, t + r * 3, 1);    // rows: v = t G^T
 }
 
 void cpu_wino_weights_avx2(CpuWino *p, const float *wt, size_t lane_stride, size_t chan_stride, int flip) {
