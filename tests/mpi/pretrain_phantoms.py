@@ -8,7 +8,8 @@ a real transfer-learning run has.
 
 usage: pretrain_phantoms.py SRC_DIR MODEL EPOCHS SIZE OUT.safetensors
 SRC_DIR holds CT_COVID/ and CT_NonCOVID/ (`ctsweep phantoms`); images are
-resized to SIZE, repeated over 3 channels and normalised as ImageNet's.
+preprocessed as the backbone tests do (tests/torch/reference.py: RGB,
+resized to SIZE, ImageNet's normalisation).
 Prints the training loss and accuracy of each epoch.
 """
 import os
@@ -18,25 +19,19 @@ import time
 import numpy as np
 import torch
 import torchvision
-from PIL import Image
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "lib"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torch"))
+import reference  # noqa: E402  (the backbone tests' PIL preprocessing; puts scripts/lib on the path)
 import safetensors_io  # noqa: E402
-
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
 
 
 def load(src, size):
     xs, ys = [], []
     for label, cls in ((1, "CT_COVID"), (0, "CT_NonCOVID")):
         for f in sorted(os.listdir(os.path.join(src, cls))):
-            im = Image.open(os.path.join(src, cls, f)).convert("L").resize((size, size), Image.BILINEAR)
-            xs.append(np.asarray(im, np.float32) / 255)
+            xs.append(reference.preprocess(os.path.join(src, cls, f), size))
             ys.append(label)
-    x = torch.from_numpy(np.stack(xs))[:, None].repeat(1, 3, 1, 1)
-    x = (x - torch.tensor(MEAN)[None, :, None, None]) / torch.tensor(STD)[None, :, None, None]
-    return x, torch.tensor(ys)
+    return torch.from_numpy(np.stack(xs)), torch.tensor(ys)
 
 
 def main():
